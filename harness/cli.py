@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
@@ -18,6 +19,8 @@ from harness.paths import ProjectPaths
 app = typer.Typer(help="Quality harness for customer-service chatbots.", no_args_is_help=True)
 intents_app = typer.Typer(help="Work with intents/, the source of truth for what the bot understands.")
 app.add_typer(intents_app, name="intents")
+bot_app = typer.Typer(help="Train and serve the reference bot (Rasa server + action server) on loopback.")
+app.add_typer(bot_app, name="bot")
 err = Console(stderr=True)
 out = Console()
 
@@ -74,6 +77,63 @@ def intents_validate(root: RootOption = ProjectPaths().root) -> None:
     catalog = load_catalog(paths.intents, known_queues=load_queue_config(paths.escalation_policy).queues)
     examples = sum(len(i.examples) for i in catalog.intents.values())
     out.print(f"intents/ is valid: {len(catalog.intents)} intents, {examples} examples")
+
+
+@bot_app.command("train")
+@reports_errors
+def bot_train() -> None:
+    """Regenerate the NLU data from intents/ and train the bot, unless a model of the same inputs exists."""
+    from harness.bot_process import BotLayout, train
+    from harness.nlu_build import build
+
+    build(ProjectPaths())
+    layout = BotLayout()
+    started = time.monotonic()
+    model = train(layout)
+    out.print(f"model: {model.relative_to(ProjectPaths().root)} ({time.monotonic() - started:.0f} s)")
+
+
+@bot_app.command("serve")
+@reports_errors
+def bot_serve(
+    port: Annotated[int, typer.Option(help="Port of the Rasa server (reference channel).")] = 5005,
+    action_port: Annotated[int, typer.Option(help="Port of the action server.")] = 5055,
+    token: Annotated[str, typer.Option(envvar="REFERENCE_CHANNEL_TOKEN", help="Bearer token of the channel.")] = "",
+    handoff_db: Annotated[Path, typer.Option(envvar="HANDOFF_DB", help="SQLite file of handoff tickets.")] = (
+        ProjectPaths().bot / "var" / "handoff.sqlite3"
+    ),
+) -> None:
+    """Train if needed, then serve the bot and the action server on 127.0.0.1 until Ctrl-C."""
+    import secrets
+
+    from harness.bot_process import BotLayout, BotServer, train
+    from harness.nlu_build import build
+
+    build(ProjectPaths())
+    out.print("training the bot if its data changed (a fresh model takes a few minutes)...")
+    model = train(BotLayout())
+    token = token or secrets.token_urlsafe(16)
+    server = BotServer(model=model, token=token, handoff_db=handoff_db.resolve(), rasa_port=port,
+                       action_port=action_port)
+    with server:
+        out.print(f"[bold green]bot ready[/]: model {model.name}")
+        out.print(f"  reference channel: POST {server.url}")
+        out.print(f"  bearer token:      {token}")
+        out.print(f"  action server:     http://127.0.0.1:{action_port}/webhook")
+        out.print(f"  handoff tickets:   {handoff_db.resolve()}")
+        out.print(f"  logs:              {server.log_dir}")
+        out.print(
+            f"try: curl -s -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' "
+            f"-d '{{\"sender\": \"me\", \"message\": \"I lost my card\"}}' {server.url}"
+        )
+        out.print("Ctrl-C stops both servers.")
+        try:
+            while server.running():
+                time.sleep(1)
+            err.print(f"a bot process exited; see the logs in {server.log_dir}")
+            raise typer.Exit(EXIT_BAD_INPUT)
+        except KeyboardInterrupt:
+            out.print("stopping the bot...")
 
 
 def main() -> None:

@@ -14,6 +14,7 @@ import hmac
 import json
 import logging
 import time
+from pathlib import Path
 from typing import Any, Awaitable, Callable
 
 from rasa.core.channels.channel import CollectingOutputChannel, InputChannel, UserMessage
@@ -80,9 +81,14 @@ def turn_trace(events: list[dict[str, Any]], message_id: str, slots: dict[str, A
     top = (parse.get("intent") or {}).get("name")
     turn_events = events[start + 1:]
     slots_set: dict[str, Any] = {}
+    slots_cleared: list[str] = []
     for e in turn_events:
-        if e.get("event") == "slot" and e.get("name") != "requested_slot":
-            slots_set[e["name"]] = e.get("value")
+        if e.get("event") != "slot" or e.get("name") == "requested_slot":
+            continue
+        if e.get("value") is not None:
+            slots_set[e["name"]] = e["value"]
+        elif e["name"] not in slots_set and e["name"] not in slots_cleared:
+            slots_cleared.append(e["name"])
     handoff = None
     if "handoff_ticket" in slots_set and slots_set["handoff_ticket"]:
         handoff = {"queue": slots.get("handoff_queue"), "rule": slots.get("handoff_rule"),
@@ -96,6 +102,7 @@ def turn_trace(events: list[dict[str, Any]], message_id: str, slots: dict[str, A
         "actions": [e["name"] for e in turn_events
                     if e.get("event") == "action" and e.get("name") not in _PLUMBING_ACTIONS],
         "slots_set": slots_set,
+        "slots_cleared": slots_cleared,
         "active_form": slots.get("requested_slot") and _active_loop(events),
         "topic": slots.get("topic"),
         "handoff": handoff,
@@ -107,6 +114,12 @@ def _active_loop(events: list[dict[str, Any]]) -> str | None:
         if e.get("event") == "active_loop":
             return e.get("name")
     return None
+
+
+def model_name(agent: Any) -> str | None:
+    """The loaded model's file name without extension (bankbot-<fingerprint of training inputs>)."""
+    filename = getattr(getattr(agent, "processor", None), "model_filename", None)
+    return Path(filename).name.removesuffix(".tar.gz") if filename else None
 
 
 def conversation_state(slots: dict[str, Any]) -> str:
@@ -147,7 +160,7 @@ class ReferenceChannel(InputChannel):
             agent = getattr(request.app.ctx, "agent", None)
             ready = bool(agent and agent.is_ready())
             return response.json({"status": "ok" if ready else "loading", "protocol_version": PROTOCOL_VERSION,
-                                  "model_id": agent.model_id if ready else None}, status=200 if ready else 503)
+                                  "model": model_name(agent) if ready else None}, status=200 if ready else 503)
 
         @hook.route("/webhook", methods=["POST"])
         async def receive(request: Request) -> HTTPResponse:
@@ -186,15 +199,15 @@ class ReferenceChannel(InputChannel):
             HandoffStore().append_message(ticket, "customer", text)
             return {"conversation_id": sender, "messages": [], "state": "handed_off",
                     "trace": {"intent": None, "ranking": [], "fallback": False, "entities": [], "actions": [],
-                              "slots_set": {}, "active_form": None, "topic": tracker.get_slot("topic"),
-                              "handoff": None, "silenced": True, "model_id": agent.model_id}}
+                              "slots_set": {}, "slots_cleared": [], "active_form": None, "topic": tracker.get_slot("topic"),
+                              "handoff": None, "silenced": True, "model": model_name(agent)}}
         collector = CollectingOutputChannel()
         message = UserMessage(text, collector, sender, input_channel=self.name(), metadata=metadata)
         await on_new_message(message)
         tracker = await agent.tracker_store.retrieve(sender)
         slots = tracker.current_slot_values()
         trace = turn_trace([e.as_dict() for e in tracker.events], message.message_id, slots)
-        trace.update({"silenced": False, "model_id": agent.model_id})
+        trace.update({"silenced": False, "model": model_name(agent)})
         messages = [_client_message(m) for m in collector.messages]
         if not messages:
             return None

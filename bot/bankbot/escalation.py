@@ -177,7 +177,9 @@ def parse_policy(raw: Any, *, source: str = "<policy>") -> Policy:
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
                 problems.append(f"{source}: {where}.when.{counter}: expected a positive integer, got {value!r}")
         route_to = item.get("route_to")
-        if route_to != TOPIC and route_to not in raw_queues:
+        if route_to is None:
+            problems.append(f"{source}: {where}.route_to: required: a queue name or 'topic'")
+        elif route_to != TOPIC and route_to not in raw_queues:
             problems.append(f"{source}: {where}.route_to: {_unknown('queue', route_to, [TOPIC, *raw_queues])}")
         rules.append(
             Rule(

@@ -43,7 +43,7 @@ class ValidateBlockCardForm(CountingFormValidation):
     async def validate_card_type(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict
     ) -> dict[str, Any]:
-        if tracker.get_intent_of_latest_message() == "deny":
+        if tracker.get_intent_of_latest_message(skip_fallback_intent=False) == "deny":
             return {"card_type": None, "block_confirmed": False, "requested_slot": None}
         kind = card_kind_in(str(value or "")) or card_kind_in(tracker.latest_message.get("text", ""))
         if kind is None:
@@ -53,7 +53,7 @@ class ValidateBlockCardForm(CountingFormValidation):
     async def validate_block_confirmed(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict
     ) -> dict[str, Any]:
-        intent = tracker.get_intent_of_latest_message()
+        intent = tracker.get_intent_of_latest_message(skip_fallback_intent=False)
         text = tracker.latest_message.get("text", "")
         if intent == "affirm" or (intent != "deny" and YES.search(text) and not NO.search(text)):
             return {"block_confirmed": True}

@@ -23,7 +23,7 @@ class ActionValidateSlotMappings(ValidationAction):
         return "action_validate_slot_mappings"
 
     async def extract_topic(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict) -> dict:
-        intent = tracker.get_intent_of_latest_message()
+        intent = tracker.get_intent_of_latest_message(skip_fallback_intent=False)
         info = load_catalog().get(intent) if intent else None
         if info is not None and info.kind == "self_service":
             return {"topic": intent}
@@ -33,7 +33,7 @@ class ActionValidateSlotMappings(ValidationAction):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict
     ) -> dict:
         # Inside a flow the form consumes the answer and counts invalid ones itself.
-        not_understood = tracker.get_intent_of_latest_message() == FALLBACK_INTENT and not tracker.active_loop_name
+        not_understood = tracker.get_intent_of_latest_message(skip_fallback_intent=False) == FALLBACK_INTENT and not tracker.active_loop_name
         previous = int(tracker.get_slot("not_understood_streak") or 0)
         return {"not_understood_streak": float(previous + 1 if not_understood else 0)}
 
@@ -58,7 +58,7 @@ class ActionEscalate(Action):
         decision = decide(policy(), signals_from(tracker))
         if decision is not None:
             return hand_off(dispatcher, tracker, domain, decision)
-        intent = tracker.get_intent_of_latest_message() or ""
+        intent = tracker.get_intent_of_latest_message(skip_fallback_intent=False) or ""
         dispatcher.utter_message(response=NO_HANDOFF_RESPONSE.get(intent, "utter_handoff_no_agent"))
         return []
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from typing import Any
 
 from rasa_sdk import Tracker
@@ -16,8 +17,9 @@ from bankbot.escalation import decide
 class CountingFormValidation(FormValidationAction):
     """Form validation that counts invalid answers and ends the flow once the escalation policy would hand off."""
 
-    def name(self) -> str:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def name(self) -> str:
+        """The form's validation action name, `validate_<form>`."""
 
     def invalid(
         self, slot: str, dispatcher: CollectingDispatcher, tracker: Tracker, response: str | None = None

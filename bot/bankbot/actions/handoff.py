@@ -27,10 +27,14 @@ QUEUE_LABELS = {"cards": "Cards", "payments": "Payments", "fraud": "Fraud", "acc
                 "complaints": "Customer Care", "general": "Customer Support"}
 
 
-@lru_cache(maxsize=4)
-def policy(path: str | None = None) -> Policy:
-    """The escalation policy: $ESCALATION_POLICY if set, else bot/escalation.yml."""
-    return load_policy(path or os.environ.get(POLICY_PATH_ENV) or DEFAULT_POLICY_PATH)
+def policy() -> Policy:
+    """The escalation policy: $ESCALATION_POLICY if set, else bot/escalation.yml (each file read once)."""
+    return _policy_at(str(os.environ.get(POLICY_PATH_ENV) or DEFAULT_POLICY_PATH))
+
+
+@lru_cache(maxsize=8)
+def _policy_at(path: str) -> Policy:
+    return load_policy(path)
 
 
 def store() -> HandoffStore:
@@ -47,7 +51,7 @@ def topic_queue(tracker: Tracker) -> str | None:
 def signals_from(tracker: Tracker, *, invalid_flow_inputs: int = 0) -> Signals:
     """What the escalation policy looks at, read from the conversation so far."""
     return Signals(
-        intent=tracker.get_intent_of_latest_message(),
+        intent=tracker.get_intent_of_latest_message(skip_fallback_intent=False),
         topic_queue=topic_queue(tracker),
         consecutive_not_understood=int(tracker.get_slot("not_understood_streak") or 0),
         invalid_flow_inputs=invalid_flow_inputs,
@@ -99,7 +103,7 @@ def summary_of(tracker: Tracker, decision: Decision, slots: dict[str, Any]) -> s
     """Two or three lines an agent reads before answering, so the customer never repeats themselves."""
     catalog = load_catalog()
     rule = next((r for r in policy().rules if r.name == decision.rule), None)
-    intent = tracker.get_intent_of_latest_message()
+    intent = tracker.get_intent_of_latest_message(skip_fallback_intent=False)
     topic = tracker.get_slot("topic")
     customer_turns = sum(1 for e in tracker.events if e.get("event") == "user")
     parts = [f"Escalated by rule '{decision.rule}'" + (f": {rule.description}" if rule else ".")]

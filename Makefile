@@ -1,0 +1,55 @@
+# The two commands a new user needs: `make eval` (the main job) and `make test` (all tests).
+# Every target sets up what is missing first; a second run skips what is already in place.
+SHELL := /bin/bash
+HARNESS := .venv/bin/harness
+PY := .venv/bin/python
+BOT_PY := .venv-bot/bin/python
+
+.PHONY: setup harness-env bot-env intents model bot test test-harness test-bot test-integration lint bench-bot clean
+
+setup: harness-env bot-env
+
+harness-env:
+	@scripts/setup_harness_env.sh
+
+bot-env:
+	@scripts/setup_bot_env.sh
+
+## Regenerate the bot's NLU data from intents/ (the source of truth).
+intents: harness-env
+	@$(HARNESS) intents build
+
+## Train the bot if its training inputs changed.
+model: setup
+	@$(HARNESS) bot train
+
+## Serve the bot and the action server on 127.0.0.1 (trains first if needed); Ctrl-C stops both.
+bot: setup
+	@$(HARNESS) bot serve
+
+## All tests: unit tests in both environments, then the integration tests against the real servers.
+test: setup
+	@$(HARNESS) intents build --check
+	$(BOT_PY) -m pytest -q tests/bot
+	$(PY) -m pytest -q tests/harness tests/integration
+
+test-harness: harness-env
+	$(PY) -m pytest -q tests/harness
+
+test-bot: bot-env
+	$(BOT_PY) -m pytest -q tests/bot
+
+test-integration: setup
+	$(PY) -m pytest -q tests/integration
+
+lint: harness-env
+	.venv/bin/ruff check harness tests bench
+	.venv/bin/ruff format --check harness
+	.venv/bin/mypy harness
+
+## Bot benchmark: training time, per-turn latency, turns/s (writes bench/results/bot.json and .md).
+bench-bot: setup
+	$(PY) bench/bot_bench.py
+
+clean:
+	rm -rf bot/models bot/.rasa bot/var runs
