@@ -171,6 +171,10 @@ class BotServer:
         raise BotProcessError(f"the bot did not become ready within {self.startup_timeout_s:.0f} s; "
                               f"see the logs in {self.log_dir}")
 
+    def process(self, name: str) -> subprocess.Popen:
+        """The running process `actions` or `rasa` (for fault-injection tests and benchmarks)."""
+        return self._processes[("actions", "rasa").index(name)]
+
     def running(self) -> bool:
         """True while every process this server started is alive."""
         return bool(self._processes) and all(p.poll() is None for p in self._processes)

@@ -4,6 +4,7 @@ when the session ends."""
 
 from __future__ import annotations
 
+import json
 import secrets
 import sys
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import jsonschema
 import pytest
 
 from harness.bot_process import BotServer, free_port, train
@@ -32,8 +34,18 @@ class Chat:
                               headers={"Authorization": f"Bearer {self.server.token}"}, timeout=60)
         assert response.status_code == 200, response.text
         body = response.json()
+        SCHEMA.validate(body)
         self.replies.append(body)
         return body
+
+
+def _schema(name: str) -> jsonschema.Draft202012Validator:
+    document = json.loads((ProjectPaths().root / "docs" / "channel.schema.json").read_text())
+    return jsonschema.Draft202012Validator({**document, "$ref": f"#/$defs/{name}"})
+
+
+SCHEMA = _schema("response")
+ERROR_SCHEMA = _schema("error")
 
 
 @pytest.fixture(scope="session")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from conftest import Chat, handoff_store
+from conftest import ERROR_SCHEMA, Chat, handoff_store
 
-from harness.bot_process import BotServer
+from harness.bot_process import BotServer, free_port, train
 
 pytestmark = pytest.mark.integration
 
@@ -91,6 +91,7 @@ def test_the_trace_carries_ranking_and_model(chat: Chat) -> None:
 def test_a_bad_body_gets_400_naming_the_problem(bot: BotServer, body: bytes, problem: str) -> None:
     response = httpx.post(bot.url, content=body, headers={"Authorization": f"Bearer {bot.token}"}, timeout=30)
     assert response.status_code == 400
+    ERROR_SCHEMA.validate(response.json())
     assert response.json()["error"]["code"] == "bad_request" and problem in response.json()["error"]["message"]
 
 
@@ -98,4 +99,19 @@ def test_a_bad_body_gets_400_naming_the_problem(bot: BotServer, body: bytes, pro
 def test_a_missing_or_wrong_token_gets_401(bot: BotServer, header: str | None) -> None:
     headers = {"Authorization": header} if header else {}
     response = httpx.post(bot.url, json={"sender": "x", "message": "hi"}, headers=headers, timeout=30)
+    ERROR_SCHEMA.validate(response.json())
     assert response.status_code == 401 and response.json()["error"]["code"] == "unauthorized"
+
+
+def test_a_failing_action_server_gives_500_with_an_error_body_never_an_empty_200(tmp_path) -> None:
+    server = BotServer(model=train(), token="t0k", handoff_db=tmp_path / "h.sqlite3", rasa_port=free_port(),
+                       action_port=free_port(), log_dir=tmp_path / "logs")
+    with server:
+        server.process("actions").kill()
+        server.process("actions").wait()
+        response = httpx.post(server.url, json={"sender": "c", "message": "what's my balance"},
+                              headers={"Authorization": "Bearer t0k"}, timeout=60)
+    assert response.status_code == 500
+    ERROR_SCHEMA.validate(response.json())
+    assert response.json()["error"]["code"] == "empty_reply"
+    assert "action server" in response.json()["error"]["message"]
