@@ -28,7 +28,7 @@ bot: setup
 	@$(HARNESS) bot serve
 
 ## All tests: unit tests in both environments, then the integration tests against the real servers.
-test: setup
+test: setup lint
 	@$(HARNESS) intents build --check
 	$(BOT_PY) -m pytest -q tests/bot
 	$(PY) -m pytest -q tests/harness tests/integration
@@ -43,8 +43,8 @@ test-integration: setup
 	$(PY) -m pytest -q tests/integration
 
 lint: harness-env
-	.venv/bin/ruff check harness tests bench
-	.venv/bin/ruff format --check harness
+	.venv/bin/ruff check harness tests bot/bankbot $(wildcard bench)
+	.venv/bin/ruff format --check harness tests/harness tests/integration
 	.venv/bin/mypy harness
 
 ## Bot benchmark: training time, per-turn latency, turns/s (writes bench/results/bot.json and .md).

@@ -74,11 +74,24 @@ def train(layout: BotLayout = BotLayout(), *, log: Path | None = None) -> Path:
         return model
     log = log or layout.bot_dir / "var" / "train.log"
     log.parent.mkdir(parents=True, exist_ok=True)
-    command = [str(layout.rasa), "train", "--domain", "domain", "--data", "data", "--config", "config.yml",
-               "--out", str(layout.models), "--fixed-model-name", name]
+    command = [
+        str(layout.rasa),
+        "train",
+        "--domain",
+        "domain",
+        "--data",
+        "data",
+        "--config",
+        "config.yml",
+        "--out",
+        str(layout.models),
+        "--fixed-model-name",
+        name,
+    ]
     with log.open("w") as out:
-        result = subprocess.run(command, cwd=layout.bot_dir, env=_bot_env(layout), stdout=out,
-                                stderr=subprocess.STDOUT, check=False)
+        result = subprocess.run(
+            command, cwd=layout.bot_dir, env=_bot_env(layout), stdout=out, stderr=subprocess.STDOUT, check=False
+        )
     if result.returncode != 0 or not model.exists():
         raise BotProcessError(f"training the bot failed (exit {result.returncode}); see {log}")
     return model
@@ -136,11 +149,37 @@ class BotServer:
             extra["ESCALATION_POLICY"] = str(self.escalation_policy)
         env = _bot_env(self.layout, extra)
         try:
-            self._spawn("actions", [str(self.layout.rasa), "run", "actions", "--actions", "bankbot.actions",
-                                    "--port", str(self.action_port)], env)
-            self._spawn("rasa", [str(self.layout.rasa), "run", "--model", str(self.model), "--credentials",
-                                 "credentials.yml", "--endpoints", "endpoints.yml", "--interface", "127.0.0.1",
-                                 "--port", str(self.rasa_port)], env)
+            self._spawn(
+                "actions",
+                [
+                    str(self.layout.rasa),
+                    "run",
+                    "actions",
+                    "--actions",
+                    "bankbot.actions",
+                    "--port",
+                    str(self.action_port),
+                ],
+                env,
+            )
+            self._spawn(
+                "rasa",
+                [
+                    str(self.layout.rasa),
+                    "run",
+                    "--model",
+                    str(self.model),
+                    "--credentials",
+                    "credentials.yml",
+                    "--endpoints",
+                    "endpoints.yml",
+                    "--interface",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.rasa_port),
+                ],
+                env,
+            )
             self._wait_ready()
         except BaseException:
             self.stop()
@@ -148,8 +187,9 @@ class BotServer:
 
     def _spawn(self, name: str, command: list[str], env: dict[str, str]) -> None:
         log = (self.log_dir / f"{name}-{self.rasa_port}.log").open("w")
-        process = subprocess.Popen(command, cwd=self.layout.bot_dir, env=env, stdout=log,
-                                   stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(
+            command, cwd=self.layout.bot_dir, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         log.close()
         self._processes.append(process)
 
@@ -159,17 +199,22 @@ class BotServer:
         while time.monotonic() < deadline:
             for process in self._processes:
                 if process.poll() is not None:
-                    raise BotProcessError(f"a bot process exited during start-up (exit {process.returncode}); "
-                                          f"see the logs in {self.log_dir}")
+                    raise BotProcessError(
+                        f"a bot process exited during start-up (exit {process.returncode}); "
+                        f"see the logs in {self.log_dir}"
+                    )
             try:
-                if httpx.get(self.health_url, timeout=2).status_code == 200 and \
-                        httpx.get(action_url, timeout=2).status_code == 200:
+                if (
+                    httpx.get(self.health_url, timeout=2).status_code == 200
+                    and httpx.get(action_url, timeout=2).status_code == 200
+                ):
                     return
             except httpx.HTTPError:
                 pass
             time.sleep(0.5)
-        raise BotProcessError(f"the bot did not become ready within {self.startup_timeout_s:.0f} s; "
-                              f"see the logs in {self.log_dir}")
+        raise BotProcessError(
+            f"the bot did not become ready within {self.startup_timeout_s:.0f} s; see the logs in {self.log_dir}"
+        )
 
     def process(self, name: str) -> subprocess.Popen:
         """The running process `actions` or `rasa` (for fault-injection tests and benchmarks)."""

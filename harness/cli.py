@@ -24,6 +24,7 @@ app.add_typer(bot_app, name="bot")
 err = Console(stderr=True)
 out = Console()
 
+DEFAULT_PATHS = ProjectPaths()
 RootOption = Annotated[Path, typer.Option("--root", help="Repository root (defaults to this checkout).")]
 
 
@@ -50,8 +51,10 @@ def version() -> None:
 @intents_app.command("build")
 @reports_errors
 def intents_build(
-    root: RootOption = ProjectPaths().root,
-    check: Annotated[bool, typer.Option("--check", help="Only report files that are out of date; exit 1 if any.")] = False,
+    root: RootOption = DEFAULT_PATHS.root,
+    check: Annotated[
+        bool, typer.Option("--check", help="Only report files that are out of date; exit 1 if any.")
+    ] = False,
 ) -> None:
     """Generate bot/data/nlu.yml, bot/domain/intents.yml and bot/intent_catalog.yml from intents/."""
     from harness.nlu_build import build
@@ -68,7 +71,7 @@ def intents_build(
 
 @intents_app.command("validate")
 @reports_errors
-def intents_validate(root: RootOption = ProjectPaths().root) -> None:
+def intents_validate(root: RootOption = DEFAULT_PATHS.root) -> None:
     """Check intents/: schema, duplicate intents and examples, unknown queues."""
     from harness.bot_config import load_queue_config
     from harness.intents import load_catalog
@@ -100,7 +103,7 @@ def bot_serve(
     action_port: Annotated[int, typer.Option(help="Port of the action server.")] = 5055,
     token: Annotated[str, typer.Option(envvar="REFERENCE_CHANNEL_TOKEN", help="Bearer token of the channel.")] = "",
     handoff_db: Annotated[Path, typer.Option(envvar="HANDOFF_DB", help="SQLite file of handoff tickets.")] = (
-        ProjectPaths().bot / "var" / "handoff.sqlite3"
+        DEFAULT_PATHS.bot / "var" / "handoff.sqlite3"
     ),
 ) -> None:
     """Train if needed, then serve the bot and the action server on 127.0.0.1 until Ctrl-C."""
@@ -113,8 +116,9 @@ def bot_serve(
     out.print("training the bot if its data changed (a fresh model takes a few minutes)...")
     model = train(BotLayout())
     token = token or secrets.token_urlsafe(16)
-    server = BotServer(model=model, token=token, handoff_db=handoff_db.resolve(), rasa_port=port,
-                       action_port=action_port)
+    server = BotServer(
+        model=model, token=token, handoff_db=handoff_db.resolve(), rasa_port=port, action_port=action_port
+    )
     with server:
         out.print(f"[bold green]bot ready[/]: model {model.name}")
         out.print(f"  reference channel: POST {server.url}")
@@ -124,7 +128,7 @@ def bot_serve(
         out.print(f"  logs:              {server.log_dir}")
         out.print(
             f"try: curl -s -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' "
-            f"-d '{{\"sender\": \"me\", \"message\": \"I lost my card\"}}' {server.url}"
+            f'-d \'{{"sender": "me", "message": "I lost my card"}}\' {server.url}'
         )
         out.print("Ctrl-C stops both servers.")
         try:

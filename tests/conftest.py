@@ -3,7 +3,5 @@ environment. `make test` runs both; each environment skips collecting the other'
 
 import importlib.util
 
-if importlib.util.find_spec("rasa_sdk") is not None:
-    collect_ignore = ["harness", "integration"]
-else:
-    collect_ignore = ["bot"]
+IN_BOT_ENVIRONMENT = importlib.util.find_spec("rasa_sdk") is not None
+collect_ignore = ["harness", "integration"] if IN_BOT_ENVIRONMENT else ["bot"]

@@ -14,8 +14,9 @@ import hmac
 import json
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from rasa.core.channels.channel import CollectingOutputChannel, InputChannel, UserMessage
 from sanic import Blueprint, response
@@ -135,7 +136,7 @@ class ReferenceChannel(InputChannel):
         return "reference"
 
     @classmethod
-    def from_credentials(cls, credentials: dict[str, Any] | None) -> "ReferenceChannel":
+    def from_credentials(cls, credentials: dict[str, Any] | None) -> ReferenceChannel:
         token = (credentials or {}).get("token")
         if not token or not str(token).strip():
             raise ValueError(
@@ -199,8 +200,8 @@ class ReferenceChannel(InputChannel):
             HandoffStore().append_message(ticket, "customer", text)
             return {"conversation_id": sender, "messages": [], "state": "handed_off",
                     "trace": {"intent": None, "ranking": [], "fallback": False, "entities": [], "actions": [],
-                              "slots_set": {}, "slots_cleared": [], "active_form": None, "topic": tracker.get_slot("topic"),
-                              "handoff": None, "silenced": True, "model": model_name(agent)}}
+                              "slots_set": {}, "slots_cleared": [], "active_form": None,
+                              "topic": tracker.get_slot("topic"), "handoff": None, "silenced": True, "model": model_name(agent)}}
         collector = CollectingOutputChannel()
         message = UserMessage(text, collector, sender, input_channel=self.name(), metadata=metadata)
         await on_new_message(message)

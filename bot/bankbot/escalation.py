@@ -8,9 +8,10 @@ the harness and the tests all import this module.
 from __future__ import annotations
 
 import difflib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 
@@ -101,9 +102,7 @@ def _fires(rule: Rule, signals: Signals) -> bool:
         and signals.consecutive_not_understood < rule.consecutive_not_understood
     ):
         return False
-    if rule.invalid_flow_inputs is not None and signals.invalid_flow_inputs < rule.invalid_flow_inputs:
-        return False
-    return True
+    return rule.invalid_flow_inputs is None or signals.invalid_flow_inputs >= rule.invalid_flow_inputs
 
 
 def load_policy(path: Path | str = DEFAULT_POLICY_PATH) -> Policy:

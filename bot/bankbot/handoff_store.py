@@ -13,11 +13,12 @@ import json
 import os
 import sqlite3
 import uuid
+from collections.abc import Iterable
 from contextlib import closing
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 DB_PATH_ENV = "HANDOFF_DB"
 DEFAULT_DB_PATH = Path(__file__).resolve().parent.parent / "var" / "handoff.sqlite3"
@@ -182,4 +183,4 @@ def _ticket(row: tuple, messages: list[tuple]) -> Ticket:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.now(UTC).isoformat(timespec="milliseconds")

@@ -8,16 +8,15 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import tracker
-from rasa_sdk.events import ActiveLoop, SlotSet
-from rasa_sdk.executor import CollectingDispatcher
-
 from bankbot.actions.accounts import ValidateUpdateAddressForm
 from bankbot.actions.cards import ActionBlockCard, ValidateActivateCardForm, ValidateBlockCardForm
 from bankbot.actions.conversation import ActionEscalate, ActionNotUnderstood, ActionValidateSlotMappings
 from bankbot.actions.payments import ActionExchangeRates
 from bankbot.escalation import DEFAULT_POLICY_PATH
 from bankbot.handoff_store import HandoffStore
+from conftest import tracker
+from rasa_sdk.events import ActiveLoop, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
 
 
 def run(action: Any, dispatcher: CollectingDispatcher, trk: Any, domain: dict) -> list[dict]:
@@ -98,8 +97,8 @@ def extract(method: str, trk: Any) -> dict:
 
 
 def test_the_not_understood_streak_counts_consecutive_fallbacks_and_resets() -> None:
-    assert extract("extract_not_understood_streak", tracker("nlu_fallback", "x", slots={"not_understood_streak": 1.0})) \
-        == {"not_understood_streak": 2.0}
+    again = tracker("nlu_fallback", "x", slots={"not_understood_streak": 1.0})
+    assert extract("extract_not_understood_streak", again) == {"not_understood_streak": 2.0}
     assert extract("extract_not_understood_streak", tracker("fees", "fees?", slots={"not_understood_streak": 1.0})) \
         == {"not_understood_streak": 0.0}
     # Inside a flow the form judges the answer; it is not a misunderstanding.

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from bankbot.channel import BadRequest, ReferenceChannel, conversation_state, parse_body, turn_trace
 
 

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from bankbot.catalog import load_catalog
 from bankbot.escalation import DEFAULT_POLICY_PATH, Decision, PolicyError, Signals, decide, load_policy, parse_policy
 
@@ -14,7 +13,8 @@ POLICY = load_policy()
 
 
 def test_fraud_goes_to_the_fraud_queue_at_once_with_high_priority() -> None:
-    assert decide(POLICY, Signals("report_fraud", topic_queue="payments")) == Decision("fraud_immediate", "fraud", "high")
+    decision = decide(POLICY, Signals("report_fraud", topic_queue="payments"))
+    assert decision == Decision("fraud_immediate", "fraud", "high")
 
 
 def test_complaint_goes_to_complaints_at_once() -> None:

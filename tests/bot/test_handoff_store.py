@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from bankbot.handoff_store import HandoffStore, default_db_path
 
 

@@ -46,7 +46,10 @@ intents:
 
 def test_every_problem_is_reported_with_file_and_location(tmp_path: Path) -> None:
     write(tmp_path, "a.yml", GOOD)
-    write(tmp_path, "b.yml", """version: 1
+    write(
+        tmp_path,
+        "b.yml",
+        """version: 1
 intents:
   - name: card_lost
     description: Again.
@@ -63,14 +66,18 @@ intents:
     queue: accounts
     kind: selfservice
     exampels: [fees]
-""")
+""",
+    )
     with pytest.raises(InputError) as info:
         load_catalog(tmp_path, known_queues=["cards", "accounts"])
     problems = info.value.problems
     assert any("b.yml: intents[2](fees).kind: Input should be" in p for p in problems)
     assert any("b.yml: intents[2](fees).exampels: Extra inputs are not permitted" in p for p in problems)
     # The schema error stops that file; a valid file still gets cross-checked.
-    write(tmp_path, "b.yml", """version: 1
+    write(
+        tmp_path,
+        "b.yml",
+        """version: 1
 intents:
   - name: card_lost
     description: Again.
@@ -82,14 +89,16 @@ intents:
     queue: acounts
     kind: self_service
     examples: ["Card gone!", what's my balance]
-""")
+""",
+    )
     with pytest.raises(InputError) as info:
         load_catalog(tmp_path, known_queues=["cards", "accounts"])
     problems = info.value.problems
     assert any("b.yml: intents: intent 'card_lost' is also defined in" in p for p in problems)
     assert any("b.yml: balance.queue: unknown queue 'acounts' (did you mean 'accounts'?)" in p for p in problems)
-    assert any("b.yml: balance.examples[0]: duplicate example 'Card gone!' (already under 'card_lost')" in p
-               for p in problems)
+    assert any(
+        "b.yml: balance.examples[0]: duplicate example 'Card gone!' (already under 'card_lost')" in p for p in problems
+    )
     assert len(problems) == 3
 
 

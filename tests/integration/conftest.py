@@ -30,8 +30,12 @@ class Chat:
     replies: list[dict[str, Any]] = field(default_factory=list)
 
     def say(self, text: str) -> dict[str, Any]:
-        response = httpx.post(self.server.url, json={"sender": self.sender, "message": text},
-                              headers={"Authorization": f"Bearer {self.server.token}"}, timeout=60)
+        response = httpx.post(
+            self.server.url,
+            json={"sender": self.sender, "message": text},
+            headers={"Authorization": f"Bearer {self.server.token}"},
+            timeout=60,
+        )
         assert response.status_code == 200, response.text
         body = response.json()
         SCHEMA.validate(body)
@@ -53,8 +57,14 @@ def bot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BotServer]:
     build(ProjectPaths())
     model = train()
     tmp = tmp_path_factory.mktemp("bot")
-    server = BotServer(model=model, token=secrets.token_urlsafe(12), handoff_db=tmp / "handoff.sqlite3",
-                       rasa_port=free_port(), action_port=free_port(), log_dir=tmp / "logs")
+    server = BotServer(
+        model=model,
+        token=secrets.token_urlsafe(12),
+        handoff_db=tmp / "handoff.sqlite3",
+        rasa_port=free_port(),
+        action_port=free_port(),
+        log_dir=tmp / "logs",
+    )
     with server:
         yield server
 

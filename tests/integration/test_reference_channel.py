@@ -33,9 +33,11 @@ def test_a_fraud_message_creates_a_fraud_ticket_holding_the_transcript(chat: Cha
     ticket = handoff_store(bot.handoff_db).get(handoff["ticket_id"])
     assert ticket is not None and ticket.priority == "high" and ticket.conversation_id == chat.sender
     expected = []
-    for said, body in zip(["hello", "what's my balance",
-                           "there's a payment on my account I never made, I think someone has my details"],
-                          chat.replies, strict=True):
+    for said, body in zip(
+        ["hello", "what's my balance", "there's a payment on my account I never made, I think someone has my details"],
+        chat.replies,
+        strict=True,
+    ):
         expected += [("customer", said)] + [("bot", m["text"]) for m in body["messages"]]
     assert [(m.sender, m.text) for m in ticket.transcript] == expected
 
@@ -85,8 +87,11 @@ def test_the_trace_carries_ranking_and_model(chat: Chat) -> None:
 
 @pytest.mark.parametrize(
     ("body", "problem"),
-    [(b"not json", "not valid JSON"), (b'{"sender": "x"}', "message: required"),
-     (b'{"sender": "x", "message": "hi", "extra": 1}', "unknown key(s) extra")],
+    [
+        (b"not json", "not valid JSON"),
+        (b'{"sender": "x"}', "message: required"),
+        (b'{"sender": "x", "message": "hi", "extra": 1}', "unknown key(s) extra"),
+    ],
 )
 def test_a_bad_body_gets_400_naming_the_problem(bot: BotServer, body: bytes, problem: str) -> None:
     response = httpx.post(bot.url, content=body, headers={"Authorization": f"Bearer {bot.token}"}, timeout=30)
@@ -104,13 +109,23 @@ def test_a_missing_or_wrong_token_gets_401(bot: BotServer, header: str | None) -
 
 
 def test_a_failing_action_server_gives_500_with_an_error_body_never_an_empty_200(tmp_path) -> None:
-    server = BotServer(model=train(), token="t0k", handoff_db=tmp_path / "h.sqlite3", rasa_port=free_port(),
-                       action_port=free_port(), log_dir=tmp_path / "logs")
+    server = BotServer(
+        model=train(),
+        token="t0k",
+        handoff_db=tmp_path / "h.sqlite3",
+        rasa_port=free_port(),
+        action_port=free_port(),
+        log_dir=tmp_path / "logs",
+    )
     with server:
         server.process("actions").kill()
         server.process("actions").wait()
-        response = httpx.post(server.url, json={"sender": "c", "message": "what's my balance"},
-                              headers={"Authorization": "Bearer t0k"}, timeout=60)
+        response = httpx.post(
+            server.url,
+            json={"sender": "c", "message": "what's my balance"},
+            headers={"Authorization": "Bearer t0k"},
+            timeout=60,
+        )
     assert response.status_code == 500
     ERROR_SCHEMA.validate(response.json())
     assert response.json()["error"]["code"] == "empty_reply"

@@ -33,7 +33,8 @@ class ActionValidateSlotMappings(ValidationAction):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict
     ) -> dict:
         # Inside a flow the form consumes the answer and counts invalid ones itself.
-        not_understood = tracker.get_intent_of_latest_message(skip_fallback_intent=False) == FALLBACK_INTENT and not tracker.active_loop_name
+        intent = tracker.get_intent_of_latest_message(skip_fallback_intent=False)
+        not_understood = intent == FALLBACK_INTENT and not tracker.active_loop_name
         previous = int(tracker.get_slot("not_understood_streak") or 0)
         return {"not_understood_streak": float(previous + 1 if not_understood else 0)}
 
