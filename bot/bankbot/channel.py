@@ -201,7 +201,8 @@ class ReferenceChannel(InputChannel):
             return {"conversation_id": sender, "messages": [], "state": "handed_off",
                     "trace": {"intent": None, "ranking": [], "fallback": False, "entities": [], "actions": [],
                               "slots_set": {}, "slots_cleared": [], "active_form": None,
-                              "topic": tracker.get_slot("topic"), "handoff": None, "silenced": True, "model": model_name(agent)}}
+                              "topic": tracker.get_slot("topic"), "handoff": None, "silenced": True,
+                              "model": model_name(agent)}}
         collector = CollectingOutputChannel()
         message = UserMessage(text, collector, sender, input_channel=self.name(), metadata=metadata)
         await on_new_message(message)
