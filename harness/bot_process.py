@@ -55,7 +55,7 @@ def fingerprint(bot_dir: Path) -> str:
     return digest.hexdigest()[:12]
 
 
-def _bot_env(layout: BotLayout, extra: dict[str, str] | None = None) -> dict[str, str]:
+def bot_env(layout: BotLayout, extra: dict[str, str] | None = None) -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = str(layout.bot_dir)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -90,7 +90,7 @@ def train(layout: BotLayout = BotLayout(), *, log: Path | None = None) -> Path:
     ]
     with log.open("w") as out:
         result = subprocess.run(
-            command, cwd=layout.bot_dir, env=_bot_env(layout), stdout=out, stderr=subprocess.STDOUT, check=False
+            command, cwd=layout.bot_dir, env=bot_env(layout), stdout=out, stderr=subprocess.STDOUT, check=False
         )
     if result.returncode != 0 or not model.exists():
         raise BotProcessError(f"training the bot failed (exit {result.returncode}); see {log}")
@@ -147,7 +147,7 @@ class BotServer:
         }
         if self.escalation_policy is not None:
             extra["ESCALATION_POLICY"] = str(self.escalation_policy)
-        env = _bot_env(self.layout, extra)
+        env = bot_env(self.layout, extra)
         try:
             self._spawn(
                 "actions",

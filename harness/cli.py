@@ -21,8 +21,9 @@ intents_app = typer.Typer(help="Work with intents/, the source of truth for what
 app.add_typer(intents_app, name="intents")
 bot_app = typer.Typer(help="Train and serve the reference bot (Rasa server + action server) on loopback.")
 app.add_typer(bot_app, name="bot")
-err = Console(stderr=True)
-out = Console()
+# Messages carry file paths: never wrap them.
+err = Console(stderr=True, soft_wrap=True)
+out = Console(soft_wrap=True)
 
 DEFAULT_PATHS = ProjectPaths()
 RootOption = Annotated[Path, typer.Option("--root", help="Repository root (defaults to this checkout).")]
@@ -46,6 +47,21 @@ def reports_errors(command: Callable[..., Any]) -> Callable[..., Any]:
 def version() -> None:
     """Print the harness version."""
     out.print(__version__)
+
+
+@app.command("validate")
+@reports_errors
+def validate(
+    eval_sets: Annotated[Path, typer.Argument(help="An eval-set file or folder.")] = DEFAULT_PATHS.eval_sets,
+    root: RootOption = DEFAULT_PATHS.root,
+    overlap: Annotated[bool, typer.Option(help="Report eval turns that (nearly) repeat training examples.")] = True,
+) -> None:
+    """Check eval sets: schema, unknown intents/queues/rules (with did-you-mean), duplicate ids, coverage."""
+    from harness.validation import validate_eval_sets
+
+    report = validate_eval_sets(ProjectPaths(root), eval_sets, overlap=overlap)
+    for line in report.lines():
+        out.print(line, highlight=False)
 
 
 @intents_app.command("build")

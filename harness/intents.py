@@ -7,7 +7,6 @@ and checks every file and reports every problem at once.
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from harness.errors import InputError
+from harness.problems import unknown, yaml_location
 
 _ENTITY_MARKUP = re.compile(r"\[([^\]]+)\](?:\([^)]*\)|\{[^}]*\})")
 _NORMALISE = re.compile(r"[^\w\s]")
@@ -139,31 +139,6 @@ def _read_file(path: Path, problems: list[str]) -> list[Intent]:
         return IntentFile.model_validate(raw).intents
     except ValidationError as exc:
         for error in exc.errors():
-            location = _location(error["loc"], raw)
+            location = yaml_location(error["loc"], raw)
             problems.append(f"{path}: {location}: {error['msg']}")
         return []
-
-
-def _location(loc: tuple, raw: object) -> str:
-    """A readable path such as `intents[3](card_lost).examples`, naming the intent where possible."""
-    parts: list[str] = []
-    node = raw
-    for item in loc:
-        if isinstance(item, int):
-            name = node[item].get("name") if isinstance(node, list) and isinstance(node[item], dict) else None
-            parts[-1] += f"[{item}]" + (f"({name})" if name else "")
-            node = node[item] if isinstance(node, list) and item < len(node) else None
-        else:
-            parts.append(str(item))
-            node = node.get(item) if isinstance(node, dict) else None
-    return ".".join(parts) or "<file>"
-
-
-def unknown(kind: str, value: object, known: Iterable[str]) -> str:
-    """Message for an unknown name, with a did-you-mean when a close match exists."""
-    known = sorted(known)
-    message = f"unknown {kind} {value!r}"
-    close = difflib.get_close_matches(str(value), known, n=1)
-    if close:
-        message += f" (did you mean {close[0]!r}?)"
-    return message + f"; known: {', '.join(known)}"

@@ -17,6 +17,14 @@ class ProjectPaths:
         return self.root / "intents"
 
     @property
+    def eval_sets(self) -> Path:
+        return self.root / "eval_sets"
+
+    @property
+    def experiments(self) -> Path:
+        return self.root / "experiments"
+
+    @property
     def bot(self) -> Path:
         return self.root / "bot"
 
