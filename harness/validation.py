@@ -32,15 +32,20 @@ class ValidationReport:
 
     def lines(self) -> list[str]:
         turns = sum(len(c.conversation.turns) for c in self.suite.conversations)
-        out = [f"eval sets are valid: {len(self.suite)} conversations, {turns} customer turns, "
-               f"{len(self.suite.files)} file(s), content hash {self.suite.content_hash[:12]}"]
+        out = [
+            f"eval sets are valid: {len(self.suite)} conversations, {turns} customer turns, "
+            f"{len(self.suite.files)} file(s), content hash {self.suite.content_hash[:12]}"
+        ]
         cov = self.coverage
         out.append(f"covers {len(cov.intents)} intents, {len(cov.queues)} queues, {len(cov.rules)} escalation rules")
-        for kind, missing in (("intents", cov.missing_intents), ("queues", cov.missing_queues),
-                              ("escalation rules", cov.missing_rules)):
+        for kind, missing in (
+            ("intents", cov.missing_intents),
+            ("queues", cov.missing_queues),
+            ("escalation rules", cov.missing_rules),
+        ):
             if missing:
                 out.append(f"warning: no conversation covers these {kind}: {', '.join(missing)}")
-        out += [f"warning: {w}" for w in self.warnings]
+        out += [w if w.startswith("  ") else f"warning: {w}" for w in self.warnings]
         return out
 
 
@@ -56,8 +61,10 @@ def coverage_of(suite: EvalSuite, intents: list[str], queues: list[str], rules: 
         if conversation.expected.rule:
             rule_counts[conversation.expected.rule] += 1
     return Coverage(
-        intents=intent_counts, queues=queue_counts, rules=rule_counts,
-        missing_intents=[i for i in [*intents, OUT_OF_SCOPE] if i not in intent_counts],
+        intents=intent_counts,
+        queues=queue_counts,
+        rules=rule_counts,
+        missing_intents=[i for i in dict.fromkeys([*intents, OUT_OF_SCOPE]) if i not in intent_counts],
         missing_queues=[q for q in queues if q not in queue_counts],
         missing_rules=[r for r in rules if r not in rule_counts],
     )
@@ -68,8 +75,9 @@ def validate_eval_sets(paths: ProjectPaths, location: Path, *, overlap: bool = T
     queue_config = load_queue_config(paths.escalation_policy)
     catalog = load_catalog(paths.intents, known_queues=queue_config.queues)
     suite = load_eval_sets(location, intents=catalog.names(), queues=queue_config.queues, rules=queue_config.rules)
-    report = ValidationReport(suite, coverage_of(suite, catalog.names(), list(queue_config.queues),
-                                                 list(queue_config.rules)))
+    report = ValidationReport(
+        suite, coverage_of(suite, catalog.names(), list(queue_config.queues), list(queue_config.rules))
+    )
     if overlap:
         from harness.overlap import find_overlap
 

@@ -1,0 +1,85 @@
+"""95% intervals: Wilson for conversation-level proportions, a bootstrap over whole conversations for the rest.
+
+The bootstrap resamples conversations, never single turns (turns of one conversation are not independent). It
+uses Poisson(1) resampling weights (the Poisson bootstrap): each replicate gives every conversation a random
+count of copies, which approximates multinomial resampling closely and lets one weight matrix serve every
+metric, so scoring a million turns stays fast. Weights depend only on (conversations, replicates, seed):
+results are deterministic and independent of record order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from statsmodels.stats.proportion import proportion_confint
+
+Interval = tuple[float, float]
+CHUNK = 64
+
+
+def wilson(successes: int, trials: int, confidence: float = 0.95) -> Interval | None:
+    """Wilson score interval of a proportion; None when there are no trials."""
+    if trials == 0:
+        return None
+    low, high = proportion_confint(successes, trials, alpha=1 - confidence, method="wilson")
+    return float(low), float(high)
+
+
+@dataclass
+class ClusterBootstrap:
+    """Bootstrap replicates over conversations (clusters), shared by all metrics of one scoring."""
+
+    n_clusters: int
+    replicates: int = 1000
+    seed: int = 0
+    confidence: float = 0.95
+    _weights: np.ndarray | None = field(default=None, init=False, repr=False)
+
+    def weights(self) -> np.ndarray:
+        """replicates x clusters Poisson(1) counts (uint8, generated once)."""
+        if self._weights is None:
+            rng = np.random.default_rng(self.seed)
+            w = np.empty((self.replicates, self.n_clusters), dtype=np.uint8)
+            for start in range(0, self.replicates, CHUNK):
+                stop = min(start + CHUNK, self.replicates)
+                w[start:stop] = np.minimum(rng.poisson(1.0, size=(stop - start, self.n_clusters)), 255)
+            self._weights = w
+        return self._weights
+
+    def _percentiles(self, replicate_values: np.ndarray) -> Interval | None:
+        finite = replicate_values[np.isfinite(replicate_values)]
+        if finite.size == 0:
+            return None
+        tail = (1 - self.confidence) / 2 * 100
+        low, high = np.percentile(finite, [tail, 100 - tail])
+        return float(low), float(high)
+
+    def ratio(self, numerator: np.ndarray, denominator: np.ndarray) -> Interval | None:
+        """Interval of sum(numerator) / sum(denominator), both given per conversation."""
+        if self.n_clusters == 0 or denominator.sum() == 0:
+            return None
+        num = numerator.astype(np.float64)
+        den = denominator.astype(np.float64)
+        values = np.empty(self.replicates)
+        weights = self.weights()
+        for start in range(0, self.replicates, CHUNK):
+            block = weights[start : start + CHUNK].astype(np.float32)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                values[start : start + CHUNK] = (block @ num) / (block @ den)
+        return self._percentiles(values)
+
+    def quantile(self, values: np.ndarray, clusters: np.ndarray, q: float, replicates: int = 200) -> Interval | None:
+        """Interval of the q-quantile of `values` (one per turn, `clusters` its conversation code)."""
+        if values.size == 0:
+            return None
+        order = np.argsort(values, kind="stable")
+        sorted_values = values[order].astype(np.float64)
+        sorted_clusters = clusters[order]
+        weights = self.weights()[: min(replicates, self.replicates)]
+        out = np.empty(len(weights))
+        for b, w in enumerate(weights):
+            cumulative = np.cumsum(w[sorted_clusters], dtype=np.int64)
+            total = cumulative[-1]
+            out[b] = np.nan if total == 0 else sorted_values[np.searchsorted(cumulative, q * total, side="left")]
+        return self._percentiles(out)

@@ -1,0 +1,88 @@
+"""The per-turn record table: the single source of truth of a run.
+
+One row per customer turn of every replayed conversation, sent or not: the eval set's expectation beside what
+the bot did (its trace). Every KPI, report, MLflow log and gate reads this table only; re-scoring an old run
+never needs the bot. Stored as Parquet (`turns.parquet`).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+
+import pandas as pd
+
+RECORDS_VERSION = 1
+
+
+class TurnStatus(StrEnum):
+    """What happened when the harness sent (or did not send) a customer turn."""
+
+    ok = "ok"
+    """The bot answered with at least one message."""
+    empty_reply = "empty_reply"
+    """The channel answered but the bot said nothing (our channel reports it as a 500 `empty_reply`)."""
+    channel_error = "channel_error"
+    """The channel answered with an error status or an unreadable body."""
+    timeout = "timeout"
+    """No answer within the per-turn timeout."""
+    silenced = "silenced"
+    """Sent after the conversation was handed off; the bot stayed silent as it should."""
+    not_sent = "not_sent"
+    """Not sent: the conversation had been handed off or had failed earlier."""
+
+
+FAILED_STATUSES = (TurnStatus.empty_reply, TurnStatus.channel_error, TurnStatus.timeout)
+
+# Column -> dtype. Lists and mappings from the trace are stored as JSON text to keep the table flat.
+COLUMNS: dict[str, str] = {
+    "run_id": "string",
+    "eval_set": "string",
+    "conversation_id": "string",
+    "tags": "string",  # JSON list
+    "critical": "string",
+    "expected_outcome": "string",  # self_served | escalated
+    "expected_queue": "string",
+    "expected_rule": "string",
+    "resolvable": "boolean",
+    "turn_index": "int32",
+    "text": "string",
+    "expected_intent": "string",  # intent name, out_of_scope, or null (free-text answer)
+    "checks": "string",  # JSON of the turn's checks, or null
+    "status": "string",  # TurnStatus
+    "attempts": "int16",
+    "http_status": "Int16",
+    "error": "string",
+    "bot_messages": "string",  # JSON list of texts
+    "n_bot_messages": "int16",
+    "intent": "string",
+    "confidence": "float32",
+    "ranking": "string",  # JSON list of {name, confidence}
+    "fallback": "boolean",
+    "actions": "string",  # JSON list
+    "slots_set": "string",  # JSON mapping
+    "handoff_queue": "string",
+    "handoff_rule": "string",
+    "ticket_id": "string",
+    "state": "string",
+    "active_form": "string",
+    "latency_ms": "float32",
+    "model": "string",
+    "check_passed": "boolean",  # null when the turn has no checks or was not sent
+    "check_failures": "string",  # JSON list of reasons
+}
+
+
+def to_frame(rows: list[dict]) -> pd.DataFrame:
+    """A record table with the canonical columns and dtypes from row dicts (missing keys become null)."""
+    frame = pd.DataFrame.from_records(rows, columns=list(COLUMNS))
+    return frame.astype(COLUMNS)
+
+
+def write(frame: pd.DataFrame, path: Path) -> None:
+    frame.to_parquet(path, index=False)
+
+
+def read(path: Path) -> pd.DataFrame:
+    """A record table from Parquet, with the canonical dtypes."""
+    return pd.read_parquet(path).astype(COLUMNS)
