@@ -155,6 +155,7 @@ def load_eval_sets(
     first_seen: dict[str, str] = {}
     for path in files:
         header, conversations = _read(path, problems)
+        set_name = header.name if header is not None else path.stem
         for index, conversation in conversations:
             where = f"{path}: conversations[{index}]({conversation.id})"
             if conversation.id in first_seen:
@@ -169,7 +170,7 @@ def load_eval_sets(
                 problems.append(f"{where}.expected.queue: {unknown('queue', expected.queue, known_queues)}")
             if expected.rule is not None and known_rules and expected.rule not in known_rules:
                 problems.append(f"{where}.expected.rule: {unknown('rule', expected.rule, known_rules)}")
-            loaded.append(EvalConversation(header.name, path, conversation))
+            loaded.append(EvalConversation(set_name, path, conversation))
     if problems:
         raise InputError(f"{len(problems)} problem(s) in the eval sets", problems)
     return EvalSuite(conversations=tuple(loaded), files=tuple(files), content_hash=content_hash(files))
