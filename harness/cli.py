@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable
 from functools import wraps
@@ -13,6 +14,7 @@ import typer
 from rich.console import Console
 
 from harness import __version__
+from harness.config import RunConfig
 from harness.errors import EXIT_BAD_INPUT, EXIT_CHECK_FAILED, HarnessError
 from harness.paths import ProjectPaths
 
@@ -23,7 +25,7 @@ bot_app = typer.Typer(help="Train and serve the reference bot (Rasa server + act
 app.add_typer(bot_app, name="bot")
 # Messages carry file paths: never wrap them.
 err = Console(stderr=True, soft_wrap=True)
-out = Console(soft_wrap=True)
+out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 120)
 
 DEFAULT_PATHS = ProjectPaths()
 RootOption = Annotated[Path, typer.Option("--root", help="Repository root (defaults to this checkout).")]
@@ -156,7 +158,143 @@ def bot_serve(
             out.print("stopping the bot...")
 
 
+@app.command("run")
+@reports_errors
+def run_command(
+    config_file: Annotated[Path, typer.Option("--config", help="Run configuration.")] = DEFAULT_PATHS.experiments
+    / "eval.yml",
+    eval_sets: Annotated[Path | None, typer.Option(help="Eval-set file or folder (overrides the config).")] = None,
+    bot_url: Annotated[str | None, typer.Option(help="The reference channel's webhook URL.")] = None,
+    token: Annotated[str | None, typer.Option(help="Bearer token (default: from the config's bot.token_env).")] = None,
+    concurrency: Annotated[int | None, typer.Option(help="Conversations in flight at once.")] = None,
+    timeout: Annotated[float | None, typer.Option("--timeout", help="Per-turn timeout in seconds.")] = None,
+    retries: Annotated[int | None, typer.Option(help="Retries of a turn that could not reach the bot.")] = None,
+    output_dir: Annotated[Path | None, typer.Option(help="Where run folders go.")] = None,
+    tracking_uri: Annotated[
+        str | None, typer.Option(help="MLflow tracking URI (default: SQLite in experiments/).")
+    ] = None,
+    experiment: Annotated[str | None, typer.Option(help="MLflow experiment name.")] = None,
+    resume: Annotated[Path | None, typer.Option(help="Finish an interrupted run from its folder's journal.")] = None,
+    serve_bot: Annotated[
+        bool,
+        typer.Option(
+            "--serve-bot",
+            help="Train if needed and start the reference bot on loopback for this run, and stop it afterwards.",
+        ),
+    ] = False,
+    mlflow_log: Annotated[bool, typer.Option("--mlflow/--no-mlflow", help="Log the run to MLflow.")] = True,
+) -> None:
+    """Replay the eval sets through the bot's channel, print the scorecard, write the run's files, log to MLflow."""
+    from contextlib import ExitStack
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from harness.channel import BotUnreachable
+    from harness.config import load_config
+    from harness.run import http_channel, new_run, replay_all, resume_run, score, write_outputs
+    from harness.scorecard import print_scorecard
+    from harness.tracking import ARTIFACT_DIR, log_run
+
+    overrides = {
+        "eval_sets": str(eval_sets) if eval_sets else None,
+        "bot.url": bot_url,
+        "replay.concurrency": concurrency,
+        "replay.turn_timeout_s": timeout,
+        "replay.retries": retries,
+        "output_dir": str(output_dir) if output_dir else None,
+        "tracking.uri": tracking_uri,
+        "tracking.experiment": experiment,
+    }
+    config = load_config(config_file, overrides).resolved()
+    with ExitStack() as stack:
+        if serve_bot:
+            import secrets
+
+            from harness.bot_process import BotLayout, BotServer, free_port, train
+            from harness.nlu_build import build
+
+            build(DEFAULT_PATHS)
+            out.print("training the bot if its data changed...")
+            model = train(BotLayout())
+            token = secrets.token_urlsafe(16)
+            server = stack.enter_context(
+                BotServer(
+                    model=model,
+                    token=token,
+                    handoff_db=DEFAULT_PATHS.bot / "var" / "eval-handoff.sqlite3",
+                    rasa_port=free_port(),
+                    action_port=free_port(),
+                )
+            )
+            config = config.model_copy(update={"bot": config.bot.model_copy(update={"url": server.url})})
+            out.print(f"bot {model.name} serving at {server.url} (stopped when the run ends)")
+        token = token or config.token()
+
+        def keep_bot(c: RunConfig) -> RunConfig:
+            return c.model_copy(update={"bot": config.bot, "replay": config.replay})
+
+        plan = resume_run(resume.resolve(), keep_bot) if resume else new_run(config)
+        already = len(plan.journal.finished())
+        out.print(
+            f"run {plan.run_id}: {len(plan.suite)} conversations from {len(plan.suite.files)} eval-set "
+            f"file(s) (hash {plan.suite.content_hash[:12]})" + (f", {already} already done" if already else "")
+        )
+        columns = (TextColumn("replaying"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        try:
+            with Progress(*columns, console=err, transient=True) as progress:
+                task = progress.add_task("replay", total=len(plan.suite), completed=already)
+                records = replay_all(plan, http_channel(plan.config, token), lambda _: progress.advance(task))
+        except (BotUnreachable, KeyboardInterrupt) as exc:
+            done = len(plan.journal.finished())
+            reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else str(exc)
+            err.print(f"[bold red]run stopped:[/] {reason}")
+            err.print(
+                f"{done} of {len(plan.suite)} conversations are journaled in {plan.run_dir}; nothing was "
+                f"logged to MLflow. When the bot is back, finish with:\n  harness run --resume {plan.run_dir}"
+                + (" --serve-bot" if serve_bot else "")
+            )
+            raise typer.Exit(EXIT_BAD_INPUT) from None
+    core, scorecard = score(records, plan.meta, plan.config)
+    outputs = write_outputs(plan.run_dir, records, core, scorecard)
+    print_scorecard(scorecard, out)
+    out.print(f"run folder: {plan.run_dir}")
+    for path in outputs:
+        out.print(f"  {path.name}: {path}")
+    if mlflow_log:
+        tracked = log_run(
+            scorecard,
+            outputs,
+            tracking_uri=plan.config.tracking.uri,
+            experiment=plan.config.tracking.experiment,
+            artifact_root=DEFAULT_PATHS.root / ARTIFACT_DIR,
+            run_name=plan.run_id,
+        )
+        out.print(
+            f"MLflow run {tracked.run_id} in experiment '{plan.config.tracking.experiment}'; "
+            f"view with: {tracked.ui_hint()}"
+        )
+
+
+@app.command("rescore")
+@reports_errors
+def rescore_command(run_dir: Annotated[Path, typer.Argument(help="A finished run folder.")]) -> None:
+    """Score a finished run again from its turns.parquet (no bot needed); rewrites scorecard.json and report.html."""
+    from harness.run import rescore, write_outputs
+    from harness.scorecard import print_scorecard
+
+    records, core, scorecard = rescore(run_dir)
+    write_outputs(run_dir, records, core, scorecard)
+    print_scorecard(scorecard, out)
+
+
 def main() -> None:
+    import signal
+
+    def interrupt(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    # `make` and CI stop jobs with SIGTERM: treat it like Ctrl-C so started bot processes are stopped.
+    signal.signal(signal.SIGTERM, interrupt)
     try:
         app()
     except KeyboardInterrupt:

@@ -1,0 +1,95 @@
+"""Configuration of `harness run`: a YAML file in experiments/, with flags overriding single values."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from harness.errors import InputError
+from harness.paths import REPO_ROOT
+from harness.problems import yaml_location
+
+DEFAULT_CONFIG = REPO_ROOT / "experiments" / "eval.yml"
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class BotConfig(Section):
+    url: str
+    token_env: str = "REFERENCE_CHANNEL_TOKEN"
+
+
+class ReplayConfig(Section):
+    concurrency: int = Field(4, ge=1, le=256)
+    turn_timeout_s: float = Field(30.0, gt=0)
+    retries: int = Field(3, ge=0, le=20)
+    backoff_s: float = Field(0.5, ge=0)
+
+
+class ScoringConfig(Section):
+    bootstrap_replicates: int = Field(1000, ge=50, le=100_000)
+    seed: int = 20261122
+    confidence: float = Field(0.95, gt=0.5, lt=1)
+
+
+class TrackingConfig(Section):
+    uri: str = "sqlite:///experiments/mlflow.db"
+    experiment: str = "reference-bot"
+
+
+class RunConfig(Section):
+    version: Literal[1]
+    bot: BotConfig
+    eval_sets: Path = Path("eval_sets")
+    replay: ReplayConfig = ReplayConfig()
+    scoring: ScoringConfig = ScoringConfig()
+    output_dir: Path = Path("runs")
+    tracking: TrackingConfig = TrackingConfig()
+
+    def resolved(self, root: Path = REPO_ROOT) -> RunConfig:
+        """Paths made absolute against `root`, a relative sqlite tracking URI too."""
+        uri = self.tracking.uri
+        if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+            uri = "sqlite:///" + str((root / uri.removeprefix("sqlite:///")).resolve())
+        return self.model_copy(
+            update={
+                "eval_sets": (root / self.eval_sets).resolve(),
+                "output_dir": (root / self.output_dir).resolve(),
+                "tracking": self.tracking.model_copy(update={"uri": uri}),
+            }
+        )
+
+    def token(self) -> str:
+        return os.environ.get(self.bot.token_env, "")
+
+
+def load_config(path: Path = DEFAULT_CONFIG, overrides: dict[str, Any] | None = None) -> RunConfig:
+    """The run configuration from `path`, with dotted-key `overrides` (for example {"replay.concurrency": 8})."""
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise InputError("cannot read the run configuration", [f"{path}: {exc.strerror}"]) from None
+    except yaml.YAMLError as exc:
+        raise InputError("the run configuration is not valid YAML", [f"{path}: {exc}"]) from None
+    if not isinstance(raw, dict):
+        raise InputError("invalid run configuration", [f"{path}: expected a mapping"])
+    for key, value in (overrides or {}).items():
+        if value is None:
+            continue
+        node = raw
+        *parents, leaf = key.split(".")
+        for parent in parents:
+            node = node.setdefault(parent, {})
+        node[leaf] = value
+    try:
+        return RunConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise InputError(
+            "invalid run configuration", [f"{path}: {yaml_location(e['loc'], raw)}: {e['msg']}" for e in exc.errors()]
+        ) from None

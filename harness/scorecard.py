@@ -1,0 +1,108 @@
+"""The scorecard: every KPI with its value, support, interval and definition version, plus the outcome
+breakdowns. Built from metric results (pure); written as scorecard.json and printed as a table."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+
+from harness.metrics import MetricResult, ScoringCore, compute_all
+from harness.metrics.diagnostics import escalation_errors, outcome_matrix
+
+SCORECARD_VERSION = 1
+KPI_DEFINITIONS = "kpis.md v1"
+
+
+@dataclass(frozen=True)
+class Scorecard:
+    kpis: list[MetricResult]
+    outcome_matrix: pd.DataFrame
+    escalation_errors: dict[str, list[str]]
+    stamp: dict[str, Any]
+    """What was measured: run id, eval-set hash and version, bot model, harness version, git SHA, config."""
+
+    def kpi(self, name: str) -> MetricResult:
+        return next(k for k in self.kpis if k.name == name)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "scorecard_version": SCORECARD_VERSION,
+            "definitions": KPI_DEFINITIONS,
+            **self.stamp,
+            "kpis": {
+                k.name: {
+                    "value": k.value,
+                    "n": k.n,
+                    "interval": list(k.interval) if k.interval else None,
+                    "interval_method": k.interval_method,
+                    "unit": k.unit,
+                    "definition_version": int(k.name.rsplit(".v", 1)[1]),
+                    "higher_is_better": k.higher_is_better,
+                    "warning": k.warning,
+                }
+                for k in self.kpis
+            },
+            "outcome_matrix": {
+                "rows": list(self.outcome_matrix.index),
+                "columns": list(self.outcome_matrix.columns),
+                "counts": self.outcome_matrix.to_numpy().tolist(),
+            },
+            "escalation_errors": {
+                key: {"count": len(ids), "conversations": ids} for key, ids in self.escalation_errors.items()
+            },
+        }
+
+    def write(self, path: Path) -> None:
+        path.write_text(json.dumps(self.to_dict(), indent=2, default=str) + "\n", encoding="utf-8")
+
+
+def build_scorecard(core: ScoringCore, stamp: dict[str, Any]) -> Scorecard:
+    errors = escalation_errors(core)
+    return Scorecard(
+        kpis=compute_all(core),
+        outcome_matrix=outcome_matrix(core),
+        escalation_errors={k: v for k, v in asdict(errors).items()},
+        stamp=stamp,
+    )
+
+
+def format_value(result: MetricResult) -> str:
+    if result.value is None:
+        return "undefined"
+    if result.unit == "ratio":
+        return f"{result.value:.1%}"
+    if result.unit == "conversations":
+        return f"{result.value:.0f}"
+    return f"{result.value:.2f}" if result.unit in ("messages", "turns") else f"{result.value:.0f} {result.unit}"
+
+
+def format_interval(result: MetricResult) -> str:
+    if result.interval is None:
+        return ""
+    low, high = result.interval
+    if result.unit == "ratio":
+        return f"[{low:.1%}, {high:.1%}]"
+    return f"[{low:.2f}, {high:.2f}]" if result.unit in ("messages", "turns") else f"[{low:.0f}, {high:.0f}]"
+
+
+def print_scorecard(scorecard: Scorecard, console: Console) -> None:
+    table = Table(title=f"Scorecard ({KPI_DEFINITIONS})", title_justify="left")
+    for column in ("KPI", "value", "95% interval", "n", "method"):
+        table.add_column(column, justify="right" if column in ("value", "n") else "left", no_wrap=True)
+    for k in scorecard.kpis:
+        table.add_row(k.name, format_value(k), format_interval(k), str(k.n), k.interval_method or "")
+    console.print(table)
+    errors = scorecard.escalation_errors
+    console.print(
+        f"escalation errors: {len(errors['missed'])} missed, {len(errors['unnecessary'])} unnecessary, "
+        f"{len(errors['wrong_queue'])} to the wrong queue"
+    )
+    for k in scorecard.kpis:
+        if k.warning:
+            console.print(f"[yellow]warning:[/] {k.warning}")
