@@ -5,7 +5,13 @@ HARNESS := .venv/bin/harness
 PY := .venv/bin/python
 BOT_PY := .venv-bot/bin/python
 
-.PHONY: setup harness-env bot-env intents model bot test test-harness test-bot test-integration lint bench-bot clean
+.PHONY: eval setup harness-env bot-env intents model bot test test-harness test-bot test-integration lint bench bench-bot bench-harness clean
+
+## The main job: replay every eval set through the reference bot and print the KPI scorecard.
+## Trains the bot if its data changed, starts it on loopback, stops it afterwards (also on failure or Ctrl-C).
+eval: setup
+	@$(HARNESS) intents build
+	@$(HARNESS) run --serve-bot
 
 setup: harness-env bot-env
 
@@ -47,9 +53,15 @@ lint: harness-env
 	.venv/bin/ruff format --check harness tests/harness tests/integration
 	.venv/bin/mypy harness
 
-## Bot benchmark: training time, per-turn latency, turns/s (writes bench/results/bot.json and .md).
+## Benchmarks with committed results in bench/results/ (see bench/README.md).
+bench: bench-bot bench-harness
+
 bench-bot: setup
 	$(PY) bench/bot_bench.py
+
+bench-harness: setup
+	$(PY) bench/replay_overhead.py
+	$(PY) bench/scoring_cost.py
 
 clean:
 	rm -rf bot/models bot/.rasa bot/var runs

@@ -1,10 +1,9 @@
 """95% intervals: Wilson for conversation-level proportions, a bootstrap over whole conversations for the rest.
 
-The bootstrap resamples conversations, never single turns (turns of one conversation are not independent). It
-uses Poisson(1) resampling weights (the Poisson bootstrap): each replicate gives every conversation a random
-count of copies, which approximates multinomial resampling closely and lets one weight matrix serve every
-metric, so scoring a million turns stays fast. Weights depend only on (conversations, replicates, seed):
-results are deterministic and independent of record order.
+The bootstrap resamples conversations, never single turns (turns of one conversation are not independent): each
+replicate draws as many conversations as there are, with replacement, and stores how often each was drawn. One
+such count matrix serves every metric, so scoring a million turns stays fast. The counts depend only on
+(conversations, replicates, seed): results are deterministic and independent of record order.
 """
 
 from __future__ import annotations
@@ -37,13 +36,14 @@ class ClusterBootstrap:
     _weights: np.ndarray | None = field(default=None, init=False, repr=False)
 
     def weights(self) -> np.ndarray:
-        """replicates x clusters Poisson(1) counts (uint8, generated once)."""
+        """replicates x clusters: how often each conversation was drawn in each replicate (uint8, made once)."""
         if self._weights is None:
             rng = np.random.default_rng(self.seed)
             w = np.empty((self.replicates, self.n_clusters), dtype=np.uint8)
-            for start in range(0, self.replicates, CHUNK):
-                stop = min(start + CHUNK, self.replicates)
-                w[start:stop] = np.minimum(rng.poisson(1.0, size=(stop - start, self.n_clusters)), 255)
+            dtype = np.int32 if self.n_clusters < 2**31 else np.int64
+            for b in range(self.replicates):
+                draws = rng.integers(0, self.n_clusters, size=self.n_clusters, dtype=dtype)
+                w[b] = np.minimum(np.bincount(draws, minlength=self.n_clusters), 255)
             self._weights = w
         return self._weights
 
@@ -69,17 +69,22 @@ class ClusterBootstrap:
                 values[start : start + CHUNK] = (block @ num) / (block @ den)
         return self._percentiles(values)
 
-    def quantile(self, values: np.ndarray, clusters: np.ndarray, q: float, replicates: int = 200) -> Interval | None:
-        """Interval of the q-quantile of `values` (one per turn, `clusters` its conversation code)."""
+    def quantiles(
+        self, values: np.ndarray, clusters: np.ndarray, qs: tuple[float, ...], replicates: int = 200
+    ) -> dict[float, Interval | None]:
+        """Intervals of several quantiles of `values` (one per turn, `clusters` its conversation code), from the
+        first `replicates` replicates (quantiles need a pass over every turn per replicate)."""
         if values.size == 0:
-            return None
+            return {q: None for q in qs}
         order = np.argsort(values, kind="stable")
         sorted_values = values[order].astype(np.float64)
         sorted_clusters = clusters[order]
         weights = self.weights()[: min(replicates, self.replicates)]
-        out = np.empty(len(weights))
+        out = np.full((len(qs), len(weights)), np.nan)
         for b, w in enumerate(weights):
             cumulative = np.cumsum(w[sorted_clusters], dtype=np.int64)
             total = cumulative[-1]
-            out[b] = np.nan if total == 0 else sorted_values[np.searchsorted(cumulative, q * total, side="left")]
-        return self._percentiles(out)
+            if total:
+                positions = np.searchsorted(cumulative, np.asarray(qs) * total, side="left")
+                out[:, b] = sorted_values[np.minimum(positions, sorted_values.size - 1)]
+        return {q: self._percentiles(out[i]) for i, q in enumerate(qs)}

@@ -163,13 +163,10 @@ def availability(core: ScoringCore) -> tuple:
 
 
 def _latency(core: ScoringCore, q: float) -> tuple:
-    t = core.turns
-    ok = (t["status"] == TurnStatus.ok.value).to_numpy(dtype=bool) & t["latency_ms"].notna().to_numpy()
-    values = t["latency_ms"].to_numpy(dtype=np.float64, na_value=np.nan)[ok]
+    values, intervals = core.latency()
     if values.size == 0:
         return None, 0, None, BOOTSTRAP
-    interval = core.bootstrap.quantile(values, t["conv"].to_numpy()[ok], q)
-    return float(np.quantile(values, q, method="inverted_cdf")), int(values.size), interval, BOOTSTRAP
+    return float(np.quantile(values, q, method="inverted_cdf")), int(values.size), intervals[q], BOOTSTRAP
 
 
 @register(
