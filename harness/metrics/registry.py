@@ -10,9 +10,14 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
+
 from harness.errors import HarnessError
 from harness.metrics.core import ScoringCore
-from harness.metrics.intervals import Interval
+from harness.metrics.intervals import Interval, wilson
+
+WILSON = "wilson"
+BOOTSTRAP = "conversation bootstrap"
 
 
 class UndefinedMetricWarning(UserWarning):
@@ -40,6 +45,18 @@ class MetricResult:
 
 
 @dataclass(frozen=True)
+class Parts:
+    """A ratio KPI broken down by conversation (indexed by conversation code): value = sum(num) / sum(den).
+
+    The same breakdown serves the interval (bootstrap over conversations) and paired comparisons of two runs."""
+
+    numerator: np.ndarray
+    denominator: np.ndarray
+    conversation_proportion: bool
+    """Each conversation counts 0 or 1 in both: a proportion of conversations, with a Wilson interval."""
+
+
+@dataclass(frozen=True)
 class MetricSpec:
     base: str
     version: int
@@ -50,6 +67,8 @@ class MetricSpec:
     """(low, high); high None means unbounded."""
     unit: str
     compute: Callable[[ScoringCore], tuple[float | None, int, Interval | None, str | None]]
+    parts: Callable[[ScoringCore], Parts] | None = None
+    """For ratio KPIs: the per-conversation breakdown (used for paired comparisons)."""
 
     @property
     def name(self) -> str:
@@ -89,6 +108,47 @@ def register(
 
     def add(function: Callable) -> Callable:
         spec = MetricSpec(base, version, description, higher_is_better, value_range, unit, function)
+        if spec.name in REGISTRY:
+            raise ValueError(f"metric {spec.name} registered twice")
+        REGISTRY[spec.name] = spec
+        return function
+
+    return add
+
+
+def ratio_value(parts: Parts, core: ScoringCore) -> tuple[float | None, int, Interval | None, str]:
+    """(value, n, interval, method) of a ratio KPI from its per-conversation parts."""
+    n = int(parts.denominator.sum())
+    if parts.conversation_proportion:
+        k = int(parts.numerator.sum())
+        return (k / n if n else None), n, wilson(k, n, core.options.confidence), WILSON
+    if n == 0:
+        return None, 0, None, BOOTSTRAP
+    return float(parts.numerator.sum() / n), n, core.bootstrap.ratio(parts.numerator, parts.denominator), BOOTSTRAP
+
+
+def register_ratio(
+    base: str,
+    version: int,
+    *,
+    description: str,
+    higher_is_better: bool | None,
+    value_range: tuple[float, float | None] = (0.0, 1.0),
+    unit: str = "ratio",
+) -> Callable:
+    """Decorator registering a ratio KPI from a function `(core) -> Parts`."""
+
+    def add(function: Callable[[ScoringCore], Parts]) -> Callable:
+        spec = MetricSpec(
+            base,
+            version,
+            description,
+            higher_is_better,
+            value_range,
+            unit,
+            compute=lambda core: ratio_value(function(core), core),
+            parts=function,
+        )
         if spec.name in REGISTRY:
             raise ValueError(f"metric {spec.name} registered twice")
         REGISTRY[spec.name] = spec
