@@ -88,7 +88,7 @@ def heatmap(matrix: pd.DataFrame, title: str, size: tuple[float, float]) -> str:
 def _table(frame: pd.DataFrame, float_format: str = "{:.2f}") -> str:
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in [frame.index.name or "", *frame.columns])
     body = []
-    for index, row in frame.iterrows():
+    for index, *row in frame.itertuples(name=None):  # itertuples keeps each column's dtype (iterrows would not)
         cells = "".join(
             f"<td class=num>{'' if pd.isna(v) else float_format.format(v)}</td>"
             if isinstance(v, float)
