@@ -59,6 +59,10 @@ class ClusterBootstrap:
         """Interval of sum(numerator) / sum(denominator), both given per conversation."""
         if self.n_clusters == 0 or denominator.sum() == 0:
             return None
+        return self._percentiles(self.ratio_replicates(numerator, denominator))
+
+    def ratio_replicates(self, numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+        """sum(numerator)/sum(denominator) in every replicate (NaN where a replicate's denominator is 0)."""
         num = numerator.astype(np.float64)
         den = denominator.astype(np.float64)
         values = np.empty(self.replicates)
@@ -67,24 +71,33 @@ class ClusterBootstrap:
             block = weights[start : start + CHUNK].astype(np.float32)
             with np.errstate(invalid="ignore", divide="ignore"):
                 values[start : start + CHUNK] = (block @ num) / (block @ den)
-        return self._percentiles(values)
+        return values
 
-    def quantiles(
+    def quantile_replicates(
         self, values: np.ndarray, clusters: np.ndarray, qs: tuple[float, ...], replicates: int = 200
-    ) -> dict[float, Interval | None]:
-        """Intervals of several quantiles of `values` (one per turn, `clusters` its conversation code), from the
-        first `replicates` replicates (quantiles need a pass over every turn per replicate)."""
+    ) -> np.ndarray:
+        """len(qs) x replicates: the q-quantiles of `values` (one per turn, `clusters` its conversation code) in
+        the first `replicates` replicates (quantiles need a pass over every turn per replicate)."""
+        weights = self.weights()[: min(replicates, self.replicates)]
+        out = np.full((len(qs), len(weights)), np.nan)
         if values.size == 0:
-            return {q: None for q in qs}
+            return out
         order = np.argsort(values, kind="stable")
         sorted_values = values[order].astype(np.float64)
         sorted_clusters = clusters[order]
-        weights = self.weights()[: min(replicates, self.replicates)]
-        out = np.full((len(qs), len(weights)), np.nan)
         for b, w in enumerate(weights):
             cumulative = np.cumsum(w[sorted_clusters], dtype=np.int64)
             total = cumulative[-1]
             if total:
                 positions = np.searchsorted(cumulative, np.asarray(qs) * total, side="left")
                 out[:, b] = sorted_values[np.minimum(positions, sorted_values.size - 1)]
+        return out
+
+    def quantiles(
+        self, values: np.ndarray, clusters: np.ndarray, qs: tuple[float, ...], replicates: int = 200
+    ) -> dict[float, Interval | None]:
+        """Intervals of several quantiles of `values` (see quantile_replicates)."""
+        if values.size == 0:
+            return {q: None for q in qs}
+        out = self.quantile_replicates(values, clusters, qs, replicates)
         return {q: self._percentiles(out[i]) for i, q in enumerate(qs)}

@@ -1,0 +1,128 @@
+"""Finding the runs the gate compares: a run folder, a committed baseline folder, or an MLflow run chosen by a
+registered-model alias (such as `champion`) or by tags; and promoting a run that passed."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+from harness.errors import InputError
+from harness.gate.decision import ScoredRun, scored
+from harness.gate.spec import MlflowBaseline
+from harness.metrics import ScoringOptions, build_core
+from harness.records import read
+
+SCORECARD = "scorecard.json"
+TURNS = "turns.parquet"
+
+
+def load_run(folder: Path, options: ScoringOptions | None = None, *, need_turns: bool = True) -> ScoredRun:
+    """A run folder (or a baseline folder) scored with `options` (by default the run's own scoring options)."""
+    try:
+        card = json.loads((folder / SCORECARD).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InputError("cannot read a run", [f"{folder / SCORECARD}: {exc}; is {folder} a run folder?"]) from None
+    stamp = {k: v for k, v in card.items() if k not in ("kpis", "outcome_matrix", "escalation_errors")}
+    if not (folder / TURNS).exists():
+        if need_turns:
+            raise InputError("cannot read a run", [f"{folder / TURNS}: missing; the gate needs the turn records"])
+        return ScoredRun(None, card["kpis"], stamp, str(folder))
+    scoring = (card.get("config") or {}).get("scoring") or {}
+    options = options or ScoringOptions(
+        scoring.get("bootstrap_replicates", 1000), scoring.get("seed", 20261122), scoring.get("confidence", 0.95)
+    )
+    return scored(build_core(read(folder / TURNS), options), stamp, str(folder))
+
+
+def latest_run(runs: Path) -> Path:
+    """The newest finished run folder (one with a scorecard) under `runs`."""
+    finished = sorted(p for p in runs.glob("*") if (p / SCORECARD).exists())
+    if not finished:
+        raise InputError("no finished run to gate", [f"{runs}: no run folder with {SCORECARD}; run `make eval`"])
+    return finished[-1]
+
+
+def mlflow_baseline(source: MlflowBaseline, tracking_uri: str) -> Path:
+    """Download the baseline run's scorecard and turn records from MLflow into a temporary folder."""
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=tracking_uri)
+    try:
+        if source.tag:
+            experiment = client.get_experiment_by_name(source.experiment)
+            query = " and ".join(f"tags.`{k}` = '{v}'" for k, v in source.tag.items())
+            found = (
+                client.search_runs(
+                    [experiment.experiment_id], query, order_by=["attributes.start_time DESC"], max_results=1
+                )
+                if experiment
+                else []
+            )
+            if not found:
+                raise InputError(
+                    "no baseline run in MLflow",
+                    [f"{tracking_uri}: no run in experiment '{source.experiment}' with tags {source.tag}"],
+                )
+            run_id = found[0].info.run_id
+        else:
+            version = client.get_model_version_by_alias(source.registered_model, source.alias or "champion")
+            run_id = version.run_id
+    except InputError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - MLflow raises its own exception types for missing models/aliases
+        raise InputError(
+            "cannot find the baseline in MLflow",
+            [
+                f"{tracking_uri}: {type(exc).__name__}: {exc}. Promote a run first (`harness gate --promote`) or give "
+                "--baseline <run folder>"
+            ],
+        ) from None
+    folder = Path(tempfile.mkdtemp(prefix="baseline-"))
+    for name in (SCORECARD, TURNS):
+        client.download_artifacts(run_id, name, str(folder))
+    return folder
+
+
+def promote(run_folder: Path, *, tracking_uri: str, experiment: str, registered_model: str, alias: str) -> str:
+    """Tag the run's MLflow run as having passed the gate and move `alias` to a model version of it."""
+    import mlflow
+
+    card = json.loads((run_folder / SCORECARD).read_text(encoding="utf-8"))
+    client = mlflow.MlflowClient(tracking_uri=tracking_uri)
+    found = client.get_experiment_by_name(experiment)
+    runs = (
+        client.search_runs([found.experiment_id], f"tags.`harness.run_id` = '{card['run_id']}'", max_results=1)
+        if found
+        else []
+    )
+    if not runs:
+        raise InputError(
+            "cannot promote",
+            [
+                f"{tracking_uri}: run {card['run_id']} was not logged to MLflow "
+                f"experiment '{experiment}'; rerun it with MLflow logging on"
+            ],
+        )
+    run = runs[0]
+    client.set_tag(run.info.run_id, "release_gate", "passed")
+    try:
+        client.get_registered_model(registered_model)
+    except Exception:  # noqa: BLE001 - not registered yet
+        client.create_registered_model(registered_model, description="The reference bot, as evaluated by harness")
+    version = client.create_model_version(
+        registered_model,
+        source=run.info.artifact_uri,
+        run_id=run.info.run_id,
+        tags={"bot_model": str(card.get("bot_model"))},
+    )
+    client.set_registered_model_alias(registered_model, alias, version.version)
+    return str(version.version)
+
+
+def copy_baseline(run_folder: Path, target: Path) -> None:
+    """Make `run_folder` the committed baseline: its scorecard and turn records in `target`."""
+    target.mkdir(parents=True, exist_ok=True)
+    for name in (SCORECARD, TURNS):
+        shutil.copy(run_folder / name, target / name)

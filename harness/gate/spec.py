@@ -1,0 +1,118 @@
+"""The gate specification (YAML, committed in experiments/): KPI thresholds, allowed regressions against the
+baseline, minimum sample sizes, the comparison policy, and must-pass conversations selected by tag."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from harness.errors import InputError
+from harness.metrics import REGISTRY
+from harness.problems import unknown, yaml_location
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MlflowBaseline(Strict):
+    tracking_uri: str = "sqlite:///experiments/mlflow.db"
+    registered_model: str = "reference-bot"
+    alias: str | None = "champion"
+    """The registered-model alias whose run is the baseline."""
+    tag: dict[str, str] | None = None
+    """Alternatively: the newest run carrying all these tags."""
+    experiment: str = "reference-bot"
+
+
+class BaselineSpec(Strict):
+    path: Path | None = None
+    """A run folder, or a folder with scorecard.json and turns.parquet (relative to the repository root)."""
+    mlflow: MlflowBaseline | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> BaselineSpec:
+        if (self.path is None) == (self.mlflow is None):
+            raise ValueError("give exactly one of path or mlflow")
+        return self
+
+
+class Policy(Strict):
+    comparison: Literal["paired_test", "point"] = "paired_test"
+    """paired_test: a regression fails only when larger than allowed AND significant in a paired test
+    (McNemar for conversation outcomes, paired bootstrap otherwise); point: any drop larger than allowed fails."""
+    alpha: float = Field(0.05, gt=0, lt=0.5)
+    min_n: int = Field(30, ge=1)
+    """Default minimum support per KPI; fewer samples fail (the gate fails closed)."""
+
+
+class KpiCheck(Strict):
+    threshold: float | None = None
+    """A floor for KPIs where higher is better, a ceiling where lower is better (direction from the registry)."""
+    max_regression: float | None = Field(None, ge=0)
+    """The largest worsening allowed against the baseline, in the KPI's unit."""
+    min_n: int | None = Field(None, ge=1)
+    allow_undefined: bool = False
+    """Pass when the KPI is undefined (None) instead of failing closed."""
+
+
+class MustPass(Strict):
+    name: str = Field(min_length=1)
+    tags: list[str] = []
+    """Select conversations carrying any of these tags."""
+    critical: bool = False
+    """Also select every conversation marked critical."""
+    require: Literal["expected_outcome", "never_matches"] = "expected_outcome"
+    """expected_outcome: the actual outcome equals the expected one and every check passed;
+    never_matches: no bot message in the conversation matches `pattern`."""
+    pattern: str | None = None
+
+    @model_validator(mode="after")
+    def _selection_and_pattern(self) -> MustPass:
+        if not self.tags and not self.critical:
+            raise ValueError("select conversations with tags, critical: true, or both")
+        if (self.require == "never_matches") != (self.pattern is not None):
+            raise ValueError("require: never_matches needs a pattern, and only it takes one")
+        if self.pattern is not None:
+            re.compile(self.pattern)
+        return self
+
+
+class GateSpec(Strict):
+    version: Literal[1]
+    baseline: BaselineSpec | None = None
+    policy: Policy = Policy()
+    kpis: dict[str, KpiCheck] = Field(min_length=1)
+    must_pass: list[MustPass] = []
+
+    @field_validator("kpis")
+    @classmethod
+    def _known_kpis(cls, kpis: dict[str, KpiCheck]) -> dict[str, KpiCheck]:
+        for name, check in kpis.items():
+            if name not in REGISTRY:
+                raise ValueError(unknown("KPI", name, REGISTRY))
+            if check.threshold is not None and REGISTRY[name].higher_is_better is None:
+                raise ValueError(f"{name} has no better direction, so it cannot have a threshold")
+            if check.max_regression is not None and REGISTRY[name].higher_is_better is None:
+                raise ValueError(f"{name} has no better direction, so it cannot regress")
+        return kpis
+
+
+def load_spec(path: Path) -> GateSpec:
+    """The gate specification at `path`; raises InputError listing every problem."""
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise InputError("cannot read the gate specification", [f"{path}: {exc.strerror}"]) from None
+    except yaml.YAMLError as exc:
+        raise InputError("the gate specification is not valid YAML", [f"{path}: {exc}"]) from None
+    try:
+        return GateSpec.model_validate(raw)
+    except ValidationError as exc:
+        raise InputError(
+            "invalid gate specification", [f"{path}: {yaml_location(e['loc'], raw)}: {e['msg']}" for e in exc.errors()]
+        ) from None
