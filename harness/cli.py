@@ -290,8 +290,9 @@ def rescore_command(run_dir: Annotated[Path, typer.Argument(help="A finished run
 @app.command("gate")
 @reports_errors
 def gate_command(
-    run_dir: Annotated[Path | None, typer.Argument(help="The run folder to gate (default: the newest in runs/).")]
-    = None,
+    run_dir: Annotated[
+        Path | None, typer.Argument(help="The run folder to gate (default: the newest in runs/).")
+    ] = None,
     spec_file: Annotated[Path, typer.Option("--spec", help="Gate specification.")] = DEFAULT_PATHS.experiments
     / "gate.yml",
     baseline: Annotated[Path | None, typer.Option(help="Baseline run folder (overrides the specification).")] = None,
@@ -299,12 +300,16 @@ def gate_command(
     junit: Annotated[Path | None, typer.Option(help="JUnit XML output (default: <run>/gate.xml).")] = None,
     markdown: Annotated[Path | None, typer.Option(help="Markdown summary (default: <run>/gate.md).")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="JSON result (default: <run>/gate.json).")] = None,
-    promote: Annotated[bool, typer.Option(help="If the gate passes: tag the MLflow run and move the champion "
-                                          "alias to it.")] = False,
-    update_baseline: Annotated[Path | None, typer.Option(help="If the gate passes: copy the run's scorecard and "
-                                                         "records to this baseline folder.")] = None,
-    tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI for the baseline and promotion.")]
-    = None,
+    promote: Annotated[
+        bool, typer.Option(help="If the gate passes: tag the MLflow run and move the champion alias to it.")
+    ] = False,
+    update_baseline: Annotated[
+        Path | None,
+        typer.Option(help="If the gate passes: copy the run's scorecard and records to this baseline folder."),
+    ] = None,
+    tracking_uri: Annotated[
+        str | None, typer.Option(help="MLflow tracking URI for the baseline and promotion.")
+    ] = None,
 ) -> None:
     """Decide whether the run may ship: exit 0 pass, 1 a KPI or must-pass conversation failed, 2 bad input."""
     from harness.config import load_config
@@ -323,8 +328,11 @@ def gate_command(
         if baseline is not None:
             baseline_run = load_run(baseline.resolve(), run.core.options if run.core else None, need_turns=False)
         elif spec.baseline is not None and spec.baseline.path is not None:
-            baseline_run = load_run((DEFAULT_PATHS.root / spec.baseline.path).resolve(),
-                                    run.core.options if run.core else None, need_turns=False)
+            baseline_run = load_run(
+                (DEFAULT_PATHS.root / spec.baseline.path).resolve(),
+                run.core.options if run.core else None,
+                need_turns=False,
+            )
         elif spec.baseline is not None and spec.baseline.mlflow is not None:
             source = spec.baseline.mlflow
             uri = tracking_uri or source.tracking_uri
@@ -332,8 +340,12 @@ def gate_command(
                 uri = "sqlite:///" + str(DEFAULT_PATHS.root / uri.removeprefix("sqlite:///"))
             baseline_run = load_run(mlflow_baseline(source, uri), run.core.options if run.core else None)
     result = decide(spec, run, baseline_run)
-    write_outputs(result, junit=junit or run_dir / "gate.xml", markdown_path=markdown or run_dir / "gate.md",
-                  json_path=json_out or run_dir / "gate.json")
+    write_outputs(
+        result,
+        junit=junit or run_dir / "gate.xml",
+        markdown_path=markdown or run_dir / "gate.md",
+        json_path=json_out or run_dir / "gate.json",
+    )
     for check in result.checks:
         if check.group == "kpi" or not check.passed:
             mark = "[green]pass[/]" if check.passed else "[bold red]FAIL[/]"
@@ -342,15 +354,22 @@ def gate_command(
     out.print(f"must-pass conversations: {sum(c.passed for c in must)} of {len(must)} passed")
     for note in result.notes:
         out.print(f"note: {note}")
-    out.print(f"outputs: {junit or run_dir / 'gate.xml'}, {markdown or run_dir / 'gate.md'}, "
-              f"{json_out or run_dir / 'gate.json'}")
+    out.print(
+        f"outputs: {junit or run_dir / 'gate.xml'}, {markdown or run_dir / 'gate.md'}, "
+        f"{json_out or run_dir / 'gate.json'}"
+    )
     if not result.passed:
         err.print(f"[bold red]release gate FAILED[/]: {len(result.failures())} check(s) failed")
         raise typer.Exit(EXIT_CHECK_FAILED)
     out.print("[bold green]release gate PASSED[/]")
     if promote:
-        version = promote_run(run_dir, tracking_uri=config.tracking.uri, experiment=config.tracking.experiment,
-                              registered_model="reference-bot", alias="champion")
+        version = promote_run(
+            run_dir,
+            tracking_uri=config.tracking.uri,
+            experiment=config.tracking.experiment,
+            registered_model="reference-bot",
+            alias="champion",
+        )
         out.print(f"promoted: MLflow run tagged release_gate=passed; reference-bot version {version} is 'champion'")
     if update_baseline is not None:
         copy_baseline(run_dir, update_baseline)

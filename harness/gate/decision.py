@@ -117,7 +117,7 @@ def kpi_check(name: str, check: KpiCheck, spec: GateSpec, run: ScoredRun, baseli
                 problems.append(f"{moved}{why}; allowed {fmt(check.max_regression, unit)}")
             else:
                 paired = compare(name, run.core, baseline.core)
-                test = f"paired p={paired.p_value:.2g}, {paired.method}"
+                test = f"paired {paired.p_text()}, {paired.method}"
                 if paired.p_value < spec.policy.alpha:
                     problems.append(f"{moved} ({test}); allowed {fmt(check.max_regression, unit)}")
                 else:

@@ -27,6 +27,11 @@ class PairedComparison:
     p_value: float
     """One-sided: probability of a worsening at least this large if the bot did not get worse."""
     detail: str = ""
+    resolution: float = 0.0
+    """The smallest p-value the method can report (1/replicates for the bootstrap)."""
+
+    def p_text(self) -> str:
+        return f"p<{self.resolution:.1g}" if self.p_value == 0 and self.resolution else f"p={self.p_value:.2g}"
 
 
 def same_conversations(current: ScoringCore, baseline: ScoringCore) -> None:
@@ -84,7 +89,9 @@ def _bootstrap_p(improvement: np.ndarray) -> PairedComparison:
     finite = improvement[np.isfinite(improvement)]
     if finite.size == 0:
         return PairedComparison(PAIRED_BOOTSTRAP, 1.0, "no replicate had data in both runs")
-    return PairedComparison(PAIRED_BOOTSTRAP, float((finite >= 0).mean()), f"{finite.size} replicates")
+    return PairedComparison(
+        PAIRED_BOOTSTRAP, float((finite >= 0).mean()), f"{finite.size} replicates", resolution=1 / finite.size
+    )
 
 
 __all__ = ["LATENCY_QUANTILES", "MCNEMAR", "PAIRED_BOOTSTRAP", "PairedComparison", "compare", "same_conversations"]

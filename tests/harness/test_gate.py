@@ -1,0 +1,188 @@
+"""The release gate's decision on hand-made paired runs: clear pass, clear regression, a drop within noise, too
+few samples, a must-pass failure, a mismatched eval-set hash, an undefined KPI; and its outputs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from xml.etree import ElementTree as ET
+
+import pytest
+from records_factory import turn
+
+from harness.errors import InputError
+from harness.gate.decision import ScoredRun, decide, scored
+from harness.gate.outputs import as_json, junit_xml, markdown
+from harness.gate.paired import MCNEMAR, compare
+from harness.gate.spec import GateSpec, load_spec
+from harness.metrics import ScoringOptions, build_core
+from harness.paths import ProjectPaths
+from harness.records import to_frame
+
+OPTIONS = ScoringOptions(bootstrap_replicates=500, seed=3)
+
+
+def run(outcomes: list[bool], *, fraud_ok: bool = True, eval_hash: str = "h1", run_id: str = "r") -> ScoredRun:
+    """Conversations c000.. whose single turn is understood (True) or falls back (False, so the conversation is
+    not recognised and not completed), plus one fraud conversation."""
+    rows = [turn(f"c{i:03d}", 0, "fees", "fees", fallback=not ok) for i, ok in enumerate(outcomes)]
+    fraud = turn(
+        "fraud-1",
+        0,
+        "report_fraud",
+        "report_fraud" if fraud_ok else "fees",
+        expected="escalated",
+        queue="fraud",
+        resolvable=False,
+        handoff="fraud" if fraud_ok else None,
+    )
+    rows.append({**fraud, "tags": '["fraud"]'})
+    core = build_core(to_frame(rows), OPTIONS)
+    return scored(core, {"run_id": run_id, "eval_set_hash": eval_hash, "bot_model": "m"}, f"runs/{run_id}")
+
+
+def spec(**kpis: dict) -> GateSpec:
+    return GateSpec.model_validate(
+        {
+            "version": 1,
+            "kpis": kpis or {"recognition_rate.v1": {"max_regression": 0.03}},
+            "must_pass": [{"name": "fraud reaches the fraud queue", "tags": ["fraud"]}],
+            "policy": {"min_n": 30},
+        }
+    )
+
+
+BASELINE = run([True] * 90 + [False] * 10, run_id="base")
+
+
+def test_an_unchanged_bot_passes() -> None:
+    result = decide(spec(), run([True] * 90 + [False] * 10), BASELINE)
+    assert result.passed, [c.message for c in result.failures()]
+    assert result.checks[0].message.startswith("recognition_rate.v1 0.90 [")
+
+
+def test_a_clear_regression_fails_with_a_paired_p_value() -> None:
+    worse = [True] * 70 + [False] * 30  # 20 conversations the baseline got right now fail
+    result = decide(spec(), run(worse), BASELINE)
+    (failure,) = result.failures()
+    assert "recognition_rate.v1 0.70" in failure.message and "n=101" in failure.message
+    assert "fell 0.20 below baseline 0.90 (paired p<0.002, paired bootstrap); allowed 0.03" in failure.message
+
+
+def test_a_drop_within_noise_passes_with_a_note() -> None:
+    # 3 conversations got worse and 1 better: a 0.02 drop, more than the 0.01 allowed, but not significant.
+    now = [True] * 87 + [False] * 3 + [True] + [False] * 9
+    result = decide(spec(**{"recognition_rate.v1": {"max_regression": 0.01}}), run(now), BASELINE)
+    check = result.checks[0]
+    assert check.passed, check.message
+    assert "fell 0.02 below baseline 0.90, more than the allowed 0.01 but within noise (paired p=" in check.message
+
+
+def test_the_same_drop_fails_under_the_point_policy() -> None:
+    now = [True] * 87 + [False] * 3 + [True] + [False] * 9
+    gate = GateSpec.model_validate(
+        {
+            "version": 1,
+            "policy": {"comparison": "point", "min_n": 30},
+            "kpis": {"recognition_rate.v1": {"max_regression": 0.01}},
+        }
+    )
+    (failure,) = decide(gate, run(now), BASELINE).failures()
+    assert "fell 0.02 below baseline 0.90; allowed 0.01" in failure.message
+
+
+def test_mcnemar_counts_discordant_conversations() -> None:
+    before = run([True] * 20 + [False] * 5)
+    after = run([False] * 8 + [True] * 12 + [True] * 5)  # 8 got worse, 5 got better
+    paired = compare("self_service_completion.v1", after.core, before.core)
+    assert paired.method == MCNEMAR and "8 conversation(s) got worse, 5 better" in paired.detail
+    # One-sided exact binomial P(X >= 8 | n=13, p=0.5) = 0.2905.
+    assert paired.p_value == pytest.approx(0.2905, abs=1e-4)
+
+
+def test_too_few_samples_fail_closed() -> None:
+    result = decide(spec(), run([True] * 10), None)
+    (failure,) = result.failures()
+    assert "has too few samples (n=11, at least 30 required)" in failure.message
+
+
+def test_a_floor_is_a_threshold_for_higher_is_better_and_a_ceiling_for_latency() -> None:
+    gate = spec(**{"recognition_rate.v1": {"threshold": 0.95}, "latency_p95.v1": {"threshold": 5}})
+    messages = [c.message for c in decide(gate, run([True] * 90 + [False] * 10), None).failures()]
+    assert any("recognition_rate.v1 0.90" in m and "is below the floor 0.95" in m for m in messages)
+    assert any("latency_p95.v1 10 ms" in m and "is above the ceiling 5 ms" in m for m in messages)
+
+
+def test_a_must_pass_failure_names_the_conversation() -> None:
+    result = decide(spec(), run([True] * 40, fraud_ok=False), None)
+    (failure,) = result.failures()
+    assert failure.group == "must_pass"
+    assert failure.message == (
+        "fraud-1 fails 'fraud reaches the fraud queue': expected escalated:fraud, got self_served"
+    )
+
+
+def test_a_must_pass_rule_that_selects_nothing_fails() -> None:
+    gate = GateSpec.model_validate(
+        {"version": 1, "kpis": {"availability.v1": {}}, "must_pass": [{"name": "pin", "tags": ["no-such-tag"]}]}
+    )
+    (failure,) = decide(gate, run([True] * 40), None).failures()
+    assert "selects no conversation" in failure.message
+
+
+def test_a_baseline_on_different_eval_sets_is_refused() -> None:
+    with pytest.raises(InputError, match="the baseline was measured on different eval sets; refusing to compare"):
+        decide(spec(), run([True] * 40), run([True] * 40, eval_hash="h2", run_id="b"))
+
+
+def test_an_undefined_kpi_fails_closed_unless_allowed() -> None:
+    undefined = spec(**{"escalation_accuracy.v1": {"threshold": 0.8}})
+    only_self_service = run([True] * 40, fraud_ok=False)
+    (failure,) = [c for c in decide(undefined, only_self_service, None).failures() if c.group == "kpi"]
+    assert "escalation_accuracy.v1 undefined" in failure.message and "fails closed" in failure.message
+    allowed = spec(**{"escalation_accuracy.v1": {"threshold": 0.8, "allow_undefined": True}})
+    assert all(c.passed for c in decide(allowed, only_self_service, None).checks if c.group == "kpi")
+
+
+def test_every_reason_is_listed_not_just_the_first() -> None:
+    gate = spec(
+        **{
+            "recognition_rate.v1": {"threshold": 0.95, "max_regression": 0.03},
+            "availability.v1": {"threshold": 1.0, "min_n": 500},
+        }
+    )
+    failures = decide(gate, run([True] * 70 + [False] * 30, fraud_ok=False), BASELINE).failures()
+    assert len(failures) == 3
+    # 70 of 101 in-scope turns (the fraud turn is missed too) against the baseline's 91 of 101.
+    assert "recognition_rate.v1 0.69" in failures[0].message
+    assert "is below the floor 0.95; fell 0.21 below baseline 0.90 (paired p<0.002" in failures[0].message
+
+
+def test_outputs_junit_markdown_json() -> None:
+    result = decide(spec(), run([True] * 70 + [False] * 30, fraud_ok=False), BASELINE)
+    suite = ET.fromstring(junit_xml(result))
+    assert suite.get("tests") == "2" and suite.get("failures") == "2"
+    assert {c.get("name") for c in suite} == {
+        "recognition_rate.v1",
+        "must-pass: fraud reaches the fraud queue: fraud-1",
+    }
+    assert markdown(result).startswith("## Release gate FAILED")
+    assert json.loads(as_json(result))["passed"] is False
+
+
+def test_spec_errors_are_clear(tmp_path: Path) -> None:
+    path = tmp_path / "gate.yml"
+    path.write_text(
+        "version: 1\nkpis:\n  recognition_rate.v2: {threshold: 0.8}\n  messages_per_conversation.v1: "
+        "{threshold: 3}\nmust_pass: [{name: x, require: never_matches}]\n"
+    )
+    with pytest.raises(InputError) as info:
+        load_spec(path)
+    text = str(info.value)
+    assert "unknown KPI 'recognition_rate.v2' (did you mean 'recognition_rate.v1'?)" in text
+    assert "must_pass[0]" in text
+
+
+def test_the_committed_specification_loads() -> None:
+    gate = load_spec(ProjectPaths().experiments / "gate.yml")
+    assert gate.baseline is not None and gate.must_pass
