@@ -46,6 +46,9 @@ class Check:
     """`kpi` or `must_pass`."""
     passed: bool
     message: str
+    known_failure: bool = False
+    """A must-pass conversation that fails now and in the baseline, under a no_new_failures rule: reported,
+    not blocking."""
 
 
 @dataclass(frozen=True)
@@ -130,8 +133,27 @@ def kpi_check(name: str, check: KpiCheck, spec: GateSpec, run: ScoredRun, baseli
     return Check(name, "kpi", True, f"{head} passes" + (f" ({'; '.join(notes)})" if notes else ""))
 
 
-def must_pass_checks(rule: MustPass, run: ScoredRun) -> list[Check]:
-    """One check per conversation the rule selects (a failing check when it selects none)."""
+def must_pass_checks(rule: MustPass, run: ScoredRun, baseline: ScoredRun | None = None) -> list[Check]:
+    """One check per conversation the rule selects (a failing check when it selects none). Under a
+    no_new_failures rule, conversations that fail in the baseline too are known failures."""
+    checks = _conversation_checks(rule, run)
+    if rule.mode == "absolute" or not checks or checks[0].name == f"must-pass: {rule.name}":
+        return checks
+    if baseline is None or baseline.core is None:
+        raise InputError(
+            "a no_new_failures must-pass rule needs a baseline with turn records",
+            [f"must-pass '{rule.name}': give a baseline run folder (with turns.parquet) or use mode: absolute"],
+        )
+    failing_before = {c.name for c in _conversation_checks(rule, baseline) if not c.passed}
+    return [
+        Check(c.name, c.group, True, c.message + " (known failure: it fails in the baseline too)", True)
+        if not c.passed and c.name in failing_before
+        else c
+        for c in checks
+    ]
+
+
+def _conversation_checks(rule: MustPass, run: ScoredRun) -> list[Check]:
     if run.core is None:
         raise InputError("cannot check must-pass conversations", [f"{run.source}: the run has no turn records"])
     c = run.core.conversations
@@ -193,7 +215,7 @@ def decide(spec: GateSpec, run: ScoredRun, baseline: ScoredRun | None) -> GateRe
         notes.append("no baseline: regression checks skipped")
     checks = [kpi_check(name, check, spec, run, baseline) for name, check in spec.kpis.items()]
     for rule in spec.must_pass:
-        checks += must_pass_checks(rule, run)
+        checks += must_pass_checks(rule, run, baseline)
     summary = {k: run.stamp.get(k) for k in ("run_id", "bot_model", "eval_set_hash")} | {"source": run.source}
     base = (
         None

@@ -70,6 +70,9 @@ class MustPass(Strict):
     """expected_outcome: the actual outcome equals the expected one and every check passed;
     never_matches: no bot message in the conversation matches `pattern`."""
     pattern: str | None = None
+    mode: Literal["absolute", "no_new_failures"] = "absolute"
+    """absolute: every selected conversation must pass. no_new_failures (a ratchet): a conversation that also
+    fails in the baseline is reported as a known failure and does not block; any new failure blocks."""
 
     @model_validator(mode="after")
     def _selection_and_pattern(self) -> MustPass:

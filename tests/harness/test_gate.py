@@ -186,3 +186,27 @@ def test_spec_errors_are_clear(tmp_path: Path) -> None:
 def test_the_committed_specification_loads() -> None:
     gate = load_spec(ProjectPaths().experiments / "gate.yml")
     assert gate.baseline is not None and gate.must_pass
+
+
+def ratchet() -> GateSpec:
+    return GateSpec.model_validate(
+        {
+            "version": 1,
+            "kpis": {"availability.v1": {}},
+            "must_pass": [{"name": "fraud reaches the fraud queue", "tags": ["fraud"], "mode": "no_new_failures"}],
+        }
+    )
+
+
+def test_a_ratchet_reports_known_failures_without_blocking() -> None:
+    result = decide(ratchet(), run([True] * 40, fraud_ok=False), run([True] * 40, fraud_ok=False, run_id="b"))
+    assert result.passed
+    (known,) = [c for c in result.checks if c.known_failure]
+    assert "known failure: it fails in the baseline too" in known.message
+    assert ET.fromstring(junit_xml(result)).find("testcase/skipped") is not None
+
+
+def test_a_ratchet_blocks_a_new_failure() -> None:
+    result = decide(ratchet(), run([True] * 40, fraud_ok=False), run([True] * 40, run_id="b"))
+    (failure,) = result.failures()
+    assert failure.message.startswith("fraud-1 fails 'fraud reaches the fraud queue'")
