@@ -313,7 +313,7 @@ def gate_command(
 ) -> None:
     """Decide whether the run may ship: exit 0 pass, 1 a KPI or must-pass conversation failed, 2 bad input."""
     from harness.config import load_config
-    from harness.gate.baseline import copy_baseline, latest_run, load_run, mlflow_baseline
+    from harness.gate.baseline import baseline_for, copy_baseline, latest_run, load_run
     from harness.gate.baseline import promote as promote_run
     from harness.gate.decision import decide
     from harness.gate.outputs import write_outputs
@@ -323,22 +323,7 @@ def gate_command(
     config = load_config(overrides={"tracking.uri": tracking_uri}).resolved()
     run_dir = (run_dir or latest_run(config.output_dir)).resolve()
     run = load_run(run_dir)
-    baseline_run = None
-    if not no_baseline:
-        if baseline is not None:
-            baseline_run = load_run(baseline.resolve(), run.core.options if run.core else None, need_turns=False)
-        elif spec.baseline is not None and spec.baseline.path is not None:
-            baseline_run = load_run(
-                (DEFAULT_PATHS.root / spec.baseline.path).resolve(),
-                run.core.options if run.core else None,
-                need_turns=False,
-            )
-        elif spec.baseline is not None and spec.baseline.mlflow is not None:
-            source = spec.baseline.mlflow
-            uri = tracking_uri or source.tracking_uri
-            if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
-                uri = "sqlite:///" + str(DEFAULT_PATHS.root / uri.removeprefix("sqlite:///"))
-            baseline_run = load_run(mlflow_baseline(source, uri), run.core.options if run.core else None)
+    baseline_run = None if no_baseline else baseline_for(spec, run, override=baseline, tracking_uri=tracking_uri)
     result = decide(spec, run, baseline_run)
     write_outputs(
         result,

@@ -10,8 +10,9 @@ from pathlib import Path
 
 from harness.errors import InputError
 from harness.gate.decision import ScoredRun, scored
-from harness.gate.spec import MlflowBaseline
+from harness.gate.spec import GateSpec, MlflowBaseline
 from harness.metrics import ScoringOptions, build_core
+from harness.paths import REPO_ROOT
 from harness.records import read
 
 SCORECARD = "scorecard.json"
@@ -34,6 +35,29 @@ def load_run(folder: Path, options: ScoringOptions | None = None, *, need_turns:
         scoring.get("bootstrap_replicates", 1000), scoring.get("seed", 20261122), scoring.get("confidence", 0.95)
     )
     return scored(build_core(read(folder / TURNS), options), stamp, str(folder))
+
+
+def baseline_for(
+    spec: GateSpec,
+    run: ScoredRun,
+    *,
+    override: Path | None = None,
+    tracking_uri: str | None = None,
+    root: Path = REPO_ROOT,
+) -> ScoredRun | None:
+    """The baseline named by `override` or by the specification, scored with the run's options; None if none."""
+    options = run.core.options if run.core else None
+    if override is not None:
+        return load_run(override.resolve(), options, need_turns=False)
+    if spec.baseline is None:
+        return None
+    if spec.baseline.path is not None:
+        return load_run((root / spec.baseline.path).resolve(), options, need_turns=False)
+    assert spec.baseline.mlflow is not None  # the schema requires exactly one source
+    uri = tracking_uri or spec.baseline.mlflow.tracking_uri
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        uri = "sqlite:///" + str(root / uri.removeprefix("sqlite:///"))
+    return load_run(mlflow_baseline(spec.baseline.mlflow, uri), options)
 
 
 def latest_run(runs: Path) -> Path:
