@@ -16,7 +16,7 @@ pytest_plugins = ["pytester"]
 
 SPEC = """version: 1
 kpis:
-  recognition_rate.v1: {threshold: 0.9, min_n: 5}
+  recognition_rate.v1: {threshold: 0.95, min_n: 5}
 must_pass:
   - {name: fraud reaches the fraud queue, tags: [fraud]}
 """
@@ -55,6 +55,6 @@ def test_the_gate_as_a_pytest_test(pytester: pytest.Pytester, fraud_ok: bool, ou
     if not fraud_ok:
         result.stdout.fnmatch_lines([
             "*release gate FAILED: 2 check(s) failed*",
-            "*recognition_rate.v1 0.90*",
+            "*recognition_rate.v1 0.90*is below the floor 0.95*",
             "*fraud-1 fails 'fraud reaches the fraud queue': expected escalated:fraud, got self_served*",
         ])
