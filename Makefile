@@ -5,13 +5,20 @@ HARNESS := .venv/bin/harness
 PY := .venv/bin/python
 BOT_PY := .venv-bot/bin/python
 
-.PHONY: eval setup harness-env bot-env intents model bot test test-harness test-bot test-integration lint bench bench-bot bench-harness clean
+.PHONY: eval gate setup harness-env bot-env intents model bot test test-harness test-bot test-integration lint bench bench-bot bench-harness clean
 
 ## The main job: replay every eval set through the reference bot and print the KPI scorecard.
 ## Trains the bot if its data changed, starts it on loopback, stops it afterwards (also on failure or Ctrl-C).
 eval: setup
 	@$(HARNESS) intents build
 	@$(HARNESS) run --serve-bot
+
+## The release gate on the reference bot: a fresh eval run, judged by experiments/gate.yml against
+## experiments/baseline. Writes gate.xml (JUnit), gate.md and gate.json into the run folder.
+gate: setup
+	@$(HARNESS) intents build
+	@$(HARNESS) run --serve-bot --no-mlflow
+	@$(HARNESS) gate
 
 setup: harness-env bot-env
 

@@ -179,10 +179,8 @@ def _conversation_checks(rule: MustPass, run: ScoredRun) -> list[Check]:
         cid = row["conversation_id"]
         name = f"must-pass: {rule.name}: {cid}"
         if rule.require == "expected_outcome":
-            ok = row["actual_outcome"] == row["expected_label"] and bool(row["checks_ok"])
+            ok = row["actual_outcome"] == row["expected_label"]
             why = f"expected {row['expected_label']}, got {row['actual_outcome']}"
-            if not row["checks_ok"]:
-                why += ", and a check on the bot's reply failed"
             checks.append(Check(name, "must_pass", ok, f"{cid} {'passes' if ok else 'fails'} '{rule.name}': {why}"))
         else:
             said = [m for raw in t.loc[t["conv"] == code, "bot_messages"] for m in json.loads(raw or "[]")]

@@ -67,7 +67,7 @@ class MustPass(Strict):
     critical: bool = False
     """Also select every conversation marked critical."""
     require: Literal["expected_outcome", "never_matches"] = "expected_outcome"
-    """expected_outcome: the actual outcome equals the expected one and every check passed;
+    """expected_outcome: the actual outcome (self_served, abandoned or escalated:<queue>) equals the expected one;
     never_matches: no bot message in the conversation matches `pattern`."""
     pattern: str | None = None
     mode: Literal["absolute", "no_new_failures"] = "absolute"
