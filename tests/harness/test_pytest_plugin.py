@@ -24,15 +24,27 @@ must_pass:
 
 def make_run(folder: Path, *, fraud_ok: bool) -> Path:
     rows = [turn(f"c{i}", 0, "fees", "fees") for i in range(9)]
-    fraud = turn("fraud-1", 0, "report_fraud", "report_fraud" if fraud_ok else "fees", expected="escalated",
-                 queue="fraud", resolvable=False, handoff="fraud" if fraud_ok else None)
+    fraud = turn(
+        "fraud-1",
+        0,
+        "report_fraud",
+        "report_fraud" if fraud_ok else "fees",
+        expected="escalated",
+        queue="fraud",
+        resolvable=False,
+        handoff="fraud" if fraud_ok else None,
+    )
     rows.append({**fraud, "tags": '["fraud"]'})
     records = to_frame(rows)
     folder.mkdir(parents=True)
     write(records, folder / "turns.parquet")
     core = build_core(records, ScoringOptions(bootstrap_replicates=200))
-    stamp = {"run_id": folder.name, "eval_set_hash": "h", "bot_model": "m",
-             "config": {"scoring": {"bootstrap_replicates": 200, "seed": 1, "confidence": 0.95}}}
+    stamp = {
+        "run_id": folder.name,
+        "eval_set_hash": "h",
+        "bot_model": "m",
+        "config": {"scoring": {"bootstrap_replicates": 200, "seed": 1, "confidence": 0.95}},
+    }
     build_scorecard(core, stamp).write(folder / "scorecard.json")
     return folder
 
@@ -49,12 +61,13 @@ def test_the_gate_as_a_pytest_test(pytester: pytest.Pytester, fraud_ok: bool, ou
     spec = pytester.path / "gate.yml"
     spec.write_text(SPEC)
     pytester.makepyfile(test_release=TEST_FILE)
-    result = pytester.runpytest_subprocess("--harness-run", str(run),
-                                "--harness-gate-spec", str(spec), "-W", "ignore")
+    result = pytester.runpytest_subprocess("--harness-run", str(run), "--harness-gate-spec", str(spec), "-W", "ignore")
     result.assert_outcomes(**outcome)
     if not fraud_ok:
-        result.stdout.fnmatch_lines([
-            "*release gate FAILED: 2 check(s) failed*",
-            "*recognition_rate.v1 0.90*is below the floor 0.95*",
-            "*fraud-1 fails 'fraud reaches the fraud queue': expected escalated:fraud, got self_served*",
-        ])
+        result.stdout.fnmatch_lines(
+            [
+                "*release gate FAILED: 2 check(s) failed*",
+                "*recognition_rate.v1 0.90*is below the floor 0.95*",
+                "*fraud-1 fails 'fraud reaches the fraud queue': expected escalated:fraud, got self_served*",
+            ]
+        )

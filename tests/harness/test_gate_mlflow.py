@@ -1,0 +1,68 @@
+"""Promotion and MLflow baselines on a real (SQLite) MLflow store: a passing run is tagged and becomes the
+`champion`, and the next gate finds its baseline through that alias."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow
+import pytest
+from records_factory import worked_example
+
+from harness.errors import InputError
+from harness.gate.baseline import load_run, mlflow_baseline, promote
+from harness.gate.spec import MlflowBaseline
+from harness.metrics import ScoringOptions, build_core
+from harness.records import write
+from harness.scorecard import build_scorecard
+from harness.tracking import log_run
+
+
+def logged_run(tmp_path: Path, uri: str) -> Path:
+    folder = tmp_path / "runs" / "20260101-000000-abc123"
+    folder.mkdir(parents=True)
+    records = worked_example()
+    write(records, folder / "turns.parquet")
+    stamp = {
+        "run_id": folder.name,
+        "eval_set_hash": "h" * 64,
+        "eval_set_version": 1,
+        "bot_model": "bankbot-x",
+        "harness_version": "0",
+        "git_sha": "s",
+        "config": {"scoring": {"bootstrap_replicates": 200}},
+    }
+    card = build_scorecard(build_core(records, ScoringOptions(bootstrap_replicates=200)), stamp)
+    card.write(folder / "scorecard.json")
+    log_run(
+        card,
+        [folder / "scorecard.json", folder / "turns.parquet"],
+        tracking_uri=uri,
+        experiment="exp",
+        artifact_root=tmp_path / "artifacts",
+        run_name=folder.name,
+    )
+    return folder
+
+
+def test_a_promoted_run_is_the_champion_baseline(tmp_path: Path) -> None:
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    folder = logged_run(tmp_path, uri)
+    version = promote(folder, tracking_uri=uri, experiment="exp", registered_model="bot", alias="champion")
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("exp").experiment_id])
+    assert run.data.tags["release_gate"] == "passed" and version == "1"
+    downloaded = mlflow_baseline(MlflowBaseline(registered_model="bot", alias="champion"), uri)
+    baseline = load_run(downloaded)
+    assert baseline.stamp["run_id"] == folder.name and baseline.core is not None
+    by_tag = load_run(
+        mlflow_baseline(MlflowBaseline(experiment="exp", alias=None, tag={"release_gate": "passed"}), uri)
+    )
+    assert by_tag.stamp["eval_set_hash"] == "h" * 64
+
+
+def test_a_missing_alias_says_how_to_fix_it(tmp_path: Path) -> None:
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    logged_run(tmp_path, uri)
+    with pytest.raises(InputError, match="Promote a run first"):
+        mlflow_baseline(MlflowBaseline(registered_model="bot", alias="champion"), uri)
