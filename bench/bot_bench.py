@@ -25,7 +25,7 @@ from pathlib import Path
 
 import httpx
 
-from harness.bot_process import BotLayout, BotServer, bot_env, free_port, train
+from harness.bot_process import BotLayout, BotServer, bot_env, free_port, train, train_command
 
 RESULTS = Path(__file__).resolve().parent / "results"
 # Four-turn self-service conversations that never hand off, so every turn does the full work.
@@ -44,20 +44,7 @@ def train_from_scratch(layout: BotLayout) -> float:
         shutil.copytree(layout.bot_dir, copy, ignore=shutil.ignore_patterns("models", ".rasa", "var"))
         started = time.perf_counter()
         subprocess.run(
-            [
-                str(layout.rasa),
-                "train",
-                "--domain",
-                "domain",
-                "--data",
-                "data",
-                "--config",
-                "config.yml",
-                "--out",
-                "models",
-                "--fixed-model-name",
-                "bench",
-            ],
+            train_command(layout, "models", "bench"),
             cwd=copy,
             env=bot_env(BotLayout(bot_dir=copy, venv=layout.venv)),
             check=True,

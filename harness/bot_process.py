@@ -64,6 +64,24 @@ def bot_env(layout: BotLayout, extra: dict[str, str] | None = None) -> dict[str,
     return env
 
 
+def train_command(layout: BotLayout, out: Path | str, name: str) -> list[str]:
+    """`rasa train` of the project in `layout.bot_dir` (the current folder), writing `<out>/<name>.tar.gz`."""
+    return [
+        str(layout.rasa),
+        "train",
+        "--domain",
+        "domain",
+        "--data",
+        "data",
+        "--config",
+        "config.yml",
+        "--out",
+        str(out),
+        "--fixed-model-name",
+        name,
+    ]
+
+
 def train(layout: BotLayout = BotLayout(), *, log: Path | None = None) -> Path:
     """The model for the bot's current training inputs, training it first if no such model exists."""
     if not layout.rasa.exists():
@@ -74,20 +92,7 @@ def train(layout: BotLayout = BotLayout(), *, log: Path | None = None) -> Path:
         return model
     log = log or layout.bot_dir / "var" / "train.log"
     log.parent.mkdir(parents=True, exist_ok=True)
-    command = [
-        str(layout.rasa),
-        "train",
-        "--domain",
-        "domain",
-        "--data",
-        "data",
-        "--config",
-        "config.yml",
-        "--out",
-        str(layout.models),
-        "--fixed-model-name",
-        name,
-    ]
+    command = train_command(layout, layout.models, name)
     with log.open("w") as out:
         result = subprocess.run(
             command, cwd=layout.bot_dir, env=bot_env(layout), stdout=out, stderr=subprocess.STDOUT, check=False

@@ -6,12 +6,10 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from harness.errors import InputError
 from harness.paths import REPO_ROOT
-from harness.problems import yaml_location
+from harness.problems import load_yaml_model
 
 DEFAULT_CONFIG = REPO_ROOT / "experiments" / "eval.yml"
 
@@ -71,25 +69,18 @@ class RunConfig(Section):
 
 def load_config(path: Path = DEFAULT_CONFIG, overrides: dict[str, Any] | None = None) -> RunConfig:
     """The run configuration from `path`, with dotted-key `overrides` (for example {"replay.concurrency": 8})."""
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise InputError("cannot read the run configuration", [f"{path}: {exc.strerror}"]) from None
-    except yaml.YAMLError as exc:
-        raise InputError("the run configuration is not valid YAML", [f"{path}: {exc}"]) from None
-    if not isinstance(raw, dict):
-        raise InputError("invalid run configuration", [f"{path}: expected a mapping"])
-    for key, value in (overrides or {}).items():
-        if value is None:
-            continue
-        node = raw
-        *parents, leaf = key.split(".")
-        for parent in parents:
-            node = node.setdefault(parent, {})
-        node[leaf] = value
-    try:
-        return RunConfig.model_validate(raw)
-    except ValidationError as exc:
-        raise InputError(
-            "invalid run configuration", [f"{path}: {yaml_location(e['loc'], raw)}: {e['msg']}" for e in exc.errors()]
-        ) from None
+
+    def apply_overrides(raw: Any) -> Any:
+        if not isinstance(raw, dict):
+            return raw
+        for key, value in (overrides or {}).items():
+            if value is None:
+                continue
+            node = raw
+            *parents, leaf = key.split(".")
+            for parent in parents:
+                node = node.setdefault(parent, {})
+            node[leaf] = value
+        return raw
+
+    return load_yaml_model(path, RunConfig, "run configuration", apply_overrides)

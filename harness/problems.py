@@ -4,6 +4,15 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
+from pathlib import Path
+from typing import TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from harness.errors import InputError
+
+Model = TypeVar("Model", bound=BaseModel)
 
 
 def yaml_location(loc: tuple, raw: object, *, name_key: str = "name") -> str:
@@ -34,3 +43,23 @@ def unknown(kind: str, value: object, known: Iterable[str]) -> str:
     if close:
         message += f" (did you mean {close[0]!r}?)"
     return message + f"; known: {', '.join(names)}"
+
+
+def load_yaml_model(path: Path, model: type[Model], what: str, raw_hook=None) -> Model:  # type: ignore[no-untyped-def]
+    """`model` validated from the YAML file at `path`; InputError naming `what`, the file and every location.
+
+    `raw_hook` may adjust the parsed document first (for example to apply command-line overrides)."""
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise InputError(f"cannot read the {what}", [f"{path}: {exc.strerror}"]) from None
+    except yaml.YAMLError as exc:
+        raise InputError(f"the {what} is not valid YAML", [f"{path}: {exc}"]) from None
+    if raw_hook is not None:
+        raw = raw_hook(raw)
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise InputError(
+            f"invalid {what}", [f"{path}: {yaml_location(e['loc'], raw)}: {e['msg']}" for e in exc.errors()]
+        ) from None

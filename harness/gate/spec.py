@@ -7,12 +7,10 @@ import re
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from harness.errors import InputError
 from harness.metrics import REGISTRY
-from harness.problems import unknown, yaml_location
+from harness.problems import load_yaml_model, unknown
 
 
 class Strict(BaseModel):
@@ -107,15 +105,4 @@ class GateSpec(Strict):
 
 def load_spec(path: Path) -> GateSpec:
     """The gate specification at `path`; raises InputError listing every problem."""
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise InputError("cannot read the gate specification", [f"{path}: {exc.strerror}"]) from None
-    except yaml.YAMLError as exc:
-        raise InputError("the gate specification is not valid YAML", [f"{path}: {exc}"]) from None
-    try:
-        return GateSpec.model_validate(raw)
-    except ValidationError as exc:
-        raise InputError(
-            "invalid gate specification", [f"{path}: {yaml_location(e['loc'], raw)}: {e['msg']}" for e in exc.errors()]
-        ) from None
+    return load_yaml_model(path, GateSpec, "gate specification")

@@ -107,13 +107,16 @@ def register(
     """Decorator registering a metric function `(core) -> (value, n, interval, interval_method)`."""
 
     def add(function: Callable) -> Callable:
-        spec = MetricSpec(base, version, description, higher_is_better, value_range, unit, function)
-        if spec.name in REGISTRY:
-            raise ValueError(f"metric {spec.name} registered twice")
-        REGISTRY[spec.name] = spec
+        _add(MetricSpec(base, version, description, higher_is_better, value_range, unit, function))
         return function
 
     return add
+
+
+def _add(spec: MetricSpec) -> None:
+    if spec.name in REGISTRY:
+        raise ValueError(f"metric {spec.name} registered twice")
+    REGISTRY[spec.name] = spec
 
 
 def ratio_value(parts: Parts, core: ScoringCore) -> tuple[float | None, int, Interval | None, str]:
@@ -149,9 +152,7 @@ def register_ratio(
             compute=lambda core: ratio_value(function(core), core),
             parts=function,
         )
-        if spec.name in REGISTRY:
-            raise ValueError(f"metric {spec.name} registered twice")
-        REGISTRY[spec.name] = spec
+        _add(spec)
         return function
 
     return add
