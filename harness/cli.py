@@ -377,8 +377,10 @@ def main() -> None:
     def interrupt(*_: object) -> None:
         raise KeyboardInterrupt
 
-    # `make` and CI stop jobs with SIGTERM: treat it like Ctrl-C so started bot processes are stopped.
+    # `make` and CI stop jobs with SIGTERM: treat it like Ctrl-C so started bot processes are stopped. SIGINT gets
+    # Python's handler back even when a parent shell started us with it ignored (background jobs).
     signal.signal(signal.SIGTERM, interrupt)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         app()
     except KeyboardInterrupt:
