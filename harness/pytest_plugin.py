@@ -17,10 +17,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-from harness.gate.decision import GateResult, ScoredRun
+if TYPE_CHECKING:  # the plugin is also discovered by environments without the harness's dependencies
+    from harness.gate.decision import GateResult, ScoredRun
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
