@@ -56,6 +56,21 @@ def turn(
     }
 
 
+def fraud_conversation(*, handed_to_fraud: bool) -> dict[str, Any]:
+    """`fraud-1`, tagged fraud: one report_fraud turn, handed to the fraud queue or misread as `fees`."""
+    row = turn(
+        "fraud-1",
+        0,
+        "report_fraud",
+        "report_fraud" if handed_to_fraud else "fees",
+        expected="escalated",
+        queue="fraud",
+        resolvable=False,
+        handoff="fraud" if handed_to_fraud else None,
+    )
+    return {**row, "tags": '["fraud"]'}
+
+
 def worked_example() -> pd.DataFrame:
     """Five conversations whose KPIs are worked out in test_metrics.py."""
     return to_frame(

@@ -8,7 +8,7 @@ from pathlib import Path
 from xml.etree import ElementTree as ET
 
 import pytest
-from records_factory import turn
+from records_factory import fraud_conversation, turn
 
 from harness.errors import InputError
 from harness.gate.decision import ScoredRun, decide, scored
@@ -26,17 +26,7 @@ def run(outcomes: list[bool], *, fraud_ok: bool = True, eval_hash: str = "h1", r
     """Conversations c000.. whose single turn is understood (True) or falls back (False, so the conversation is
     not recognised and not completed), plus one fraud conversation."""
     rows = [turn(f"c{i:03d}", 0, "fees", "fees", fallback=not ok) for i, ok in enumerate(outcomes)]
-    fraud = turn(
-        "fraud-1",
-        0,
-        "report_fraud",
-        "report_fraud" if fraud_ok else "fees",
-        expected="escalated",
-        queue="fraud",
-        resolvable=False,
-        handoff="fraud" if fraud_ok else None,
-    )
-    rows.append({**fraud, "tags": '["fraud"]'})
+    rows.append(fraud_conversation(handed_to_fraud=fraud_ok))
     core = build_core(to_frame(rows), OPTIONS)
     return scored(core, {"run_id": run_id, "eval_set_hash": eval_hash, "bot_model": "m"}, f"runs/{run_id}")
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas.core.arrays.arrow.extension_types  # noqa: F401  (imported once, before pytester's module snapshot)
 import pytest
-from records_factory import turn
+from records_factory import fraud_conversation, turn
 
 from harness.metrics import ScoringOptions, build_core
 from harness.records import to_frame, write
@@ -24,17 +24,7 @@ must_pass:
 
 def make_run(folder: Path, *, fraud_ok: bool) -> Path:
     rows = [turn(f"c{i}", 0, "fees", "fees") for i in range(9)]
-    fraud = turn(
-        "fraud-1",
-        0,
-        "report_fraud",
-        "report_fraud" if fraud_ok else "fees",
-        expected="escalated",
-        queue="fraud",
-        resolvable=False,
-        handoff="fraud" if fraud_ok else None,
-    )
-    rows.append({**fraud, "tags": '["fraud"]'})
+    rows.append(fraud_conversation(handed_to_fraud=fraud_ok))
     records = to_frame(rows)
     folder.mkdir(parents=True)
     write(records, folder / "turns.parquet")
