@@ -184,3 +184,27 @@ def _ticket(row: tuple, messages: list[tuple]) -> Ticket:
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Print open tickets, highest priority first, with summary and transcript (what a human agent sees)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--db", type=Path, default=None,
+                        help=f"ticket store (default: ${DB_PATH_ENV} or {DEFAULT_DB_PATH})")
+    parser.add_argument("--queue", default=None, help="only this queue")
+    args = parser.parse_args(argv)
+    store = HandoffStore(args.db)
+    tickets = store.open_tickets(args.queue)
+    print(f"{len(tickets)} open ticket(s) in {store.path}")
+    for t in tickets:
+        print(f"\n{t.ticket_id}  queue={t.queue}  priority={t.priority}  rule={t.rule}  "
+              f"conversation={t.conversation_id}")
+        print(f"  summary: {t.summary}")
+        for m in t.transcript:
+            print(f"  {m.sender:>8}: {m.text}")
+
+
+if __name__ == "__main__":
+    main()

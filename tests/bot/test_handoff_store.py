@@ -65,3 +65,14 @@ def test_the_path_comes_from_the_environment(tmp_path: Path, monkeypatch: pytest
     monkeypatch.setenv("HANDOFF_DB", str(tmp_path / "x" / "q.sqlite3"))
     assert default_db_path() == tmp_path / "x" / "q.sqlite3"
     assert HandoffStore().path.parent.exists()
+
+
+def test_the_command_line_view_prints_open_tickets_with_transcripts(tmp_path: Path, capsys) -> None:
+    from bankbot.handoff_store import main
+
+    store = HandoffStore(tmp_path / "t.sqlite3")
+    make(store, "c9", "fraud", "high")
+    main(["--db", str(tmp_path / "t.sqlite3"), "--queue", "fraud"])
+    printed = capsys.readouterr().out
+    assert "1 open ticket(s)" in printed and "queue=fraud  priority=high" in printed
+    assert "customer: hi" in printed and "bot: hello" in printed
