@@ -275,6 +275,36 @@ def run_command(
         )
 
 
+@app.command("sweep-threshold")
+@reports_errors
+def sweep_threshold(
+    run_dir: Annotated[Path | None, typer.Argument(help="A finished run folder (default: the newest).")] = None,
+    max_false_acceptance: Annotated[float, typer.Option(help="Largest acceptable false acceptance.")] = 0.10,
+) -> None:
+    """Recognition vs false acceptance of out-of-scope turns over fallback thresholds, from a run's records;
+    writes threshold_sweep.csv and threshold_sweep.png in the run folder and recommends a threshold."""
+    import yaml
+
+    from harness.config import load_config
+    from harness.gate.baseline import latest_run
+    from harness.records import read
+    from harness.threshold_sweep import plot, sweep
+
+    run_dir = (run_dir or latest_run(load_config().resolved().output_dir)).resolve()
+    result = sweep(read(run_dir / "turns.parquet"), max_false_acceptance=max_false_acceptance)
+    pipeline = yaml.safe_load((DEFAULT_PATHS.bot / "config.yml").read_text())["pipeline"]
+    configured = next((c.get("threshold") for c in pipeline if c.get("name") == "FallbackClassifier"), None)
+    result.table.to_csv(run_dir / "threshold_sweep.csv", index=False)
+    plot(result, str(run_dir / "threshold_sweep.png"), configured)
+    out.print(result.table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    out.print(f"configured threshold (bot/config.yml): {configured}")
+    if result.recommended is None:
+        out.print(f"no recommendation: {result.reason}")
+    else:
+        out.print(f"recommended threshold: {result.recommended:g}: {result.reason}")
+    out.print(f"written: {run_dir / 'threshold_sweep.csv'}, {run_dir / 'threshold_sweep.png'}")
+
+
 @app.command("rescore")
 @reports_errors
 def rescore_command(run_dir: Annotated[Path, typer.Argument(help="A finished run folder.")]) -> None:
