@@ -89,15 +89,42 @@ def intents_build(
 
 @intents_app.command("validate")
 @reports_errors
-def intents_validate(root: RootOption = DEFAULT_PATHS.root) -> None:
-    """Check intents/: schema, duplicate intents and examples, unknown queues."""
+def intents_validate(
+    root: RootOption = DEFAULT_PATHS.root,
+    embeddings: Annotated[
+        bool, typer.Option(help="Use MiniLM embeddings for confusable pairs and near leakage (slower).")
+    ] = True,
+    min_examples: Annotated[int, typer.Option(help="Warn about intents with fewer examples.")] = 10,
+) -> None:
+    """Check intents/: schema, duplicates, unknown queues (errors); confusable intent pairs, thin intents (warnings);
+    examples repeating eval-set turns (exact: error, near: warning). Exit 2 on errors."""
     from harness.bot_config import load_queue_config
+    from harness.eval_set import eval_set_files
+    from harness.intent_checks import check_intents
     from harness.intents import load_catalog
+    from harness.run import load_suite
 
     paths = ProjectPaths(root)
     catalog = load_catalog(paths.intents, known_queues=load_queue_config(paths.escalation_policy).queues)
     examples = sum(len(i.examples) for i in catalog.intents.values())
-    out.print(f"intents/ is valid: {len(catalog.intents)} intents, {examples} examples")
+    suite = None
+    if eval_set_files(paths.eval_sets):
+        from harness.config import load_config
+
+        suite = load_suite(load_config(overrides={"eval_sets": str(paths.eval_sets)}).resolved(root), paths)
+    report = check_intents(catalog, suite, embeddings=embeddings, min_examples=min_examples)
+    for warning in report.warnings:
+        out.print(f"warning: {warning}", highlight=False)
+    for problem in report.errors:
+        err.print(f"error: {problem}", highlight=False)
+    summary = (
+        f"{len(catalog.intents)} intents, {examples} examples: {len(report.errors)} error(s), "
+        f"{len(report.warnings)} warning(s), {len(report.confusable)} confusable pair(s)"
+    )
+    if report.errors:
+        err.print(f"[bold red]intents/ has errors[/]: {summary}")
+        raise typer.Exit(EXIT_BAD_INPUT)
+    out.print(f"intents/ is valid: {summary}")
 
 
 @bot_app.command("train")

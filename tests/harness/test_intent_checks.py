@@ -1,0 +1,76 @@
+"""`harness intents validate`: confusable intents, thin intents and leakage into eval sets."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from harness.cli import app
+from harness.intent_checks import check_intents, confusable_pairs
+from harness.intents import load_catalog
+from harness.paths import ProjectPaths
+
+INTENTS = """version: 1
+intents:
+  - name: card_lost
+    description: Lost card.
+    queue: cards
+    kind: self_service
+    examples: [I lost my card, my card is gone, cannot find my card anywhere]
+  - name: card_missing
+    description: Card missing.
+    queue: cards
+    kind: self_service
+    examples: [I have lost my card, new card never came]
+  - name: fees
+    description: Fees.
+    queue: accounts
+    kind: self_service
+    examples: [what do you charge for an overdraft, monthly account fee, fees abroad]
+"""
+
+
+def project(tmp_path: Path, eval_text: str | None = None) -> Path:
+    (tmp_path / "intents").mkdir()
+    (tmp_path / "intents" / "cards.yml").write_text(INTENTS)
+    (tmp_path / "bot").mkdir()
+    shutil.copy(ProjectPaths().escalation_policy, tmp_path / "bot" / "escalation.yml")
+    (tmp_path / "eval_sets").mkdir()
+    if eval_text:
+        (tmp_path / "eval_sets" / "e.yml").write_text(
+            "version: 1\nname: e\nconversations:\n  - id: e-1\n    turns:\n"
+            f"      - {{text: {eval_text!r}, intent: fees}}\n    expected: {{outcome: self_served}}\n"
+            "    resolvable: true\n"
+        )
+    return tmp_path
+
+
+def test_confusable_intents_are_reported_with_their_closest_examples(tmp_path: Path) -> None:
+    pairs = confusable_pairs(load_catalog(project(tmp_path) / "intents"), threshold=0.85)
+    assert [(p.first, p.second) for p in pairs] == [("card_lost", "card_missing")]
+    assert {pairs[0].first_example, pairs[0].second_example} == {"I lost my card", "I have lost my card"}
+
+
+def test_thin_intents_are_warnings_naming_the_file(tmp_path: Path) -> None:
+    report = check_intents(load_catalog(project(tmp_path) / "intents"), None, embeddings=False, min_examples=3)
+    assert report.errors == []
+    assert report.warnings == [f"{tmp_path}/intents/cards.yml: card_missing: only 2 examples (at least 3 recommended)"]
+
+
+def test_an_example_repeating_an_eval_turn_is_an_error_with_exit_2(tmp_path: Path) -> None:
+    root = project(tmp_path, eval_text="What do you charge for an overdraft?")
+    result = CliRunner().invoke(
+        app, ["intents", "validate", "--root", str(root), "--no-embeddings", "--min-examples", "1"]
+    )
+    assert result.exit_code == 2
+    assert (
+        f"{root}/intents/cards.yml: fees: example 'what do you charge for an overdraft' repeats eval turn e-1 turn 0"
+    ) in result.stderr
+
+
+def test_the_committed_intents_have_no_errors() -> None:
+    result = CliRunner().invoke(app, ["intents", "validate", "--no-embeddings"])
+    assert result.exit_code == 0, result.stderr
+    assert "intents/ is valid: 26 intents" in result.stdout
