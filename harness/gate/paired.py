@@ -15,7 +15,6 @@ from scipy.stats import binomtest
 
 from harness.errors import InputError
 from harness.metrics import REGISTRY, ScoringCore
-from harness.metrics.core import LATENCY_QUANTILES
 
 MCNEMAR = "McNemar (exact)"
 PAIRED_BOOTSTRAP = "paired bootstrap"
@@ -92,6 +91,3 @@ def _bootstrap_p(improvement: np.ndarray) -> PairedComparison:
     return PairedComparison(
         PAIRED_BOOTSTRAP, float((finite >= 0).mean()), f"{finite.size} replicates", resolution=1 / finite.size
     )
-
-
-__all__ = ["LATENCY_QUANTILES", "MCNEMAR", "PAIRED_BOOTSTRAP", "PairedComparison", "compare", "same_conversations"]
