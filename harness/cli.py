@@ -127,6 +127,65 @@ def intents_validate(
     out.print(f"intents/ is valid: {summary}")
 
 
+@intents_app.command("import")
+@reports_errors
+def intents_import(
+    source: Annotated[Path, typer.Argument(help="A CSV (columns text,intent and optionally queue) or Rasa NLU YAML.")],
+    queue: Annotated[str | None, typer.Option(help="Queue for new intents when the file has no queue column.")] = None,
+    into: Annotated[Path | None, typer.Option(help="File for new intents (default: intents/imported.yml).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Report what would happen; write nothing.")] = False,
+    root: RootOption = DEFAULT_PATHS.root,
+) -> None:
+    """Add labelled utterances to intents/: examples of known intents go to their intent, unknown intents become new
+    ones. Reports what was added, and what was skipped and why (duplicates, conflicting labels, eval-set leakage,
+    unknown queues). Then run `harness intents validate` and `make retrain`."""
+    from collections import Counter
+
+    from harness.bot_config import load_queue_config
+    from harness.config import load_config
+    from harness.eval_set import eval_set_files
+    from harness.intent_import import apply_plan, eval_texts, plan_import, read_source
+    from harness.intents import load_catalog
+    from harness.run import load_suite
+
+    paths = ProjectPaths(root)
+    queues = load_queue_config(paths.escalation_policy).queues
+    catalog = load_catalog(paths.intents, known_queues=queues)
+    suite = None
+    if eval_set_files(paths.eval_sets):
+        suite = load_suite(load_config(overrides={"eval_sets": str(paths.eval_sets)}).resolved(root), paths)
+    candidates, read_skips = read_source(source)
+    plan = plan_import(
+        source,
+        candidates,
+        catalog,
+        queues=queues,
+        eval_turns=eval_texts(suite),
+        default_queue=queue,
+        read_skips=read_skips,
+    )
+    for item in plan.skipped:
+        shown = f" {item.candidate.text!r}" if item.candidate.text else ""
+        out.print(f"skipped {item.candidate.origin}{shown}: {item.reason}", highlight=False)
+    for warning in plan.warnings:
+        out.print(f"warning: {warning}", highlight=False)
+    per_intent = Counter(c.intent for c in plan.to_existing)
+    for name, count in sorted(per_intent.items()):
+        out.print(
+            f"add {count} example(s) to {name} ({catalog.sources[name].relative_to(paths.root)})", highlight=False
+        )
+    for name, items in plan.new_intents.items():
+        out.print(f"new intent {name} (queue {plan.new_queues[name]}) with {len(items)} example(s)", highlight=False)
+    verb = "would add" if dry_run else "added"
+    summary = f"{verb} {plan.added} example(s) ({len(plan.new_intents)} new intent(s)), skipped {len(plan.skipped)}"
+    if dry_run or plan.added == 0:
+        out.print(summary + ("; nothing written (dry run)" if dry_run else ""))
+        return
+    changed = apply_plan(plan, catalog, paths.intents, into or paths.intents / "imported.yml", queues=queues)
+    out.print(f"{summary}; changed: {', '.join(str(p.relative_to(paths.root)) for p in changed)}")
+    out.print("next: harness intents validate, then make retrain")
+
+
 @bot_app.command("train")
 @reports_errors
 def bot_train() -> None:
@@ -330,6 +389,59 @@ def sweep_threshold(
     else:
         out.print(f"recommended threshold: {result.recommended:g}: {result.reason}")
     out.print(f"written: {run_dir / 'threshold_sweep.csv'}, {run_dir / 'threshold_sweep.png'}")
+
+
+@app.command("experiment")
+@reports_errors
+def experiment_command(
+    spec_file: Annotated[Path, typer.Argument(help="An experiment file, e.g. experiments/nlu_pipelines.yml.")],
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Where results go (default: experiments/results/<name>).")
+    ] = None,
+    only: Annotated[list[str] | None, typer.Option("--only", help="Run only these pipelines (repeatable).")] = None,
+    mlflow: Annotated[bool, typer.Option(help="Log to MLflow (a parent run, a child run per pipeline).")] = True,
+    root: RootOption = DEFAULT_PATHS.root,
+) -> None:
+    """Compare the NLU pipelines of an experiment file: stratified cross-validation on intents/ and a full
+    model on the eval sets' customer turns; writes results.md, results.json and plots, tracked in MLflow."""
+    from harness.bot_config import load_queue_config
+    from harness.config import load_config
+    from harness.errors import InputError
+    from harness.intents import load_catalog
+    from harness.pipeline_experiment import (
+        ExperimentResult,
+        describe_data,
+        environment_note,
+        evaluate_pipeline,
+        load_spec,
+    )
+    from harness.pipeline_report import log_experiment, write_outputs
+    from harness.run import load_suite
+    from harness.tracking import ARTIFACT_DIR
+
+    paths = ProjectPaths(root)
+    spec = load_spec(spec_file)
+    pipelines = spec.pipelines
+    if only:
+        missing = sorted(set(only) - {p.name for p in pipelines})
+        if missing:
+            raise InputError("unknown pipeline in --only", [f"{spec_file}: no pipeline named {n!r}" for n in missing])
+        pipelines = [p for p in pipelines if p.name in only]
+    catalog = load_catalog(paths.intents, known_queues=load_queue_config(paths.escalation_policy).queues)
+    config = load_config(overrides={"eval_sets": str(paths.eval_sets)}).resolved(root)
+    suite = load_suite(config, paths)
+    results = [evaluate_pipeline(spec, p, catalog, suite, progress=out.print) for p in pipelines]
+    result = ExperimentResult(spec, results, {**describe_data(catalog, suite), **environment_note()})
+    target = out_dir or paths.experiments / "results" / spec.name
+    command = f"harness experiment {spec_file}" + "".join(f" --only {n}" for n in only or [])
+    files = write_outputs(result, target, command)
+    out.print(files["results.md"].read_text(), highlight=False)
+    out.print(f"written: {target}/")
+    if mlflow:
+        parent = log_experiment(
+            result, files, tracking_uri=config.tracking.uri, artifact_root=paths.root / ARTIFACT_DIR
+        )
+        out.print(f"MLflow: parent run {parent} in experiment 'nlu-{spec.name}' ({config.tracking.uri})")
 
 
 @app.command("rescore")
