@@ -21,7 +21,8 @@ import httpx
 from harness.errors import HarnessError
 from harness.paths import REPO_ROOT
 
-TRAINING_INPUTS = ("config.yml", "domain", "data")
+TRAINING_INPUTS = ("config.yml", "domain", "data", "bankbot/nlu")
+"""What a trained model depends on: the pipeline, the domain, the training data and the custom NLU components."""
 
 
 class BotProcessError(HarnessError):
@@ -45,11 +46,12 @@ class BotLayout:
 
 
 def fingerprint(bot_dir: Path) -> str:
-    """A short hash of the bot's training inputs (pipeline config, domain, training data)."""
+    """A short hash of the bot's training inputs (TRAINING_INPUTS; compiled caches ignored)."""
     digest = hashlib.sha256()
     for name in TRAINING_INPUTS:
         root = bot_dir / name
-        files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
+        found = root.rglob("*") if root.is_dir() else [root]
+        files = sorted(p for p in found if p.is_file() and "__pycache__" not in p.parts)
         for path in files:
             digest.update(str(path.relative_to(bot_dir)).encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()[:12]

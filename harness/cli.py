@@ -269,7 +269,7 @@ def run_command(
         ),
     ] = False,
     mlflow_log: Annotated[bool, typer.Option("--mlflow/--no-mlflow", help="Log the run to MLflow.")] = True,
-) -> None:
+) -> tuple[Path, Any]:
     """Replay the eval sets through the bot's channel, print the scorecard, write the run's files, log to MLflow."""
     from contextlib import ExitStack
 
@@ -346,6 +346,7 @@ def run_command(
     out.print(f"run folder: {plan.run_dir}")
     for path in outputs:
         out.print(f"  {path.name}: {path}")
+    tracked = None
     if mlflow_log:
         tracked = log_run(
             scorecard,
@@ -359,6 +360,84 @@ def run_command(
             f"MLflow run {tracked.run_id} in experiment '{plan.config.tracking.experiment}'; "
             f"view with: {tracked.ui_hint()}"
         )
+    return plan.run_dir, tracked
+
+
+@app.command("retrain")
+@reports_errors
+def retrain_command(
+    config_file: Annotated[Path, typer.Option("--config", help="Run configuration.")] = DEFAULT_PATHS.experiments
+    / "eval.yml",
+    spec_file: Annotated[
+        Path, typer.Option("--gate-spec", help="Gate specification whose baseline is the champion.")
+    ] = DEFAULT_PATHS.experiments / "gate.yml",
+) -> None:
+    """The trainer's loop in one command: regenerate the bot's data from intents/, train, evaluate on the eval sets
+    (as `harness run`), log training and evaluation to MLflow as linked runs with the model archive registered as a
+    version of `reference-bot`, and print each KPI's change against the champion (the release gate's baseline).
+    Promotion stays with the gate: `harness gate RUN --promote` moves the champion only if the gate passes."""
+    import json
+
+    import yaml
+
+    from harness.bot_process import BotLayout, fingerprint, train
+    from harness.config import load_config
+    from harness.gate.baseline import champion_card
+    from harness.gate.spec import load_spec
+    from harness.intents import load_catalog
+    from harness.nlu_build import build
+    from harness.retrain import REGISTERED_MODEL, kpi_changes, link, track_training
+    from harness.tracking import ARTIFACT_DIR
+
+    paths = DEFAULT_PATHS
+    config = load_config(config_file).resolved()
+    champion = champion_card(load_spec(spec_file), config.tracking.uri)
+    built = build(paths)
+    out.print(f"intents/ -> bot data: {len(built.changed)} file(s) regenerated")
+    layout = BotLayout()
+    print_fp = fingerprint(layout.bot_dir)
+    model = layout.models / f"bankbot-{print_fp}.tar.gz"
+    existed = model.exists()
+    out.print("model for these inputs exists; not retraining" if existed else "training the bot (a few minutes)...")
+    started = time.perf_counter()
+    model = train(layout)
+    train_seconds = None if existed else time.perf_counter() - started
+    catalog = load_catalog(paths.intents)
+    pipeline = yaml.safe_load((paths.bot / "config.yml").read_text())["pipeline"]
+    record = track_training(
+        tracking_uri=config.tracking.uri,
+        experiment=config.tracking.experiment,
+        artifact_root=paths.root / ARTIFACT_DIR,
+        model=model,
+        fingerprint=print_fp,
+        params={
+            "model": model.name,
+            "fingerprint": print_fp,
+            "intents": str(len(catalog.intents)),
+            "examples": str(sum(len(i.examples) for i in catalog.intents.values())),
+            "pipeline": json.dumps(pipeline),
+        },
+        train_seconds=train_seconds,
+        inputs=[paths.bot / "config.yml", paths.nlu_data],
+    )
+    trained = f"trained in {train_seconds:.0f} s" if train_seconds is not None else "already trained"
+    registered = "already registered as" if record.reused else "registered as"
+    version = f"{REGISTERED_MODEL} version {record.version}"
+    out.print(f"{model.name}: {trained}; {registered} {version} (run {record.run_id})")
+    run_dir, tracked = run_command(config_file=config_file, serve_bot=True, mlflow_log=True)
+    link(config.tracking.uri, record, tracked.run_id)
+    if champion is None:
+        out.print(f"{spec_file} names no baseline: no champion to compare with")
+        return
+    label, champion_scorecard = champion
+    table = kpi_changes(champion_scorecard, json.loads((run_dir / "scorecard.json").read_text()))
+    table.to_csv(run_dir / "champion_comparison.csv", index=False)
+    out.print(f"KPI change against the champion ({label}):")
+    out.print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    out.print(
+        f"written: {run_dir / 'champion_comparison.csv'}. Judge the run with `harness gate {run_dir}`; "
+        "add --promote to make it the champion if it passes."
+    )
 
 
 @app.command("sweep-threshold")
@@ -444,6 +523,40 @@ def experiment_command(
         out.print(f"MLflow: parent run {parent} in experiment 'nlu-{spec.name}' ({config.tracking.uri})")
 
 
+@app.command("mine")
+@reports_errors
+def mine_command(
+    run_dir: Annotated[Path | None, typer.Argument(help="A finished run folder (default: the newest).")] = None,
+    distance: Annotated[
+        float, typer.Option(help="Cosine distance under which turns join one cluster (smaller: tighter).")
+    ] = 0.45,
+    min_size: Annotated[int, typer.Option(help="Smallest cluster reported.")] = 2,
+) -> None:
+    """Cluster the turns the bot did not understand (fallback or out of scope) into candidate new intents; writes
+    not_understood.md and mined_candidates.csv (text,intent,queue) for `harness intents import` after review."""
+    from harness.bot_config import load_queue_config
+    from harness.config import load_config
+    from harness.gate.baseline import latest_run
+    from harness.intents import load_catalog
+    from harness.mining import candidates_csv, markdown, mine
+    from harness.records import read
+
+    run_dir = (run_dir or latest_run(load_config().resolved().output_dir)).resolve()
+    catalog = load_catalog(
+        DEFAULT_PATHS.intents, known_queues=load_queue_config(DEFAULT_PATHS.escalation_policy).queues
+    )
+    clusters, total = mine(read(run_dir / "turns.parquet"), catalog, distance_threshold=distance, min_size=min_size)
+    report = markdown(clusters, total, run_dir.name)
+    (run_dir / "not_understood.md").write_text(report)
+    (run_dir / "mined_candidates.csv").write_text(candidates_csv(clusters))
+    out.print(report, highlight=False)
+    out.print(f"written: {run_dir / 'not_understood.md'}, {run_dir / 'mined_candidates.csv'}")
+    out.print(
+        "review the CSV (rename intents, set queues, delete rows), then: harness intents import "
+        f"{run_dir / 'mined_candidates.csv'}"
+    )
+
+
 @app.command("rescore")
 @reports_errors
 def rescore_command(run_dir: Annotated[Path, typer.Argument(help="A finished run folder.")]) -> None:
@@ -487,6 +600,7 @@ def gate_command(
     from harness.gate.decision import decide
     from harness.gate.outputs import write_outputs
     from harness.gate.spec import load_spec
+    from harness.retrain import REGISTERED_MODEL
 
     spec = load_spec(spec_file)
     config = load_config(overrides={"tracking.uri": tracking_uri}).resolved()
@@ -531,7 +645,7 @@ def gate_command(
             run_dir,
             tracking_uri=config.tracking.uri,
             experiment=config.tracking.experiment,
-            registered_model="reference-bot",
+            registered_model=REGISTERED_MODEL,
             alias="champion",
         )
         out.print(f"promoted: MLflow run tagged release_gate=passed; reference-bot version {version} is 'champion'")

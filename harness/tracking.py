@@ -56,6 +56,15 @@ def metrics_of(scorecard: Scorecard) -> dict[str, float]:
     return metrics
 
 
+def experiment_id_of(client: Any, name: str, *, tracking_uri: str, artifact_root: Path) -> str:
+    """The id of MLflow experiment `name`, created (artifacts under `artifact_root` for local stores) if new."""
+    found = client.get_experiment_by_name(name)
+    if found is not None:
+        return str(found.experiment_id)
+    location = artifact_root.resolve().as_uri() if tracking_uri.startswith(("sqlite:", "file:")) else None
+    return str(client.create_experiment(name, artifact_location=location))
+
+
 def log_run(
     scorecard: Scorecard, outputs: list[Path], *, tracking_uri: str, experiment: str, artifact_root: Path, run_name: str
 ) -> TrackedRun:
@@ -69,12 +78,7 @@ def log_run(
     client = mlflow.MlflowClient(tracking_uri=tracking_uri)
     run_id = None
     try:
-        found = client.get_experiment_by_name(experiment)
-        if found is None:
-            location = artifact_root.resolve().as_uri() if tracking_uri.startswith(("sqlite:", "file:")) else None
-            experiment_id = client.create_experiment(experiment, artifact_location=location)
-        else:
-            experiment_id = found.experiment_id
+        experiment_id = experiment_id_of(client, experiment, tracking_uri=tracking_uri, artifact_root=artifact_root)
         run = client.create_run(
             experiment_id,
             run_name=run_name,

@@ -7,6 +7,7 @@ import json
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from harness.errors import InputError
 from harness.gate.decision import ScoredRun, scored
@@ -68,6 +69,31 @@ def latest_run(runs: Path) -> Path:
     return finished[-1]
 
 
+EVALUATION_TAG = "evaluation_run_id"
+"""On a model version registered by `harness retrain`: the run that evaluated it (scorecard.json, turns.parquet)."""
+
+
+def evaluation_run(version: Any) -> str:
+    """The evaluation run of a model version: its tag, or (versions the gate registered) the version's own run."""
+    return str(version.tags.get(EVALUATION_TAG) or version.run_id)
+
+
+def champion_card(spec: GateSpec, tracking_uri: str) -> tuple[str, dict[str, Any]] | None:
+    """What the gate compares with, as (label, scorecard.json): the committed folder or the MLflow alias's run;
+    None when the specification names no baseline."""
+    source = spec.baseline
+    if source is None:
+        return None
+    if source.mlflow is not None:
+        folder = mlflow_baseline(source.mlflow, tracking_uri)
+        label = f"{source.mlflow.registered_model} alias {source.mlflow.alias}"
+    else:
+        assert source.path is not None
+        folder = source.path if source.path.is_absolute() else REPO_ROOT / source.path
+        label = f"the committed baseline {source.path}"
+    return label, json.loads((folder / SCORECARD).read_text(encoding="utf-8"))
+
+
 def mlflow_baseline(source: MlflowBaseline, tracking_uri: str) -> Path:
     """Download the baseline run's scorecard and turn records from MLflow into a temporary folder."""
     import mlflow
@@ -92,7 +118,7 @@ def mlflow_baseline(source: MlflowBaseline, tracking_uri: str) -> Path:
             run_id = found[0].info.run_id
         else:
             version = client.get_model_version_by_alias(source.registered_model, source.alias or "champion")
-            run_id = version.run_id
+            run_id = evaluation_run(version)
     except InputError:
         raise
     except Exception as exc:  # noqa: BLE001 - MLflow raises its own exception types for missing models/aliases
@@ -131,6 +157,12 @@ def promote(run_folder: Path, *, tracking_uri: str, experiment: str, registered_
         )
     run = runs[0]
     client.set_tag(run.info.run_id, "release_gate", "passed")
+    retrained = run.data.tags.get("model_version", "")
+    if retrained.startswith(f"{registered_model}/"):
+        # `harness retrain` registered this model (archive in its training run): move the alias to that version.
+        number = retrained.split("/", 1)[1]
+        client.set_registered_model_alias(registered_model, alias, number)
+        return number
     try:
         client.get_registered_model(registered_model)
     except Exception:  # noqa: BLE001 - not registered yet
