@@ -5,7 +5,7 @@ HARNESS := .venv/bin/harness
 PY := .venv/bin/python
 BOT_PY := .venv-bot/bin/python
 
-.PHONY: eval gate setup harness-env bot-env intents model bot test test-harness test-bot test-integration lint bench bench-bot bench-harness clean
+.PHONY: eval gate setup harness-env bot-env intents model bot retrain experiment test test-harness test-bot test-integration lint bench bench-bot bench-harness bench-nlu clean
 
 ## The main job: replay every eval set through the reference bot and print the KPI scorecard.
 ## Trains the bot if its data changed, starts it on loopback, stops it afterwards (also on failure or Ctrl-C).
@@ -40,6 +40,15 @@ model: setup
 bot: setup
 	@$(HARNESS) bot serve
 
+## The bot trainer's loop: intents/ -> bot data -> train -> evaluate -> MLflow (linked runs, model version),
+## with each KPI's change against the champion (the release gate's baseline).
+retrain: setup
+	@$(HARNESS) retrain
+
+## Compare the NLU pipelines of experiments/nlu_pipelines.yml (cross-validation + eval sets, tracked in MLflow).
+experiment: setup
+	@$(HARNESS) experiment experiments/nlu_pipelines.yml
+
 ## All tests: unit tests in both environments, then the integration tests against the real servers.
 test: setup lint
 	@$(HARNESS) intents build --check
@@ -61,7 +70,7 @@ lint: harness-env
 	.venv/bin/mypy harness
 
 ## Benchmarks with committed results in bench/results/ (see bench/README.md).
-bench: bench-bot bench-harness
+bench: bench-bot bench-harness bench-nlu
 
 bench-bot: setup
 	$(PY) bench/bot_bench.py
@@ -69,6 +78,9 @@ bench-bot: setup
 bench-harness: setup
 	$(PY) bench/replay_overhead.py
 	$(PY) bench/scoring_cost.py
+
+bench-nlu: setup
+	$(PY) bench/nlu_bench.py
 
 clean:
 	rm -rf bot/models bot/.rasa bot/var runs

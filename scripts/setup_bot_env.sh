@@ -2,6 +2,9 @@
 # Create or update .venv-bot: Rasa Open Source 3.6.21 + rasa-sdk 3.6.2 on CPython 3.11.
 # Rasa declares Requires-Python <3.11, so its dependencies are installed from bot/requirements.lock (resolved
 # for 3.11, see README "Bot environment") and rasa/rasa-sdk themselves with --no-deps --ignore-requires-python.
+# The lock also holds the Rasa-era sentence-transformers set (RASA_NOTES) with torch's CPU build, for the bot's
+# dense featurizer; everything is installed --no-deps, so torch's metadata wish for setuptools>=77 is not acted on
+# (Rasa needs setuptools 70.3.0; torch does not use setuptools at run time).
 # Idempotent: a stamp holding the lock's hash makes a second run return at once.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,7 +25,7 @@ echo "setting up the bot environment in $VENV (Rasa 3.6.21; a few minutes the fi
 "$VENV/bin/python" - <<'PY'
 from importlib.metadata import version
 expected = {"rasa": "3.6.21", "rasa-sdk": "3.6.2", "pydantic": "1.10.9", "setuptools": "70.3.0",
-            "tensorflow": "2.12.0"}
+            "tensorflow": "2.12.0", "torch": "2.13.0+cpu", "sentence-transformers": "3.0.1"}
 wrong = {k: version(k) for k, v in expected.items() if version(k) != v}
 if wrong:
     raise SystemExit(f"bot environment has wrong versions: {wrong}; expected {expected}")

@@ -1,0 +1,5 @@
+"""Custom Rasa NLU components of the reference bot (referenced from config.yml by their module path)."""
+
+from bankbot.nlu.sentence_featurizer import SentenceEmbeddingFeaturizer
+
+__all__ = ["SentenceEmbeddingFeaturizer"]

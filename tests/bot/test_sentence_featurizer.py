@@ -1,0 +1,38 @@
+"""The dense featurizer: word pieces aligned with Rasa's tokens, and real MiniLM features on real Rasa messages."""
+
+from __future__ import annotations
+
+import numpy as np
+from bankbot.nlu.sentence_featurizer import SentenceEmbeddingFeaturizer, token_vectors
+from rasa.engine.graph import ExecutionContext
+from rasa.nlu.tokenizers.tokenizer import Token
+from rasa.nlu.tokenizers.whitespace_tokenizer import WhitespaceTokenizer
+from rasa.shared.nlu.constants import TEXT
+from rasa.shared.nlu.training_data.message import Message
+
+
+def test_each_token_gets_the_mean_of_the_word_pieces_overlapping_it() -> None:
+    tokens = [Token("unblock", 0), Token("it", 8)]
+    offsets = [(0, 0), (0, 2), (2, 7), (8, 10), (0, 0)]  # [CLS] un ##block it [SEP]
+    pieces = np.array([[9.0, 9.0], [1.0, 0.0], [3.0, 2.0], [5.0, 5.0], [9.0, 9.0]])
+    assert token_vectors(tokens, offsets, pieces).tolist() == [[2.0, 1.0], [5.0, 5.0]]
+
+
+def test_a_token_no_piece_covers_gets_zeros() -> None:
+    assert token_vectors([Token("x", 20)], [(0, 3)], np.ones((1, 2))).tolist() == [[0.0, 0.0]]
+
+
+def test_messages_get_sequence_and_sentence_features_that_separate_meanings() -> None:
+    tokenizer = WhitespaceTokenizer(WhitespaceTokenizer.get_default_config())
+    featurizer = SentenceEmbeddingFeaturizer(
+        SentenceEmbeddingFeaturizer.get_default_config(), ExecutionContext(None, node_name="dense")  # type: ignore[arg-type]
+    )
+    texts = ["my card was stolen", "someone took my card", "what time do you open"]
+    messages = [Message(data={TEXT: t}) for t in texts]
+    tokenizer.process(messages)
+    featurizer.process(messages)
+    sequence, sentence = messages[0].get_dense_features(TEXT)
+    assert sequence.features.shape == (4, 384) and sentence.features.shape == (1, 384)
+    vectors = np.vstack([m.get_dense_features(TEXT)[1].features for m in messages])
+    similar, different = vectors[0] @ vectors[1], vectors[0] @ vectors[2]
+    assert similar > 0.5 > different
