@@ -509,8 +509,9 @@ def experiment_command(
     catalog = load_catalog(paths.intents, known_queues=load_queue_config(paths.escalation_policy).queues)
     config = load_config(overrides={"eval_sets": str(paths.eval_sets)}).resolved(root)
     suite = load_suite(config, paths)
+    started = environment_note()
     results = [evaluate_pipeline(spec, p, catalog, suite, progress=out.print) for p in pipelines]
-    result = ExperimentResult(spec, results, {**describe_data(catalog, suite), **environment_note()})
+    result = ExperimentResult(spec, results, {**describe_data(catalog, suite), **started})
     target = out_dir or paths.experiments / "results" / spec.name
     command = f"harness experiment {spec_file}" + "".join(f" --only {n}" for n in only or [])
     files = write_outputs(result, target, command)
@@ -520,7 +521,7 @@ def experiment_command(
         parent = log_experiment(
             result, files, tracking_uri=config.tracking.uri, artifact_root=paths.root / ARTIFACT_DIR
         )
-        out.print(f"MLflow: parent run {parent} in experiment 'nlu-{spec.name}' ({config.tracking.uri})")
+        out.print(f"MLflow: parent run {parent} in experiment '{spec.name}' ({config.tracking.uri})")
 
 
 @app.command("mine")

@@ -187,7 +187,7 @@ def log_experiment(result: ExperimentResult, files: dict[str, Path], *, tracking
     created: list[str] = []
     try:
         experiment_id = experiment_id_of(
-            client, f"nlu-{result.spec.name}", tracking_uri=tracking_uri, artifact_root=artifact_root
+            client, result.spec.name, tracking_uri=tracking_uri, artifact_root=artifact_root
         )
         winner = result.winner().spec.name
         parent = client.create_run(
