@@ -115,3 +115,27 @@ def test_dry_run_writes_nothing(tmp_path: Path) -> None:
     assert "would add 1 example(s)" in result.output
     assert (root / "intents" / "cards.yml").read_text() == before
     assert not (root / "intents" / "imported.yml").exists()
+
+
+def test_a_result_that_would_not_validate_is_rolled_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import harness.intent_import as module
+
+    root = project(tmp_path)
+    before = (root / "intents" / "cards.yml").read_text()
+    catalog = load_catalog(root / "intents")
+    result = plan_import(
+        Path("x.csv"),
+        [c("what are the fees for a transfer", "fees"), c("opening hours", "hours", "general")],
+        catalog,
+        queues=QUEUES,
+        eval_turns={},
+    )
+
+    def broken(*_: object, **__: object) -> None:
+        raise InputError("invalid intents", ["simulated"])
+
+    monkeypatch.setattr(module, "load_catalog", broken)
+    with pytest.raises(InputError):
+        module.apply_plan(result, catalog, root / "intents", root / "intents" / "imported.yml", queues=QUEUES)
+    assert (root / "intents" / "cards.yml").read_text() == before
+    assert not (root / "intents" / "imported.yml").exists()
