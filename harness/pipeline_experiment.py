@@ -163,6 +163,8 @@ def run_trials(config: str, trials: list[dict[str, Any]], workdir: Path, layout:
     plan = workdir / "plan.json"
     plan.write_text(json.dumps({"config": str(workdir / "config.yml"), "trials": trials}))
     python = layout.venv / "bin" / "python"
+    if not python.exists():
+        raise TrialError(f"the bot environment is missing ({python}): run `make bot-env`")
     log = workdir / "trial.log"
     with log.open("w") as out:
         done = subprocess.run(

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from harness.errors import InputError
+
 RECORDS_VERSION = 1
 
 
@@ -84,5 +86,7 @@ def write(frame: pd.DataFrame, path: Path) -> None:
 
 
 def read(path: Path) -> pd.DataFrame:
-    """A record table from Parquet, with the canonical dtypes."""
+    """A record table from Parquet, with the canonical dtypes; InputError if the file is missing."""
+    if not path.is_file():
+        raise InputError("no turn records", [f"{path}: missing; give a finished run folder (one with turns.parquet)"])
     return pd.read_parquet(path).astype(COLUMNS)
