@@ -67,8 +67,9 @@ def not_understood(records: pd.DataFrame) -> pd.DataFrame:
 
 
 def proposed_name(texts: list[str], taken: set[str]) -> str:
+    # Each text counts a word once; ties keep the order of first appearance (not set order, which varies by run).
     words = Counter(
-        w for t in texts for w in set(re.findall(r"[a-z]+", t.lower())) if w not in STOPWORDS and len(w) > 2
+        w for t in texts for w in dict.fromkeys(re.findall(r"[a-z]+", t.lower())) if w not in STOPWORDS and len(w) > 2
     )
     base = "candidate_" + "_".join(w for w, _ in words.most_common(2)) if words else "candidate"
     name, n = base, 2
