@@ -102,6 +102,7 @@ def intents_validate(
     from harness.eval_set import eval_set_files
     from harness.intent_checks import check_intents
     from harness.intents import load_catalog
+    from harness.provenance import read_provenance, reviewed_from
     from harness.run import load_suite
 
     paths = ProjectPaths(root)
@@ -112,7 +113,8 @@ def intents_validate(
         from harness.config import load_config
 
         suite = load_suite(load_config(overrides={"eval_sets": str(paths.eval_sets)}).resolved(root), paths)
-    report = check_intents(catalog, suite, embeddings=embeddings, min_examples=min_examples)
+    reviewed = reviewed_from(read_provenance(paths.intents))
+    report = check_intents(catalog, suite, embeddings=embeddings, min_examples=min_examples, reviewed=reviewed)
     for warning in report.warnings:
         out.print(f"warning: {warning}", highlight=False)
     for problem in report.errors:
@@ -670,3 +672,9 @@ def main() -> None:
     except KeyboardInterrupt:
         err.print("interrupted")
         raise SystemExit(EXIT_BAD_INPUT) from None
+
+
+# Registered last: the review commands use this module's console and error handling.
+from harness.review.cli import review_app  # noqa: E402
+
+app.add_typer(review_app, name="review")

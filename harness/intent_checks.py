@@ -72,8 +72,11 @@ def check_intents(
     embeddings: bool = True,
     min_examples: int = MIN_EXAMPLES,
     threshold: float = CONFUSABLE_THRESHOLD,
+    reviewed: dict[str, set[str]] | None = None,
 ) -> IntentReport:
-    """Warnings and errors about `catalog`, each naming the file and the example."""
+    """Warnings and errors about `catalog`, each naming the file and the example. `reviewed` (from
+    provenance.reviewed_from) lists examples that QA reviews exported on purpose from an eval conversation: their
+    repeats of that conversation are warnings, not errors."""
     report = IntentReport()
     for name, intent in catalog.intents.items():
         if len(intent.examples) < min_examples:
@@ -102,7 +105,12 @@ def check_intents(
                 f"{'repeats' if kind == 'exact' else 'nearly repeats'} eval turn {hit.conversation_id} "
                 f"turn {hit.turn} ({hit.text!r})"
             )
-            (report.errors if kind == "exact" else report.warnings).append(message)
+            deliberate = hit.conversation_id in (reviewed or {}).get(normalise(hit.training_example), set())
+            if deliberate:
+                message += (
+                    ": exported from a QA review of this conversation, which now checks that fix, not generalisation"
+                )
+            (report.errors if kind == "exact" and not deliberate else report.warnings).append(message)
     return report
 
 

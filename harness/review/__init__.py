@@ -1,0 +1,1 @@
+"""QA-analyst review of bot decisions."""

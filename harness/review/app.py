@@ -1,0 +1,320 @@
+"""The review web application: analysts work through the queue and fill in scorecards; leads calibrate them,
+read the reviewed KPIs, export corrections and audit every change.
+
+Flask with Flask-Login (sessions), Flask-WTF's CSRFProtect (every POST carries a token) and SQLAlchemy (the
+store). Analysts see only their own reviews, so calibration stays blind; leads see everything.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import wraps
+from typing import Any
+
+from flask import Flask, abort, flash, g, redirect, render_template, request, url_for
+from flask_login import LoginManager, current_user, login_required, login_user, logout_user
+from flask_wtf.csrf import CSRFProtect
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload, sessionmaker
+
+from harness.paths import ProjectPaths
+from harness.review import exports, reports
+from harness.review.config import ReviewConfig
+from harness.review.forms import ReviewInput, outcome_choices, parse_review
+from harness.review.masking import mask
+from harness.review.store import Assignment, AuditEvent, Dialog, Review, Role, Run, User, audit, connect, now, setting
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """What a review may name: the intents of intents/ (plus out_of_scope) and the bot's queues."""
+
+    intents: list[str]
+    queues: list[str]
+
+
+def lead_required(view: Callable[..., Any]) -> Callable[..., Any]:
+    @wraps(view)
+    @login_required
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        if not current_user.is_lead:
+            abort(403)
+        return view(*args, **kwargs)
+
+    return wrapped
+
+
+def create_app(
+    database: str | None, config: ReviewConfig, paths: ProjectPaths, vocabulary: Vocabulary, *, testing: bool = False
+) -> Flask:
+    app = Flask(__name__)
+    engine = connect(database)
+    sessions = sessionmaker(engine, expire_on_commit=False)
+    with sessions() as session:
+        secret = setting(session, "secret_key", secrets.token_hex(32))
+    app.config.update(
+        SECRET_KEY=secret,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        TESTING=testing,
+        WTF_CSRF_TIME_LIMIT=None,
+    )
+    CSRFProtect(app)
+    logins = LoginManager(app)
+    logins.login_view = "login"
+    logins.login_message = "Log in to review dialogs."
+
+    @logins.user_loader
+    def load_user(user_id: str) -> User | None:
+        return db().get(User, int(user_id))
+
+    def db() -> Session:
+        if "db" not in g:
+            g.db = sessions()
+        return g.db  # type: ignore[no-any-return]
+
+    @app.teardown_appcontext
+    def close_db(_error: BaseException | None) -> None:
+        session = g.pop("db", None)
+        if session is not None:
+            session.close()
+
+    @app.context_processor
+    def common() -> dict[str, Any]:
+        return {"scorecard": config.scorecard}
+
+    @app.errorhandler(403)
+    def forbidden(_error: Exception) -> tuple[str, int]:
+        return render_template("error.html", title="Not allowed", message="This page is for leads."), 403
+
+    # ------------------------------------------------------------------------------------------------ session
+
+    @app.route("/login", methods=["GET", "POST"])
+    def login() -> Any:
+        if request.method == "POST":
+            name = request.form.get("username", "").strip()
+            user = db().scalar(select(User).where(User.username == name))
+            if user is not None and user.check_password(request.form.get("password", "")):
+                login_user(user)
+                audit(db(), user.username, "login", f"user {user.username}")
+                db().commit()
+                target = request.args.get("next", "")
+                return redirect(target if target.startswith("/") and not target.startswith("//") else url_for("queue"))
+            flash("Unknown user name or wrong password.", "error")
+        return render_template("login.html")
+
+    @app.post("/logout")
+    @login_required
+    def logout() -> Any:
+        logout_user()
+        return redirect(url_for("login"))
+
+    # ------------------------------------------------------------------------------------------------ queue
+
+    @app.get("/")
+    @login_required
+    def queue() -> Any:
+        filters = {k: request.args.get(k, "") for k in ("flag", "intent", "queue", "run", "status", "sample")}
+        query = select(Dialog).options(selectinload(Dialog.reviews), selectinload(Dialog.run))
+        if filters["intent"]:
+            query = query.where(Dialog.intent == filters["intent"])
+        if filters["queue"]:
+            query = query.where((Dialog.actual_queue == filters["queue"]) | (Dialog.expected_queue == filters["queue"]))
+        if filters["run"]:
+            query = query.join(Run).where(Run.run_id == filters["run"])
+        if filters["sample"] == "1":
+            query = query.where(Dialog.sampled.is_(True))
+        dialogs = db().scalars(query.order_by(Dialog.priority.desc(), Dialog.id)).all()
+        if filters["flag"]:
+            dialogs = [d for d in dialogs if filters["flag"] in d.flag_rules]
+        assigned = set(db().scalars(select(Assignment.dialog_id).where(Assignment.analyst_id == current_user.id)).all())
+        mine = {d.id for d in dialogs if any(r.analyst_id == current_user.id for r in d.reviews)}
+        if filters["status"] == "open":
+            dialogs = [d for d in dialogs if d.id not in mine]
+        elif filters["status"] == "reviewed":
+            dialogs = [d for d in dialogs if d.id in mine]
+        dialogs = sorted(dialogs, key=lambda d: (not (d.id in assigned and d.id not in mine), -d.priority, d.id))
+        every = db().scalars(select(Dialog)).all()
+        options = {
+            "flag": sorted({r for d in every for r in d.flag_rules}),
+            "intent": sorted({d.intent for d in every if d.intent}),
+            "queue": sorted({q for d in every for q in (d.actual_queue, d.expected_queue) if q}),
+            "run": [r.run_id for r in db().scalars(select(Run).order_by(Run.id.desc()))],
+        }
+        return render_template(
+            "queue.html", dialogs=dialogs, filters=filters, options=options, assigned=assigned, mine=mine
+        )
+
+    # ------------------------------------------------------------------------------------------------ dialog
+
+    def dialog_or_404(dialog_id: int) -> Dialog:
+        dialog = db().get(Dialog, dialog_id)
+        if dialog is None:
+            abort(404)
+        return dialog
+
+    def own_review(dialog: Dialog) -> Review | None:
+        return next((r for r in dialog.reviews if r.analyst_id == current_user.id), None)
+
+    def show_dialog(dialog: Dialog, data: ReviewInput | None, problems: list[str], status: int = 200) -> Any:
+        review = own_review(dialog)
+        if data is None:
+            data = (
+                ReviewInput(
+                    dict(review.ratings),
+                    list(review.critical_errors),
+                    dict(review.corrected_intents),
+                    review.correct_outcome,
+                    review.note,
+                )
+                if review
+                else ReviewInput(correct_outcome=dialog.actual_outcome if dialog.actual_outcome != "abandoned" else "")
+            )
+        others = dialog.reviews if current_user.is_lead else []
+        return (
+            render_template(
+                "dialog.html",
+                dialog=dialog,
+                data=data,
+                problems=problems,
+                review=review,
+                others=others,
+                intents=vocabulary.intents,
+                outcomes=outcome_choices(vocabulary.queues),
+            ),
+            status,
+        )
+
+    @app.get("/dialogs/<int:dialog_id>")
+    @login_required
+    def dialog_view(dialog_id: int) -> Any:
+        return show_dialog(dialog_or_404(dialog_id), None, [])
+
+    @app.post("/dialogs/<int:dialog_id>/review")
+    @login_required
+    def save_review(dialog_id: int) -> Any:
+        dialog = dialog_or_404(dialog_id)
+        data, problems = parse_review(
+            request.form,
+            request.form.getlist,
+            scorecard=config.scorecard,
+            turns=dialog.turns,
+            intents=vocabulary.intents,
+            queues=vocabulary.queues,
+        )
+        if problems:
+            return show_dialog(dialog, data, problems, 422)
+        review = own_review(dialog)
+        fields = {
+            "ratings": data.ratings,
+            "critical_errors": data.critical_errors,
+            "corrected_intents": data.corrected_intents,
+            "correct_outcome": data.correct_outcome,
+            "note": mask(data.note) or "",
+        }
+        if review is None:
+            review = Review(dialog_id=dialog.id, analyst_id=current_user.id, **fields)
+            db().add(review)
+            db().flush()
+            audit(db(), current_user.username, "review.create", f"review {review.id} of dialog {dialog.id}", **fields)
+        else:
+            changed = {k: {"from": getattr(review, k), "to": v} for k, v in fields.items() if getattr(review, k) != v}
+            for key, value in fields.items():
+                setattr(review, key, value)
+            review.updated_at = now()
+            audit(db(), current_user.username, "review.update", f"review {review.id} of dialog {dialog.id}", **changed)
+        db().commit()
+        failed = config.scorecard.classes_of(data.critical_errors)
+        verdict = f"failed ({', '.join(sorted(failed))}-critical)" if failed else "passed"
+        flash(f"Review of {dialog.conversation_id} saved: the dialog {verdict}.", "ok")
+        return redirect(url_for("dialog_view", dialog_id=dialog.id))
+
+    @app.post("/reviews/<int:review_id>/reference")
+    @lead_required
+    def mark_reference(review_id: int) -> Any:
+        review = db().get(Review, review_id)
+        if review is None:
+            abort(404)
+        for other in review.dialog.reviews:
+            if other.reference and other.id != review.id:
+                other.reference = False
+        review.reference = not review.reference
+        audit(db(), current_user.username, "review.reference", f"review {review.id}", reference=review.reference)
+        db().commit()
+        return redirect(url_for("dialog_view", dialog_id=review.dialog_id))
+
+    # ------------------------------------------------------------------------------------------------ reports
+
+    @app.get("/kpis")
+    @login_required
+    def kpis() -> Any:
+        return render_template("kpis.html", table=reports.kpi_table(db(), config.scorecard))
+
+    @app.route("/calibration", methods=["GET", "POST"])
+    @lead_required
+    def calibration() -> Any:
+        analysts = db().scalars(select(User).order_by(User.username)).all()
+        if request.method == "POST":
+            chosen_ids = request.form.getlist("analysts")
+            raw_dialogs = request.form.get("dialogs", "")
+            problems, dialog_ids = reports.parse_dialog_ids(db(), raw_dialogs)
+            users = [u for u in analysts if str(u.id) in chosen_ids]
+            if len(users) < 2:
+                problems.append("choose at least two reviewers to calibrate")
+            if problems:
+                for problem in problems:
+                    flash(problem, "error")
+                return render_template(
+                    "calibration.html",
+                    analysts=analysts,
+                    report=reports.calibration(db(), config.scorecard),
+                    dialogs_text=raw_dialogs,
+                    chosen=chosen_ids,
+                ), 422
+            added = reports.assign(db(), dialog_ids, users, current_user)
+            db().commit()
+            flash(f"{added} assignment(s) added ({len(dialog_ids)} dialog(s) x {len(users)} reviewer(s)).", "ok")
+            return redirect(url_for("calibration"))
+        return render_template(
+            "calibration.html",
+            analysts=analysts,
+            report=reports.calibration(db(), config.scorecard),
+            dialogs_text="",
+            chosen=[],
+        )
+
+    @app.route("/exports", methods=["GET", "POST"])
+    @lead_required
+    def export_page() -> Any:
+        result = None
+        if request.method == "POST":
+            kind = request.form.get("kind")
+            if kind == "intents":
+                result = exports.export_corrections(db(), paths, actor=current_user.username)
+            elif kind == "eval_sets":
+                result = exports.export_regressions(db(), paths, config.scorecard, actor=current_user.username)
+            else:
+                abort(400)
+            db().commit()
+        return render_template(
+            "exports.html",
+            result=result,
+            corrections=exports.pending_corrections(db()),
+            regressions=exports.pending_regressions(db(), config.scorecard),
+            done=db().scalars(select(exports.Export).order_by(exports.Export.id.desc())).all(),
+        )
+
+    @app.get("/audit")
+    @lead_required
+    def audit_log() -> Any:
+        events = db().scalars(select(AuditEvent).order_by(AuditEvent.id.desc()).limit(500)).all()
+        return render_template("audit.html", events=events)
+
+    @app.get("/health")
+    def health() -> Any:
+        return {"status": "ok"}
+
+    app.jinja_env.globals["Role"] = Role
+    return app

@@ -1,0 +1,168 @@
+"""`harness review ...`: load a run's dialogs for review, manage analysts, serve the review app, export verdicts
+and print the reviewed KPIs and the calibration report."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from harness.cli import DEFAULT_PATHS, RootOption, out, reports_errors
+from harness.errors import InputError
+from harness.paths import ProjectPaths
+from harness.review.config import DEFAULT_REVIEW_CONFIG, load_review_config
+from harness.review.store import DATABASE_ENV, Role, User, add_user, connect
+
+review_app: typer.Typer = typer.Typer(help="QA review of the bot's decisions: flagged dialogs, scorecards, calibration, exports.")
+
+DbOption = Annotated[
+    str | None,
+    typer.Option(
+        "--db", help=f"Database URL (default ${DATABASE_ENV}, else sqlite experiments/review.db).", show_default=False
+    ),
+]
+ConfigOption = Annotated[Path, typer.Option("--config", help="Flag rules, sample and scorecard.")]
+
+
+def vocabulary(paths: ProjectPaths):  # type: ignore[no-untyped-def]
+    from harness.bot_config import load_queue_config
+    from harness.eval_set import OUT_OF_SCOPE
+    from harness.intents import load_catalog
+    from harness.review.app import Vocabulary
+
+    queues = load_queue_config(paths.escalation_policy).queues
+    names = load_catalog(paths.intents, known_queues=queues).names()
+    return Vocabulary(sorted({*names, OUT_OF_SCOPE}), list(queues))
+
+
+@review_app.command("load")
+@reports_errors
+def load_command(
+    run_dir: Annotated[Path | None, typer.Argument(help="A finished run folder (default: the latest run).")] = None,
+    db: DbOption = None,
+    config: ConfigOption = DEFAULT_REVIEW_CONFIG,
+) -> None:
+    """Flag and sample a run's dialogs, mask personal data, and store them for review."""
+    from harness.config import load_config
+    from harness.gate.baseline import latest_run
+    from harness.review.dialogs import load_run
+
+    settings = load_review_config(config)
+    run_dir = (run_dir or latest_run(load_config().resolved().output_dir)).resolve()
+    with Session(connect(db)) as session:
+        run = load_run(session, run_dir, settings, actor="cli")
+        flagged = sum(1 for d in run.dialogs if d.flags)
+        sampled = sum(1 for d in run.dialogs if d.sampled)
+        out.print(
+            f"loaded run {run.run_id}: {len(run.dialogs)} of {run.conversations} dialogs to review "
+            f"({flagged} flagged, {sampled} in the {settings.sample.rate:.0%} random sample)"
+        )
+        counts: dict[str, int] = {}
+        for dialog in run.dialogs:
+            for rule in dialog.flag_rules:
+                counts[rule] = counts.get(rule, 0) + 1
+        for rule, count in sorted(counts.items(), key=lambda kv: -kv[1]):
+            out.print(f"  {rule}: {count}")
+
+
+@review_app.command("add-user")
+@reports_errors
+def add_user_command(
+    username: Annotated[str, typer.Argument(help="Login name.")],
+    role: Annotated[Role, typer.Option(help="analyst, or lead (calibrates, exports, audits).")] = Role.analyst,
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from stdin.")] = False,
+    db: DbOption = None,
+) -> None:
+    """Create an analyst or lead account (the password is stored hashed)."""
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
+    with Session(connect(db)) as session:
+        add_user(session, username, password, role, actor="cli")
+        session.commit()
+    out.print(f"added {role.value} {username}")
+
+
+@review_app.command("serve")
+@reports_errors
+def serve_command(
+    db: DbOption = None,
+    config: ConfigOption = DEFAULT_REVIEW_CONFIG,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8050,
+    root: RootOption = DEFAULT_PATHS.root,
+) -> None:
+    """Serve the review app (Ctrl-C stops it)."""
+    from werkzeug.serving import run_simple
+
+    from harness.review.app import create_app
+
+    paths = ProjectPaths(root)
+    app = create_app(db, load_review_config(config), paths, vocabulary(paths))
+    with Session(connect(db)) as session:
+        if session.scalar(select(User).limit(1)) is None:
+            raise InputError(
+                "no accounts yet", ["add one first: harness review add-user NAME --role lead (and analysts)"]
+            )
+    out.print(f"review app on http://{host}:{port}/ (Ctrl-C stops it)")
+    run_simple(host, port, app, threaded=True)
+
+
+@review_app.command("export")
+@reports_errors
+def export_command(
+    what: Annotated[str, typer.Argument(help="intents (corrections) or eval-sets (critical dialogs).")],
+    db: DbOption = None,
+    config: ConfigOption = DEFAULT_REVIEW_CONFIG,
+    root: RootOption = DEFAULT_PATHS.root,
+) -> None:
+    """Export verdicts: corrected intents into intents/ (with provenance), critical dialogs into eval_sets/."""
+    from harness.review import exports
+
+    paths = ProjectPaths(root)
+    settings = load_review_config(config)
+    with Session(connect(db)) as session:
+        if what == "intents":
+            result = exports.export_corrections(session, paths, actor="cli")
+        elif what == "eval-sets":
+            result = exports.export_regressions(session, paths, settings.scorecard, actor="cli")
+        else:
+            raise InputError("unknown export", [f"{what!r}: give 'intents' or 'eval-sets'"])
+        session.commit()
+    for line in result.added:
+        out.print(f"added {line}", highlight=False)
+    for line in result.skipped:
+        out.print(f"skipped {line}", highlight=False)
+    out.print(
+        f"{len(result.added)} added, {len(result.skipped)} skipped; changed: {', '.join(result.files) or 'nothing'}"
+    )
+
+
+@review_app.command("report")
+@reports_errors
+def report_command(db: DbOption = None, config: ConfigOption = DEFAULT_REVIEW_CONFIG) -> None:
+    """Print the reviewed KPIs (sample and all reviewed) and the calibration report."""
+    from harness.review import reports
+
+    settings = load_review_config(config)
+    with Session(connect(db)) as session:
+        for kpi in reports.kpi_table(session, settings.scorecard):
+            value = "undefined" if kpi.reviewed.value is None else f"{kpi.reviewed.value:.1%}"
+            auto = ""
+            if kpi.automatic is not None and kpi.automatic.value is not None:
+                auto = f"  automatic {kpi.automatic.value:.1%} (n={kpi.automatic.n})"
+            out.print(f"{kpi.population:8} {kpi.name:34} {value:>9} (n={kpi.reviewed.n}){auto}", highlight=False)
+        report = reports.calibration(session, settings.scorecard)
+        out.print(f"calibration: {report.dialogs} dialog(s) reviewed by two or more people")
+        for item in report.items:
+            if item.percent_agreement is None:
+                continue
+            kappa = "undefined" if item.fleiss_kappa is None else f"{item.fleiss_kappa:.2f}"
+            out.print(
+                f"  {item.item:24} agreement {item.percent_agreement:.0%}  Fleiss' kappa {kappa}", highlight=False
+            )

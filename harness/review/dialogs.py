@@ -1,0 +1,140 @@
+"""From a run's turn records to the dialogs analysts review: selection (flagging.py), masking, storage.
+
+A dialog keeps, per turn, what the customer wrote and everything the bot decided (intent and confidence, the
+top alternatives, actions, slots, handoff), masked before it reaches the database. Loading is idempotent: a run
+already loaded is refused, so reviews are never orphaned by a reload.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from harness.errors import InputError
+from harness.gate.baseline import TURNS
+from harness.metrics.core import ScoringOptions, build_core
+from harness.records import read
+from harness.review.config import ReviewConfig
+from harness.review.flagging import Selection, conversation_facts
+from harness.review.flagging import select as select_dialogs
+from harness.review.masking import mask, mask_value
+from harness.review.store import Dialog, Run, audit
+
+TOP_ALTERNATIVES = 3
+
+
+def _json(value: Any, default: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) and value else default
+
+
+def _value(value: Any) -> Any:
+    """A plain Python value (None for pandas' missing values)."""
+    if value is None or value is pd.NA or (isinstance(value, float) and pd.isna(value)):
+        return None
+    return value.item() if hasattr(value, "item") else value
+
+
+def turn_view(row: pd.Series) -> dict[str, Any]:
+    """One turn as the dialog view shows it, masked."""
+    ranking = _json(row["ranking"], [])
+    return {
+        "index": int(row["turn_index"]),
+        "text": mask(_value(row["text"])),
+        "status": _value(row["status"]),
+        "bot_messages": mask_value(_json(row["bot_messages"], [])),
+        "intent": _value(row["intent"]),
+        "confidence": None if _value(row["confidence"]) is None else round(float(row["confidence"]), 3),
+        "fallback": bool(_value(row["fallback"]) or False),
+        "alternatives": [
+            {"name": r.get("name"), "confidence": round(float(r.get("confidence") or 0.0), 3)}
+            for r in ranking[1 : 1 + TOP_ALTERNATIVES]
+        ],
+        "actions": _json(row["actions"], []),
+        "slots": mask_value(_json(row["slots_set"], {})),
+        "handoff_queue": _value(row["handoff_queue"]),
+        "handoff_rule": _value(row["handoff_rule"]),
+        "expected_intent": _value(row["expected_intent"]),
+        "latency_ms": None if _value(row["latency_ms"]) is None else round(float(row["latency_ms"])),
+    }
+
+
+def topic(turns: pd.DataFrame) -> str | None:
+    """The first labelled intent, else the first intent the bot recognised (fallbacks aside)."""
+    for column in ("expected_intent", "intent"):
+        values = [v for v in turns[column].tolist() if _value(v) is not None and v != "nlu_fallback"]
+        if values:
+            return str(values[0])
+    return None
+
+
+def build_dialogs(records: pd.DataFrame, config: ReviewConfig) -> list[Dialog]:
+    """Dialog rows (unsaved) for the conversations selected for review."""
+    chosen: dict[str, Selection] = {s.conversation_id: s for s in select_dialogs(records, config.flags, config.sample)}
+    facts = dict(conversation_facts(records))
+    conversations = build_core(records, ScoringOptions(bootstrap_replicates=1)).conversations.set_index(
+        "conversation_id"
+    )
+    dialogs = []
+    for conversation_id, turns in records.groupby("conversation_id", sort=True):
+        if conversation_id not in chosen:
+            continue
+        selection, fact = chosen[conversation_id], facts[conversation_id]
+        turns = turns.sort_values("turn_index")
+        row = conversations.loc[conversation_id]
+        labelled = fact.expected_label is not None
+        dialogs.append(
+            Dialog(
+                conversation_id=str(conversation_id),
+                eval_set=_value(turns["eval_set"].iloc[0]),
+                intent=topic(turns),
+                expected_label=fact.expected_label,
+                actual_outcome=fact.actual_outcome,
+                expected_queue=_value(row["expected_queue"]),
+                actual_queue=_value(row["actual_queue"]),
+                auto_resolved=bool(row["resolved"]) if labelled else None,
+                critical=fact.critical,
+                resolvable=_value(row["resolvable"]) if labelled else None,
+                priority=selection.priority,
+                sampled=selection.sampled,
+                flags=[{"rule": f.rule, "reason": mask(f.reason)} for f in selection.flags],
+                turns=[turn_view(t) for _, t in turns.iterrows()],
+            )
+        )
+    return sorted(dialogs, key=lambda d: (-d.priority, d.conversation_id))
+
+
+def load_run(session: Session, run_dir: Path, config: ReviewConfig, *, actor: str) -> Run:
+    """Select, mask and store a finished run's dialogs for review; InputError if it was loaded already."""
+    records = read(run_dir / TURNS)
+    if records.empty:
+        raise InputError("nothing to review", [f"{run_dir / TURNS}: the run has no turns"])
+    run_id = str(records["run_id"].iloc[0])
+    if session.scalar(select(Run).where(Run.run_id == run_id)) is not None:
+        raise InputError(
+            "run already loaded for review",
+            [f"{run_dir}: run {run_id} is in the review database; its dialogs and reviews are kept as they are"],
+        )
+    run = Run(
+        run_id=run_id,
+        source=str(run_dir),
+        conversations=int(records["conversation_id"].nunique()),
+        selection={"flags": config.flags.model_dump(), "sample": config.sample.model_dump()},
+    )
+    run.dialogs = build_dialogs(records, config)
+    session.add(run)
+    audit(
+        session,
+        actor,
+        "run.load",
+        f"run {run_id}",
+        source=str(run_dir),
+        dialogs=len(run.dialogs),
+        sampled=sum(d.sampled for d in run.dialogs),
+    )
+    session.commit()
+    return run

@@ -1,0 +1,107 @@
+"""What the app and the CLI show from the review database: the reviewed KPIs and the calibration report.
+
+Adapters only: they read rows and hand plain values to the pure modules (reviewed_kpis.py, calibration.py).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from harness.review.calibration import CalibrationReport, Rating, calibration_report
+from harness.review.config import CriticalClass, Scorecard
+from harness.review.reviewed_kpis import ReviewedKpi, Verdict, reviewed_kpis, verdict_for
+from harness.review.store import Assignment, Dialog, Review, Role, User, audit
+
+
+def deciding_review(dialog: Dialog) -> Review | None:
+    """The review that decides the dialog's verdict (reference, else a lead's, else the first)."""
+    ordered = sorted(dialog.reviews, key=lambda r: r.id)
+    chosen = verdict_for([(r.id, r.reference, r.analyst.role == Role.lead.value) for r in ordered])
+    return next((r for r in ordered if r.id == chosen), None)
+
+
+def verdicts(session: Session, scorecard: Scorecard) -> list[Verdict]:
+    dialogs = session.scalars(
+        select(Dialog).options(selectinload(Dialog.reviews).selectinload(Review.analyst)).where(Dialog.reviews.any())
+    ).all()
+    out = []
+    for dialog in dialogs:
+        review = deciding_review(dialog)
+        assert review is not None
+        out.append(
+            Verdict(
+                sampled=dialog.sampled,
+                actual_outcome=dialog.actual_outcome,
+                expected_label=dialog.expected_label,
+                auto_resolved=dialog.auto_resolved,
+                ratings=review.ratings,
+                critical_classes=frozenset(c.value for c in scorecard.classes_of(review.critical_errors)),
+                correct_outcome=review.correct_outcome,
+            )
+        )
+    return out
+
+
+def kpi_table(session: Session, scorecard: Scorecard) -> list[ReviewedKpi]:
+    return reviewed_kpis(verdicts(session, scorecard), scorecard)
+
+
+def calibration_items(scorecard: Scorecard) -> list[str]:
+    return [a.name for a in scorecard.attributes] + [f"critical:{c.value}" for c in CriticalClass]
+
+
+def ratings(session: Session, scorecard: Scorecard) -> list[Rating]:
+    """Every review of a dialog reviewed by at least two people, as calibration ratings: the attribute ratings
+    and, per critical class, whether the reviewer found a critical error of that class (yes/no)."""
+    dialogs = session.scalars(select(Dialog).options(selectinload(Dialog.reviews).selectinload(Review.analyst))).all()
+    out = []
+    for dialog in dialogs:
+        if len(dialog.reviews) < 2:
+            continue
+        for review in dialog.reviews:
+            classes = scorecard.classes_of(review.critical_errors)
+            answers = dict(review.ratings)
+            answers |= {f"critical:{c.value}": "yes" if c in classes else "no" for c in CriticalClass}
+            out.append(Rating(dialog.id, review.analyst.username, answers, review.reference))
+    return out
+
+
+def calibration(session: Session, scorecard: Scorecard) -> CalibrationReport:
+    return calibration_report(ratings(session, scorecard), calibration_items(scorecard))
+
+
+def parse_dialog_ids(session: Session, text: str) -> tuple[list[str], list[int]]:
+    """Dialog numbers from a lead's list ("12, 14 15"); problems for unknown ones."""
+    problems, ids = [], []
+    for token in [t for t in re.split(r"[\s,;]+", text) if t]:
+        if not token.isdigit() or session.get(Dialog, int(token)) is None:
+            problems.append(f"dialog {token!r} does not exist (give dialog numbers as shown in the queue)")
+        else:
+            ids.append(int(token))
+    if not ids and not problems:
+        problems.append("list at least one dialog number")
+    return problems, list(dict.fromkeys(ids))
+
+
+def assign(session: Session, dialog_ids: Sequence[int], users: Sequence[User], lead: User) -> int:
+    """Assign every dialog to every user (existing assignments kept); the number added."""
+    existing = set(session.execute(select(Assignment.dialog_id, Assignment.analyst_id)).tuples().all())
+    added = 0
+    for dialog_id in dialog_ids:
+        for user in users:
+            if (dialog_id, user.id) not in existing:
+                session.add(Assignment(dialog_id=dialog_id, analyst_id=user.id, assigned_by_id=lead.id))
+                added += 1
+    audit(
+        session,
+        lead.username,
+        "calibration.assign",
+        f"dialogs {', '.join(map(str, dialog_ids))}",
+        analysts=[u.username for u in users],
+        added=added,
+    )
+    return added

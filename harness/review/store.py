@@ -1,0 +1,247 @@
+"""The review database: analysts, the dialogs selected for review, assignments, reviews and the audit trail.
+
+SQLAlchemy models over SQLite (the default, a file under experiments/) or PostgreSQL (give its URL). Dialogs are
+stored already masked (see masking.py): the database never holds a card number, IBAN, phone or e-mail address.
+Tables are created on first use; every change made through the app or the CLI writes an AuditEvent.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, String, Text, UniqueConstraint, create_engine, event, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from harness.errors import InputError
+from harness.paths import REPO_ROOT
+
+DEFAULT_DATABASE = f"sqlite:///{REPO_ROOT / 'experiments' / 'review.db'}"
+DATABASE_ENV = "HARNESS_REVIEW_DB"
+MIN_PASSWORD = 8
+
+
+def now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class Role(StrEnum):
+    analyst = "analyst"
+    lead = "lead"
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class User(Base):
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(256))
+    role: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(default=now)
+
+    # Flask-Login's user protocol.
+    is_authenticated = True
+    is_active = True
+    is_anonymous = False
+
+    def get_id(self) -> str:
+        return str(self.id)
+
+    @property
+    def is_lead(self) -> bool:
+        return self.role == Role.lead.value
+
+    def check_password(self, password: str) -> bool:
+        return check_password_hash(self.password_hash, password)
+
+
+class Run(Base):
+    """A run whose dialogs were loaded for review (a replay run folder now; production logs later)."""
+
+    __tablename__ = "runs"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[str] = mapped_column(String(128), unique=True)
+    source: Mapped[str] = mapped_column(Text)
+    conversations: Mapped[int]
+    selection: Mapped[dict[str, Any]]
+    """The flag rules and sample used, so a queue can be explained later."""
+    loaded_at: Mapped[datetime] = mapped_column(default=now)
+    dialogs: Mapped[list[Dialog]] = relationship(back_populates="run")
+
+
+class Dialog(Base):
+    __tablename__ = "dialogs"
+    __table_args__ = (UniqueConstraint("run_pk", "conversation_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_pk: Mapped[int] = mapped_column(ForeignKey("runs.id"))
+    conversation_id: Mapped[str] = mapped_column(String(128))
+    eval_set: Mapped[str | None] = mapped_column(String(128))
+    intent: Mapped[str | None] = mapped_column(String(128))
+    """The conversation's topic: its first labelled intent, else the first intent the bot recognised."""
+    expected_label: Mapped[str | None] = mapped_column(String(128))
+    actual_outcome: Mapped[str] = mapped_column(String(128))
+    expected_queue: Mapped[str | None] = mapped_column(String(64))
+    actual_queue: Mapped[str | None] = mapped_column(String(64))
+    auto_resolved: Mapped[bool | None]
+    """The automatic resolution verdict (from the label), for comparison with the analysts'."""
+    critical: Mapped[str | None] = mapped_column(Text)
+    resolvable: Mapped[bool | None]
+    priority: Mapped[int]
+    sampled: Mapped[bool]
+    flags: Mapped[list[Any]]
+    """[{rule, reason}] from flagging.py."""
+    turns: Mapped[list[Any]]
+    """Per turn, masked: text, bot messages, intent, confidence, ranking, actions, slots, handoff, expectation."""
+    run: Mapped[Run] = relationship(back_populates="dialogs")
+    reviews: Mapped[list[Review]] = relationship(back_populates="dialog", order_by="Review.id")
+    assignments: Mapped[list[Assignment]] = relationship(back_populates="dialog")
+
+    @property
+    def flag_rules(self) -> list[str]:
+        return sorted({f["rule"] for f in self.flags})
+
+
+class Assignment(Base):
+    """A dialog a lead asked an analyst to review (for calibration, several analysts get the same dialog)."""
+
+    __tablename__ = "assignments"
+    __table_args__ = (UniqueConstraint("dialog_id", "analyst_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dialog_id: Mapped[int] = mapped_column(ForeignKey("dialogs.id"))
+    analyst_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    assigned_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    calibration: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(default=now)
+    dialog: Mapped[Dialog] = relationship(back_populates="assignments")
+    analyst: Mapped[User] = relationship(foreign_keys=[analyst_id])
+
+
+class Review(Base):
+    __tablename__ = "reviews"
+    __table_args__ = (UniqueConstraint("dialog_id", "analyst_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dialog_id: Mapped[int] = mapped_column(ForeignKey("dialogs.id"))
+    analyst_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    ratings: Mapped[dict[str, Any]]
+    critical_errors: Mapped[list[Any]]
+    corrected_intents: Mapped[dict[str, Any]]
+    """Turn index (as text) -> the intent the customer meant, for turns the bot misunderstood."""
+    correct_outcome: Mapped[str] = mapped_column(String(128))
+    """`self_served` or `escalated:<queue>`: where the conversation should have ended."""
+    note: Mapped[str] = mapped_column(Text, default="")
+    reference: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(default=now)
+    updated_at: Mapped[datetime] = mapped_column(default=now)
+    dialog: Mapped[Dialog] = relationship(back_populates="reviews")
+    analyst: Mapped[User] = relationship()
+
+
+class AuditEvent(Base):
+    __tablename__ = "audit"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=now)
+    actor: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(String(256))
+    detail: Mapped[dict[str, Any]]
+
+
+class Export(Base):
+    """What a review contributed to intents/ or eval_sets/, so nothing is exported twice."""
+
+    __tablename__ = "exports"
+    __table_args__ = (UniqueConstraint("review_id", "kind", "key"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    review_id: Mapped[int] = mapped_column(ForeignKey("reviews.id"))
+    kind: Mapped[str] = mapped_column(String(16))
+    key: Mapped[str] = mapped_column(Text)
+    target: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(default=now)
+
+
+class Setting(Base):
+    __tablename__ = "settings"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+def database_url(url: str | None = None) -> str:
+    """The URL given, else $HARNESS_REVIEW_DB, else the SQLite file; `postgresql://` uses psycopg 3."""
+    chosen = url or os.environ.get(DATABASE_ENV) or DEFAULT_DATABASE
+    for prefix in ("postgresql://", "postgres://"):
+        if chosen.startswith(prefix):
+            return "postgresql+psycopg://" + chosen[len(prefix) :]
+    return chosen
+
+
+def connect(url: str | None = None) -> Engine:
+    """An engine on the review database, with its tables created; InputError if it cannot be reached."""
+    resolved = database_url(url)
+    if resolved.startswith("sqlite:///"):
+        Path(resolved.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        engine = create_engine(resolved)
+        if engine.dialect.name == "sqlite":
+            event.listen(engine, "connect", _sqlite_foreign_keys)
+        Base.metadata.create_all(engine)
+    except Exception as exc:  # the driver's own errors vary; all mean the same to the user
+        raise InputError(
+            "cannot open the review database",
+            [
+                f"{_redact(resolved)}: {exc.__class__.__name__}: {str(exc).splitlines()[0]}",
+                f"give a reachable database with --db or ${DATABASE_ENV} (sqlite:///path or postgresql://...)",
+            ],
+        ) from None
+    return engine
+
+
+def _sqlite_foreign_keys(connection, _record) -> None:  # type: ignore[no-untyped-def]
+    connection.execute("PRAGMA foreign_keys=ON")
+
+
+def _redact(url: str) -> str:
+    """The URL without its password, for messages."""
+    head, sep, tail = url.partition("@")
+    if not sep or ":" not in head.split("//", 1)[-1]:
+        return url
+    scheme, _, credentials = head.partition("//")
+    return f"{scheme}//{credentials.split(':', 1)[0]}:***@{tail}"
+
+
+def audit(session: Session, actor: str, action: str, target: str, **detail: Any) -> None:
+    session.add(AuditEvent(actor=actor, action=action, target=target, detail=detail))
+
+
+def add_user(session: Session, username: str, password: str, role: Role, *, actor: str) -> User:
+    """A new account with a hashed password; InputError for a taken name or a short password."""
+    problems = []
+    if not username or not username.replace("_", "").replace(".", "").replace("-", "").isalnum():
+        problems.append(f"user name {username!r}: use letters, digits, '.', '_' or '-'")
+    if session.scalar(select(User).where(User.username == username)) is not None:
+        problems.append(f"user name {username!r} is taken")
+    if len(password) < MIN_PASSWORD:
+        problems.append(f"password: at least {MIN_PASSWORD} characters")
+    if problems:
+        raise InputError("cannot add the user", problems)
+    user = User(username=username, password_hash=generate_password_hash(password), role=role.value)
+    session.add(user)
+    audit(session, actor, "user.add", f"user {username}", role=role.value)
+    return user
+
+
+def setting(session: Session, key: str, default: str) -> str:
+    """A stored setting; stores `default` the first time."""
+    row = session.get(Setting, key)
+    if row is None:
+        row = Setting(key=key, value=default)
+        session.add(row)
+        session.commit()
+    return row.value
