@@ -19,6 +19,9 @@ from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
+from harness.bot_config import load_queue_config
+from harness.eval_set import OUT_OF_SCOPE
+from harness.intents import load_catalog
 from harness.paths import ProjectPaths
 from harness.review import exports, reports
 from harness.review.config import ReviewConfig
@@ -33,6 +36,12 @@ class Vocabulary:
 
     intents: list[str]
     queues: list[str]
+
+    @classmethod
+    def of(cls, paths: ProjectPaths) -> Vocabulary:
+        queues = load_queue_config(paths.escalation_policy).queues
+        names = load_catalog(paths.intents, known_queues=queues).names()
+        return cls(sorted({*names, OUT_OF_SCOPE}), list(queues))
 
 
 def lead_required(view: Callable[..., Any]) -> Callable[..., Any]:

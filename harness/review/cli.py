@@ -17,7 +17,9 @@ from harness.paths import ProjectPaths
 from harness.review.config import DEFAULT_REVIEW_CONFIG, load_review_config
 from harness.review.store import DATABASE_ENV, Role, User, add_user, connect
 
-review_app: typer.Typer = typer.Typer(help="QA review of the bot's decisions: flagged dialogs, scorecards, calibration, exports.")
+review_app: typer.Typer = typer.Typer(
+    help="QA review of the bot's decisions: flagged dialogs, scorecards, calibration, exports."
+)
 
 DbOption = Annotated[
     str | None,
@@ -26,17 +28,6 @@ DbOption = Annotated[
     ),
 ]
 ConfigOption = Annotated[Path, typer.Option("--config", help="Flag rules, sample and scorecard.")]
-
-
-def vocabulary(paths: ProjectPaths):  # type: ignore[no-untyped-def]
-    from harness.bot_config import load_queue_config
-    from harness.eval_set import OUT_OF_SCOPE
-    from harness.intents import load_catalog
-    from harness.review.app import Vocabulary
-
-    queues = load_queue_config(paths.escalation_policy).queues
-    names = load_catalog(paths.intents, known_queues=queues).names()
-    return Vocabulary(sorted({*names, OUT_OF_SCOPE}), list(queues))
 
 
 @review_app.command("load")
@@ -100,10 +91,10 @@ def serve_command(
     """Serve the review app (Ctrl-C stops it)."""
     from werkzeug.serving import run_simple
 
-    from harness.review.app import create_app
+    from harness.review.app import Vocabulary, create_app
 
     paths = ProjectPaths(root)
-    app = create_app(db, load_review_config(config), paths, vocabulary(paths))
+    app = create_app(db, load_review_config(config), paths, Vocabulary.of(paths))
     with Session(connect(db)) as session:
         if session.scalar(select(User).limit(1)) is None:
             raise InputError(

@@ -71,7 +71,7 @@ def _decided(session: Session) -> list[tuple[Dialog, Review]]:
 
 
 def _exported(session: Session, kind: str) -> set[tuple[int, str]]:
-    return set(session.execute(select(Export.review_id, Export.key).where(Export.kind == kind)).tuples().all())
+    return {(r, k) for r, k in session.execute(select(Export.review_id, Export.key).where(Export.kind == kind))}
 
 
 def pending_corrections(session: Session) -> list[Correction]:

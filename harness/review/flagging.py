@@ -27,6 +27,9 @@ from harness.review.config import FlagRules, Rule, Sample
 MIN_REPEAT_WORDS = 3
 """Shorter turns ("yes", "no thanks") repeat by nature and are not counted as the customer repeating."""
 
+_UNLABELLED = "<unlabelled>"
+"""Stands in for a null expected outcome (production logs) when the scoring core is built."""
+
 
 @dataclass(frozen=True)
 class Flag:
@@ -120,7 +123,7 @@ def long_dialog(facts: Facts, rule: Rule) -> list[str]:
 
 def repetition(facts: Facts, rule: Rule) -> list[str]:
     threshold = rule.similarity  # type: ignore[attr-defined]
-    texts = [(row.turn_index, normalise(row.text or "")) for row in facts.turns.itertuples()]
+    texts = [(row.turn_index, normalise(row.text) if pd.notna(row.text) else "") for row in facts.turns.itertuples()]
     texts = [(i, t) for i, t in texts if len(t.split()) >= MIN_REPEAT_WORDS]
     reasons = []
     for position, (first, a) in enumerate(texts):
@@ -160,12 +163,15 @@ def in_sample(run_id: str, conversation_id: str, sample: Sample) -> bool:
 
 def conversation_facts(records: pd.DataFrame) -> Iterator[tuple[str, Facts]]:
     """Each conversation's facts, in conversation-id order."""
-    core = build_core(records, ScoringOptions(bootstrap_replicates=1))
+    # build_core cannot compare a null expected outcome (production logs have none): it scores a placeholder
+    # label instead, which only marks the conversation unlabelled here.
+    scored = records.assign(expected_outcome=records["expected_outcome"].fillna(_UNLABELLED))
+    core = build_core(scored, ScoringOptions(bootstrap_replicates=1))
     by_id = {cid: group for cid, group in records.groupby("conversation_id", sort=False)}
     for row in core.conversations.itertuples():
         turns = by_id[row.conversation_id].sort_values("turn_index")
         first = turns.iloc[0]
-        labelled = pd.notna(row.expected_outcome)
+        labelled = row.expected_outcome != _UNLABELLED
         yield (
             row.conversation_id,
             Facts(

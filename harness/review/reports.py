@@ -89,7 +89,7 @@ def parse_dialog_ids(session: Session, text: str) -> tuple[list[str], list[int]]
 
 def assign(session: Session, dialog_ids: Sequence[int], users: Sequence[User], lead: User) -> int:
     """Assign every dialog to every user (existing assignments kept); the number added."""
-    existing = set(session.execute(select(Assignment.dialog_id, Assignment.analyst_id)).tuples().all())
+    existing = {(d, a) for d, a in session.execute(select(Assignment.dialog_id, Assignment.analyst_id))}
     added = 0
     for dialog_id in dialog_ids:
         for user in users:

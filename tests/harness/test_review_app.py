@@ -1,0 +1,282 @@
+"""The review app through Flask's test client, CSRF protection on: access control, the scorecard, the audit
+trail, masking, calibration and the exports round-tripping through the project's own validators."""
+
+from __future__ import annotations
+
+import csv
+import re
+from pathlib import Path
+
+import pytest
+from review_world import EVAL_TURN, FRAUD_MASKED, PASSWORD, add_users, review_project, review_run
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+from harness.bot_config import load_queue_config
+from harness.config import load_config
+from harness.intent_checks import check_intents
+from harness.intents import load_catalog
+from harness.provenance import read_provenance, reviewed_from
+from harness.review.app import Vocabulary, create_app
+from harness.review.config import load_review_config
+from harness.review.dialogs import load_run
+from harness.review.store import AuditEvent, Dialog, connect
+from harness.run import load_suite
+
+CONFIG = load_review_config()
+
+
+@pytest.fixture
+def world(tmp_path: Path):  # type: ignore[no-untyped-def]
+    paths = review_project(tmp_path)
+    database = f"sqlite:///{tmp_path / 'review.db'}"
+    with Session(connect(database)) as session:
+        load_run(session, review_run(tmp_path), CONFIG, actor="test")
+    add_users(database)
+    app = create_app(database, CONFIG, paths, Vocabulary.of(paths), testing=True)
+    return app, database, paths
+
+
+def token(page: str) -> str:
+    found = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert found, "no CSRF token on the page"
+    return found.group(1)
+
+
+def login(app, name: str):  # type: ignore[no-untyped-def]
+    client = app.test_client()
+    page = client.get("/login").get_data(as_text=True)
+    response = client.post("/login", data={"username": name, "password": PASSWORD, "csrf_token": token(page)})
+    assert response.status_code == 302 and response.headers["Location"] == "/"
+    return client
+
+
+def dialog_id(database: str, conversation: str) -> int:
+    with Session(connect(database)) as session:
+        return session.scalar(select(Dialog.id).where(Dialog.conversation_id == conversation))  # type: ignore[return-value]
+
+
+def review_form(client, dialog: int, **fields: object) -> dict:  # type: ignore[no-untyped-def]
+    page = client.get(f"/dialogs/{dialog}").get_data(as_text=True)
+    form: dict[str, object] = {
+        "csrf_token": token(page),
+        **{f"rating_{a.name}": "no" if a.name != "tone" else "good" for a in CONFIG.scorecard.attributes},
+        "correct_outcome": "escalated:fraud",
+        "note": "",
+    }
+    form.update(fields)
+    return form
+
+
+@pytest.mark.parametrize("path", ["/", "/dialogs/1", "/kpis", "/calibration", "/exports", "/audit"])
+def test_nothing_without_login(world, path: str) -> None:
+    app, _, _ = world
+    response = app.test_client().get(path)
+    assert response.status_code == 302
+    assert response.headers["Location"].startswith("/login")
+
+
+def test_wrong_password_is_refused(world) -> None:
+    app, _, _ = world
+    client = app.test_client()
+    page = client.get("/login").get_data(as_text=True)
+    response = client.post("/login", data={"username": "ann", "password": "guess", "csrf_token": token(page)})
+    assert response.status_code == 200 and "wrong password" in response.get_data(as_text=True)
+    assert client.get("/").status_code == 302
+
+
+def test_post_without_csrf_token_is_rejected(world) -> None:
+    app, database, _ = world
+    client = login(app, "ann")
+    dialog = dialog_id(database, "demo-fraud")
+    form = review_form(client, dialog)
+    del form["csrf_token"]
+    assert client.post(f"/dialogs/{dialog}/review", data=form).status_code == 400
+    with Session(connect(database)) as session:
+        assert session.scalar(text("select count(*) from reviews")) == 0
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("get", "/calibration"), ("get", "/exports"), ("get", "/audit"), ("post", "/exports"), ("post", "/calibration")],
+)
+def test_an_analyst_cannot_do_a_leads_work(world, method: str, path: str) -> None:
+    app, _, _ = world
+    client = login(app, "ann")
+    data = {"csrf_token": token(client.get("/").get_data(as_text=True)), "kind": "intents"}
+    response = client.get(path) if method == "get" else client.post(path, data=data)
+    assert response.status_code == 403
+    if method == "get":
+        assert login(app, "lea").get(path).status_code == 200
+
+
+def test_queue_is_ordered_by_priority_and_says_why(world) -> None:
+    app, database, _ = world
+    client = login(app, "ann")
+    order = re.findall(r'<tr data-conversation="([^"]+)">', client.get("/").get_data(as_text=True))
+    # demo-fraud: low confidence 2 + mismatch 3 + missed escalation 4 + critical 5 = 14; then two at 7, by id:
+    # demo-contact (fallback 2 + mismatch 3 + repetition 2) and escalation-002 (mismatch 3 + missed escalation 4)
+    assert order[:3] == ["demo-fraud", "demo-contact", "escalation-002"]
+    fraud = client.get(f"/dialogs/{dialog_id(database, 'demo-fraud')}").get_data(as_text=True)
+    assert "missed_escalation" in fraud and "should have been handed to fraud, the bot kept it" in fraud
+    assert "check_balance" in fraud and "report_fraud 0.22" in fraud  # the decision and its alternatives
+
+
+def test_queue_filters_by_flag(world) -> None:
+    app, _, _ = world
+    page = login(app, "ann").get("/?flag=repetition").get_data(as_text=True)
+    assert re.findall(r'<tr data-conversation="([^"]+)">', page) == ["demo-contact"]
+
+
+def test_personal_data_is_masked_in_the_database_and_the_view(world) -> None:
+    app, database, _ = world
+    with Session(connect(database)) as session:
+        stored = " ".join(str(d.turns) + str(d.flags) for d in session.scalars(select(Dialog)))
+    for secret in ("4111", "jo.bloggs@example.com", "07700 900123"):
+        assert secret not in stored
+    assert FRAUD_MASKED in stored and "[email]" in stored and "[phone number]" in stored
+    page = login(app, "ann").get(f"/dialogs/{dialog_id(database, 'demo-contact')}").get_data(as_text=True)
+    assert "[email]" in page and "jo.bloggs" not in page
+
+
+def test_a_review_is_saved_audited_and_fails_the_dialog_on_a_critical_error(world) -> None:
+    app, database, _ = world
+    client = login(app, "ann")
+    dialog = dialog_id(database, "demo-fraud")
+    form = review_form(client, dialog, critical_errors="fraud_not_escalated", intent_0="report_fraud")
+    response = client.post(f"/dialogs/{dialog}/review", data=form, follow_redirects=True)
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200 and "failed (business-critical)" in page
+    with Session(connect(database)) as session:
+        events = session.scalars(select(AuditEvent).where(AuditEvent.action.like("review.%"))).all()
+        assert [(e.actor, e.action) for e in events] == [("ann", "review.create")]
+        assert events[0].detail["corrected_intents"] == {"0": "report_fraud"}
+    form = review_form(client, dialog, critical_errors="fraud_not_escalated", intent_0="report_fraud", note="call me")
+    client.post(f"/dialogs/{dialog}/review", data=form)
+    with Session(connect(database)) as session:
+        update = session.scalars(select(AuditEvent).where(AuditEvent.action == "review.update")).one()
+        assert update.detail == {"note": {"from": "", "to": "call me"}}
+
+
+def test_an_invalid_review_is_refused_with_reasons_and_keeps_the_input(world) -> None:
+    app, database, _ = world
+    client = login(app, "ann")
+    dialog = dialog_id(database, "demo-fraud")
+    form = review_form(client, dialog, intent_0="no_such_intent", note="keep me", rating_tone="")
+    response = client.post(f"/dialogs/{dialog}/review", data=form)
+    page = response.get_data(as_text=True)
+    assert response.status_code == 422
+    assert "not a known intent" in page and "rating tone" in page and "keep me" in page
+    with Session(connect(database)) as session:
+        assert session.scalar(text("select count(*) from reviews")) == 0
+
+
+def test_analysts_do_not_see_each_others_reviews_but_the_lead_does(world) -> None:
+    app, database, _ = world
+    dialog = dialog_id(database, "demo-fraud")
+    ann = login(app, "ann")
+    ann.post(f"/dialogs/{dialog}/review", data=review_form(ann, dialog, note="ann was here"))
+    assert "ann was here" not in login(app, "bob").get(f"/dialogs/{dialog}").get_data(as_text=True)
+    assert "ann was here" in login(app, "lea").get(f"/dialogs/{dialog}").get_data(as_text=True)
+
+
+def test_calibration_assigns_and_reports_agreement(world) -> None:
+    app, database, _ = world
+    lead = login(app, "lea")
+    page = lead.get("/calibration").get_data(as_text=True)
+    ids = [dialog_id(database, c) for c in ("demo-fraud", "demo-contact")]
+    user_ids = re.findall(r'name="analysts" value="(\d+)" ?> (?:ann|bob)', page)
+    response = lead.post(
+        "/calibration", data={"csrf_token": token(page), "dialogs": f"{ids[0]}, {ids[1]}", "analysts": user_ids}
+    )
+    assert response.status_code == 302
+    assert "assigned" in login(app, "bob").get("/").get_data(as_text=True)
+    for name, tone in (("ann", "good"), ("bob", "poor")):
+        client = login(app, name)
+        for dialog in ids:
+            client.post(f"/dialogs/{dialog}/review", data=review_form(client, dialog, rating_tone=tone))
+    report = lead.get("/calibration").get_data(as_text=True)
+    row = re.search(r'<tr data-item="tone">(.*?)</tr>', report, re.S)
+    assert row and "0.0%" in row.group(1)  # ann and bob never agree on tone
+    assert re.search(r'<tr data-item="understood">.*?100.0%', report, re.S)
+    assert "Most disagreement: <strong>tone</strong>" in report
+
+
+def test_bad_calibration_input_is_reported(world) -> None:
+    app, _, _ = world
+    lead = login(app, "lea")
+    page = lead.get("/calibration").get_data(as_text=True)
+    response = lead.post("/calibration", data={"csrf_token": token(page), "dialogs": "99999", "analysts": []})
+    body = response.get_data(as_text=True)
+    assert response.status_code == 422 and "does not exist" in body and "at least two reviewers" in body
+
+
+def test_exports_land_in_intents_and_eval_sets_and_validate(world) -> None:
+    app, database, paths = world
+    ann = login(app, "ann")
+    fraud, replayed = dialog_id(database, "demo-fraud"), dialog_id(database, "escalation-002")
+    form = review_form(ann, fraud, critical_errors="fraud_not_escalated", intent_0="report_fraud")
+    ann.post(f"/dialogs/{fraud}/review", data=form)
+    ann.post(f"/dialogs/{replayed}/review", data=review_form(ann, replayed, intent_0="report_fraud"))
+    lead = login(app, "lea")
+    page = lead.get("/exports").get_data(as_text=True)
+    assert FRAUD_MASKED in page and "2 pending" in page
+    result = lead.post("/exports", data={"csrf_token": token(page), "kind": "intents"}).get_data(as_text=True)
+    assert "Exported 2 item(s)" in result
+
+    queues = load_queue_config(paths.escalation_policy).queues
+    catalog = load_catalog(paths.intents, known_queues=queues)
+    assert FRAUD_MASKED in catalog.intents["report_fraud"].examples
+    assert EVAL_TURN in catalog.intents["report_fraud"].examples
+    provenance = read_provenance(paths.intents)
+    assert {(p.conversation, p.analyst, p.run) for p in provenance} == {
+        ("demo-fraud", "ann", "20261122-000000-abcdef"),
+        ("escalation-002", "ann", "20261122-000000-abcdef"),
+    }
+    with open(paths.intents / "provenance.csv", encoding="utf-8") as handle:
+        assert "4111" not in handle.read()
+
+    page = lead.get("/exports").get_data(as_text=True)
+    lead.post("/exports", data={"csrf_token": token(page), "kind": "eval_sets"})
+    suite = load_suite(load_config(overrides={"eval_sets": str(paths.eval_sets)}).resolved(paths.root), paths)
+    regressions = [c.conversation for c in suite.conversations if c.eval_set == "qa_regressions"]
+    assert len(regressions) == 1
+    regression = regressions[0]
+    assert regression.id.startswith("qa-demo-fraud-r") and "critical" in regression.tags
+    assert regression.expected.label == "escalated:fraud"
+    assert [(t.text, t.intent) for t in regression.turns] == [(FRAUD_MASKED, "report_fraud")]
+    assert "fraud" in (regression.critical or "") and "ann" in (regression.critical or "")
+
+    # The replayed eval turn now trains the bot on purpose: the leakage check warns instead of failing.
+    report = check_intents(catalog, suite, embeddings=False, reviewed=reviewed_from(provenance))
+    assert report.errors == []
+    assert any("escalation-002" in w and "QA review" in w for w in report.warnings)
+    assert check_intents(catalog, suite, embeddings=False).errors  # without provenance it is leakage
+
+    # Exporting again adds nothing.
+    page = lead.get("/exports").get_data(as_text=True)
+    assert "0 pending" in page
+    with Session(connect(database)) as session:
+        assert session.scalar(text("select count(*) from exports")) == 3
+        actions = {e.action for e in session.scalars(select(AuditEvent))}
+    assert {"export.intents", "export.eval_sets", "review.create", "login", "run.load"} <= actions
+
+
+def test_a_correction_repeating_another_eval_conversation_is_skipped_as_leakage(world) -> None:
+    app, database, paths = world
+    ann = login(app, "ann")
+    # demo-contact is not an eval conversation; pretend the customer typed escalation-002's text there
+    with Session(connect(database)) as session:
+        dialog = session.scalars(select(Dialog).where(Dialog.conversation_id == "demo-contact")).one()
+        dialog.turns = [{**dialog.turns[0], "text": EVAL_TURN}, dialog.turns[1]]
+        session.commit()
+        target = dialog.id
+    ann.post(f"/dialogs/{target}/review", data=review_form(ann, target, intent_0="report_fraud"))
+    lead = login(app, "lea")
+    page = lead.get("/exports").get_data(as_text=True)
+    result = lead.post("/exports", data={"csrf_token": token(page), "kind": "intents"}).get_data(as_text=True)
+    assert "would leak the test" in result
+    rows = (
+        list(csv.reader(open(paths.intents / "provenance.csv"))) if (paths.intents / "provenance.csv").exists() else []
+    )
+    assert not any(EVAL_TURN in r for r in rows)
