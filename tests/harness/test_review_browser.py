@@ -1,0 +1,149 @@
+"""End to end in a real headless Chromium (Debian's package, driven by Playwright; nothing is downloaded): the
+review app runs as `harness review serve` on loopback; an analyst logs in, opens a flagged dialog, records a
+critical error and a corrected intent; the lead exports, and the correction lands in intents/ and the dialog in
+eval_sets/."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from review_world import FRAUD_MASKED, PASSWORD, add_users, review_project, review_run
+from sqlalchemy.orm import Session
+
+from harness.review.config import load_review_config
+from harness.review.dialogs import load_run
+from harness.review.store import connect
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists(), reason="needs Debian's chromium (scripts/setup_system.sh installs it)"
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    paths = review_project(tmp_path)
+    database = f"sqlite:///{tmp_path / 'review.db'}"
+    with Session(connect(database)) as session:
+        load_run(session, review_run(tmp_path), load_review_config(), actor="test")
+    add_users(database)
+    port = free_port()
+    log = (tmp_path / "serve.log").open("w")
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "harness",
+            "review",
+            "serve",
+            "--db",
+            database,
+            "--port",
+            str(port),
+            "--root",
+            str(paths.root),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"review app did not start: {(tmp_path / 'serve.log').read_text()}")
+            time.sleep(0.2)
+        yield url, paths.root
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+        log.close()
+
+
+def test_analyst_reviews_a_flagged_dialog_and_the_lead_exports_it(served: tuple[str, Path], tmp_path: Path) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    url, root = served
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page()
+
+        page.goto(f"{url}/")
+        expect(page).to_have_url(f"{url}/login?next=%2F")
+        page.fill("input[name=username]", "ann")
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button[type=submit]")
+        expect(page.locator("#whoami")).to_contain_text("ann (analyst)")
+
+        first = page.locator("#queue tbody tr").first
+        expect(first).to_have_attribute("data-conversation", "demo-fraud")
+        expect(first).to_contain_text("missed_escalation")
+        first.locator("a").click()
+        expect(page.locator("#turn-0 .customer")).to_have_text(FRAUD_MASKED)
+        expect(page.locator("#turn-0 .decision")).to_contain_text("check_balance")
+
+        for attribute in ("understood", "correct_answer", "correct_routing", "resolved"):
+            page.check(f"input[name=rating_{attribute}][value=no]")
+        page.check("input[name=rating_tone][value=acceptable]")
+        page.check("input[name=critical_errors][value=fraud_not_escalated]")
+        page.select_option("select[name=intent_0]", "report_fraud")
+        page.select_option("select[name=correct_outcome]", "escalated:fraud")
+        page.fill("textarea[name=note]", "customer disowned a payment; call back on 07700 900123")
+        page.click("#scorecard button[type=submit]")
+        expect(page.locator(".flash")).to_contain_text("failed (business-critical)")
+        expect(page.locator("textarea[name=note]")).to_have_value(
+            "customer disowned a payment; call back on [phone number]"
+        )
+        page.click("header button[type=submit]")  # log out
+
+        page.fill("input[name=username]", "lea")
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button[type=submit]")
+        page.click("text=Exports")
+        expect(page.locator("#pending-corrections")).to_contain_text(f"{FRAUD_MASKED} → report_fraud")
+        expect(page.locator("#pending-regressions")).to_contain_text("fraud_not_escalated")
+        page.click("text=Export corrections to intents/")
+        expect(page.locator("#export-result")).to_contain_text("Exported 1 item(s) to intents/")
+        expect(page.locator("#export-result")).to_contain_text("intents/escalation.yml")
+        page.click("text=Export critical dialogs to eval_sets/")
+        expect(page.locator("#export-result")).to_contain_text("qa-demo-fraud-r")
+        page.screenshot(path=str(tmp_path / "exports.png"), full_page=True)
+        page.click("text=Audit")
+        expect(page.locator("#audit")).to_contain_text("export.eval_sets")
+        expect(page.locator("#audit")).to_contain_text("review.create")
+        browser.close()
+
+    assert FRAUD_MASKED in (root / "intents" / "escalation.yml").read_text()
+    assert "demo-fraud" in (root / "intents" / "provenance.csv").read_text()
+    regression = (root / "eval_sets" / "qa_regressions.yml").read_text()
+    assert "fraud_not_escalated" not in regression  # the description is written, not the code name
+    assert "A fraud report did not reach the fraud queue at once" in regression
