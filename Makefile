@@ -5,7 +5,7 @@ HARNESS := .venv/bin/harness
 PY := .venv/bin/python
 BOT_PY := .venv-bot/bin/python
 
-.PHONY: eval gate setup harness-env bot-env intents model bot retrain experiment test test-harness test-bot test-integration lint bench bench-bot bench-harness bench-nlu clean
+.PHONY: eval gate review setup system harness-env bot-env intents model bot retrain experiment test test-harness test-bot test-integration lint bench bench-bot bench-harness bench-nlu clean
 
 ## The main job: replay every eval set through the reference bot and print the KPI scorecard.
 ## Trains the bot if its data changed, starts it on loopback, stops it afterwards (also on failure or Ctrl-C).
@@ -20,7 +20,18 @@ gate: setup
 	@$(HARNESS) run --serve-bot --no-mlflow
 	@$(HARNESS) gate
 
+## QA review: load the latest run's flagged and sampled dialogs (masked) into the review database, then serve the
+## review app on http://127.0.0.1:8050/ (Ctrl-C stops it). First time: add accounts with
+## `.venv/bin/harness review add-user NAME --role lead` (or analyst). See README "QA review".
+review: harness-env
+	@$(HARNESS) review load
+	@$(HARNESS) review serve
+
 setup: harness-env bot-env
+
+## Debian packages the tests need: chromium (review app end-to-end) and the PostgreSQL server (review store).
+system:
+	@scripts/setup_system.sh
 
 harness-env:
 	@scripts/setup_harness_env.sh
@@ -50,7 +61,7 @@ experiment: setup
 	@$(HARNESS) experiment experiments/nlu_pipelines.yml
 
 ## All tests: unit tests in both environments, then the integration tests against the real servers.
-test: setup lint
+test: setup system lint
 	@$(HARNESS) intents build --check
 	$(BOT_PY) -m pytest -q tests/bot
 	$(PY) -m pytest -q tests/harness tests/integration

@@ -111,6 +111,8 @@ def create_app(
                 db().commit()
                 target = request.args.get("next", "")
                 return redirect(target if target.startswith("/") and not target.startswith("//") else url_for("queue"))
+            audit(db(), name[:64] or "?", "login.failed", f"user {name[:64]}", remote=request.remote_addr)
+            db().commit()
             flash("Unknown user name or wrong password.", "error")
         return render_template("login.html")
 

@@ -40,11 +40,15 @@ def load_command(
     """Flag and sample a run's dialogs, mask personal data, and store them for review."""
     from harness.config import load_config
     from harness.gate.baseline import latest_run
-    from harness.review.dialogs import load_run
+    from harness.review.dialogs import load_run, loaded_run
 
     settings = load_review_config(config)
     run_dir = (run_dir or latest_run(load_config().resolved().output_dir)).resolve()
     with Session(connect(db)) as session:
+        loaded = loaded_run(session, run_dir)
+        if loaded is not None:
+            out.print(f"run {loaded.run_id} is loaded already ({len(loaded.dialogs)} dialogs to review); nothing to do")
+            return
         run = load_run(session, run_dir, settings, actor="cli")
         flagged = sum(1 for d in run.dialogs if d.flags)
         sampled = sum(1 for d in run.dialogs if d.sampled)

@@ -108,6 +108,16 @@ def build_dialogs(records: pd.DataFrame, config: ReviewConfig) -> list[Dialog]:
     return sorted(dialogs, key=lambda d: (-d.priority, d.conversation_id))
 
 
+def loaded_run(session: Session, run_dir: Path) -> Run | None:
+    """The run folder's run if it is in the review database already."""
+    meta = run_dir / "run.json"
+    if meta.is_file():
+        run_id = json.loads(meta.read_text(encoding="utf-8")).get("run_id")
+    else:
+        run_id = str(read(run_dir / TURNS)["run_id"].iloc[0]) if (run_dir / TURNS).is_file() else None
+    return session.scalar(select(Run).where(Run.run_id == run_id)) if run_id else None
+
+
 def load_run(session: Session, run_dir: Path, config: ReviewConfig, *, actor: str) -> Run:
     """Select, mask and store a finished run's dialogs for review; InputError if it was loaded already."""
     records = read(run_dir / TURNS)
