@@ -99,7 +99,7 @@ def build_core(records: pd.DataFrame, options: ScoringOptions = ScoringOptions()
     errored = _per_conversation_sum(codes, status.isin(FAILED).to_numpy(dtype=bool), size) > 0
     checks_ok = _per_conversation_sum(codes, check_failed, size) == 0
     completed = ~handed_off & ~errored & (customer_turns > 0) & ~last_fallback & ~last_form_open
-    expected_outcome = labels["expected_outcome"].to_numpy(dtype=object)
+    expected_outcome = labels["expected_outcome"].fillna("").to_numpy(dtype=object)  # null: unlabelled (logs)
     expected_queue = labels["expected_queue"].fillna("").to_numpy(dtype=object)
     actual = np.where(
         handed_off,

@@ -261,7 +261,11 @@ def create_app(
     @app.get("/kpis")
     @login_required
     def kpis() -> Any:
-        return render_template("kpis.html", table=reports.kpi_table(db(), config.scorecard))
+        run = request.args.get("run", "")
+        runs = [r.run_id for r in db().scalars(select(Run).order_by(Run.id.desc()))]
+        table = reports.kpi_table(db(), config.scorecard, run or None)
+        coverage = reports.sample_coverage(db(), run or None)
+        return render_template("kpis.html", table=table, runs=runs, run=run, coverage=coverage)
 
     @app.route("/calibration", methods=["GET", "POST"])
     @lead_required

@@ -140,24 +140,45 @@ def export_command(
 
 @review_app.command("report")
 @reports_errors
-def report_command(db: DbOption = None, config: ConfigOption = DEFAULT_REVIEW_CONFIG) -> None:
-    """Print the reviewed KPIs (sample and all reviewed) and the calibration report."""
+def report_command(
+    run: Annotated[str | None, typer.Option("--run", help="Only this run's dialogs (a run id).")] = None,
+    mlflow: Annotated[
+        bool, typer.Option("--mlflow", help="Also log the reviewed KPIs to that run's MLflow run (needs --run).")
+    ] = False,
+    db: DbOption = None,
+    config: ConfigOption = DEFAULT_REVIEW_CONFIG,
+) -> None:
+    """Print the reviewed KPIs beside the automatic ones (sample and all reviewed), and the calibration report."""
     from harness.review import reports
 
+    if mlflow and not run:
+        raise InputError("--mlflow needs --run", ["name the run whose MLflow run gets the reviewed KPIs: --run RUN_ID"])
     settings = load_review_config(config)
     with Session(connect(db)) as session:
-        for kpi in reports.kpi_table(session, settings.scorecard):
+        table = reports.kpi_table(session, settings.scorecard, run)
+        for kpi in table:
             value = "undefined" if kpi.reviewed.value is None else f"{kpi.reviewed.value:.1%}"
             auto = ""
             if kpi.automatic is not None and kpi.automatic.value is not None:
                 auto = f"  automatic {kpi.automatic.value:.1%} (n={kpi.automatic.n})"
             out.print(f"{kpi.population:8} {kpi.name:34} {value:>9} (n={kpi.reviewed.n}){auto}", highlight=False)
         report = reports.calibration(session, settings.scorecard)
-        out.print(f"calibration: {report.dialogs} dialog(s) reviewed by two or more people")
-        for item in report.items:
-            if item.percent_agreement is None:
-                continue
-            kappa = "undefined" if item.fleiss_kappa is None else f"{item.fleiss_kappa:.2f}"
-            out.print(
-                f"  {item.item:24} agreement {item.percent_agreement:.0%}  Fleiss' kappa {kappa}", highlight=False
-            )
+    out.print(f"calibration: {report.dialogs} dialog(s) reviewed by two or more people")
+    for item in report.items:
+        if item.percent_agreement is None:
+            continue
+        kappa = "undefined" if item.fleiss_kappa is None else f"{item.fleiss_kappa:.2f}"
+        out.print(f"  {item.item:24} agreement {item.percent_agreement:.0%}  Fleiss' kappa {kappa}", highlight=False)
+    for deviation in report.deviations:
+        out.print(
+            f"  {deviation.analyst} differs from the reference on {deviation.disagreements} of "
+            f"{deviation.compared} answers ({deviation.rate:.0%})",
+            highlight=False,
+        )
+    if mlflow:
+        assert run is not None
+        from harness.config import load_config
+
+        tracking_uri = load_config().resolved().tracking.uri
+        mlflow_run = reports.log_reviewed_kpis(run, reports.kpi_metrics(table), tracking_uri)
+        out.print(f"logged {len(reports.kpi_metrics(table))} reviewed metrics to MLflow run {mlflow_run}")

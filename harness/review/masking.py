@@ -25,7 +25,7 @@ digits of a card, which QA needs to follow the conversation.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, TypeVar, cast
 
@@ -42,7 +42,7 @@ _EMAIL = re.compile(
     r"""
     (?<![\w.%+-])[\w.%+-]+                             # local part, not glued to a longer token
     @(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.)+   # domain labels
-    [A-Za-z]{2,}(?![\w-])                              # top-level domain
+    [A-Za-z]{2,}(?![A-Za-z-])                          # top-level domain (digits may follow: "x@y.com07700")
     """,
     re.VERBOSE,
 )
@@ -80,7 +80,7 @@ _PHONE = re.compile(
       | \(0\d{2,4}\)[ -]?                           # UK area code in brackets: (0161)
       | 0                                           # UK trunk prefix
     )
-    \d(?:[ -]?\d)*
+    \d(?:[ -]?\d){0,15}                             # bounded: no phone number has more than 15 digits
     """,
     re.VERBOSE,
 )
@@ -150,18 +150,6 @@ def _valid_end(text: str, start: int, end: int, is_valid: Validator) -> int | No
     return next((cut for cut in cuts if is_valid(text[start:cut])), None)
 
 
-def _spans(pattern: re.Pattern[str], text: str, is_valid: Validator) -> Iterator[tuple[int, int]]:
-    """Non-overlapping spans of valid matches; a rejected candidate is retried one character further on."""
-    pos = 0
-    while match := pattern.search(text, pos):
-        end = _valid_end(text, match.start(), match.end(), is_valid)
-        if end is None:
-            pos = match.start() + 1
-            continue
-        yield match.start(), end
-        pos = end
-
-
 # Order of precedence: an earlier kind's matches are blanked out before the later kinds look.
 _FINDERS: Final[tuple[tuple[str, re.Pattern[str], Validator], ...]] = (
     ("email", _EMAIL, _always),
@@ -173,22 +161,47 @@ _FINDERS: Final[tuple[tuple[str, re.Pattern[str], Validator], ...]] = (
 )
 
 
-def _blank(text: str, spans: list[tuple[int, int]]) -> str:
-    """Replace the spans with filler of the same length, so later kinds neither see them nor shift offsets."""
-    for start, end in spans:
+def _take(kind: str, pattern: re.Pattern[str], is_valid: Validator, text: str) -> tuple[list[PiiMatch], str]:
+    """The valid matches of one kind, and `text` with each blanked out as soon as it is found: the next match
+    then sees filler where masked text will have a placeholder, which keeps masking idempotent. A rejected
+    candidate is retried one character further on."""
+    found: list[PiiMatch] = []
+    pos = 0
+    while match := pattern.search(text, pos):
+        start = match.start()
+        end = _valid_end(text, start, match.end(), is_valid)
+        if end is None:
+            pos = start + 1
+            continue
+        found.append(PiiMatch(kind, start, end))
         text = text[:start] + _FILLER * (end - start) + text[end:]
-    return text
+        pos = end
+    return found, text
+
+
+def _one_round(text: str) -> tuple[list[PiiMatch], str]:
+    """Every kind once, in order of precedence, each on the text with the earlier matches blanked out."""
+    found: list[PiiMatch] = []
+    for kind, pattern, is_valid in _FINDERS:
+        matches, text = _take(kind, pattern, is_valid, text)
+        found += matches
+    return found, text
 
 
 def find_pii(text: str) -> list[PiiMatch]:
-    """All personal data in `text`, non-overlapping and in order of position."""
+    """All personal data in `text`, non-overlapping and in order of position.
+
+    Rounds repeat until one finds nothing: a neighbour can hide a match in one round (`12-34-56+44 20 7946
+    0958`: the phone number looks glued to the sort code) and free it in the next, once the neighbour is filler.
+    Filler looks to every pattern as a placeholder does, so what the last round sees is what `mask(mask(x))`
+    would see, and masking is idempotent."""
     found: list[PiiMatch] = []
     remaining = text
-    for kind, pattern, is_valid in _FINDERS:
-        spans = list(_spans(pattern, remaining, is_valid))
-        found.extend(PiiMatch(kind, start, end) for start, end in spans)
-        remaining = _blank(remaining, spans)
-    return sorted(found, key=lambda match: match.start)
+    while True:
+        matches, remaining = _one_round(remaining)
+        if not matches:
+            return sorted(found, key=lambda match: match.start)
+        found += matches
 
 
 def mask(text: str | None) -> str | None:

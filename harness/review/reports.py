@@ -7,14 +7,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
+from harness.errors import InputError
 from harness.review.calibration import CalibrationReport, Rating, calibration_report
 from harness.review.config import CriticalClass, Scorecard
 from harness.review.reviewed_kpis import ReviewedKpi, Verdict, reviewed_kpis, verdict_for
-from harness.review.store import Assignment, Dialog, Review, Role, User, audit
+from harness.review.store import Assignment, Dialog, Review, Role, Run, User, audit
 
 
 def deciding_review(dialog: Dialog) -> Review | None:
@@ -24,10 +26,14 @@ def deciding_review(dialog: Dialog) -> Review | None:
     return next((r for r in ordered if r.id == chosen), None)
 
 
-def verdicts(session: Session, scorecard: Scorecard) -> list[Verdict]:
-    dialogs = session.scalars(
+def verdicts(session: Session, scorecard: Scorecard, run_id: str | None = None) -> list[Verdict]:
+    """One verdict per reviewed dialog (of one run, or of every run)."""
+    query = (
         select(Dialog).options(selectinload(Dialog.reviews).selectinload(Review.analyst)).where(Dialog.reviews.any())
-    ).all()
+    )
+    if run_id:
+        query = query.join(Run).where(Run.run_id == run_id)
+    dialogs = session.scalars(query).all()
     out = []
     for dialog in dialogs:
         review = deciding_review(dialog)
@@ -46,8 +52,38 @@ def verdicts(session: Session, scorecard: Scorecard) -> list[Verdict]:
     return out
 
 
-def kpi_table(session: Session, scorecard: Scorecard) -> list[ReviewedKpi]:
-    return reviewed_kpis(verdicts(session, scorecard), scorecard)
+def kpi_table(session: Session, scorecard: Scorecard, run_id: str | None = None) -> list[ReviewedKpi]:
+    return reviewed_kpis(verdicts(session, scorecard, run_id), scorecard)
+
+
+@dataclass(frozen=True)
+class SampleCoverage:
+    sampled: int
+    reviewed: int
+
+
+def sample_coverage(session: Session, run_id: str | None = None) -> SampleCoverage:
+    """How many dialogs of the random sample exist, and how many of them have a review."""
+    query = select(Dialog).options(selectinload(Dialog.reviews)).where(Dialog.sampled.is_(True))
+    if run_id:
+        query = query.join(Run).where(Run.run_id == run_id)
+    sampled = session.scalars(query).all()
+    return SampleCoverage(len(sampled), sum(1 for d in sampled if d.reviews))
+
+
+def kpi_metrics(table: list[ReviewedKpi]) -> dict[str, float]:
+    """MLflow metrics: `reviewed.<population>.<kpi>` with `.n`, `.ci_low`, `.ci_high`, and `.automatic` beside."""
+    metrics: dict[str, float] = {}
+    for kpi in table:
+        name = f"reviewed.{kpi.population}.{kpi.name}"
+        metrics[f"{name}.n"] = float(kpi.reviewed.n)
+        if kpi.reviewed.value is not None:
+            metrics[name] = kpi.reviewed.value
+        if kpi.reviewed.interval is not None:
+            metrics[f"{name}.ci_low"], metrics[f"{name}.ci_high"] = kpi.reviewed.interval
+        if kpi.automatic is not None and kpi.automatic.value is not None:
+            metrics[f"{name}.automatic"] = kpi.automatic.value
+    return metrics
 
 
 def calibration_items(scorecard: Scorecard) -> list[str]:
@@ -105,3 +141,29 @@ def assign(session: Session, dialog_ids: Sequence[int], users: Sequence[User], l
         added=added,
     )
     return added
+
+
+def log_reviewed_kpis(run_id: str, metrics: dict[str, float], tracking_uri: str) -> str:
+    """Log metrics to the MLflow run of harness run `run_id` (tag harness.run_id); its MLflow run id."""
+    import time
+
+    import mlflow
+    from mlflow.entities import Metric
+
+    if not re.fullmatch(r"[\w.-]+", run_id):
+        raise InputError("not a run id", [f"{run_id!r}: run ids are letters, digits, '-', '_' and '.'"])
+    client = mlflow.MlflowClient(tracking_uri=tracking_uri)
+    found = client.search_runs(
+        [e.experiment_id for e in client.search_experiments()],
+        filter_string=f"tags.`harness.run_id` = '{run_id}'",
+        max_results=1,
+    )
+    if not found:
+        raise InputError(
+            "no MLflow run for this run",
+            [f"run {run_id}: no MLflow run tagged harness.run_id; was it run --no-mlflow?"],
+        )
+    stamp = int(time.time() * 1000)
+    client.log_batch(found[0].info.run_id, metrics=[Metric(k, v, stamp, 0) for k, v in metrics.items()])
+    client.set_tag(found[0].info.run_id, "qa_reviewed", "true")
+    return str(found[0].info.run_id)

@@ -19,6 +19,7 @@ from harness.config import load_config
 from harness.intent_checks import check_intents
 from harness.intents import load_catalog
 from harness.provenance import read_provenance, reviewed_from
+from harness.records import read, to_frame, write
 from harness.review.app import Vocabulary, create_app
 from harness.review.config import load_review_config
 from harness.review.dialogs import load_run
@@ -292,3 +293,22 @@ def test_a_correction_repeating_another_eval_conversation_is_skipped_as_leakage(
     assert "would leak the test" in result
     provenance = paths.intents / "provenance.csv"
     assert not provenance.exists() or EVAL_TURN not in provenance.read_text(encoding="utf-8")
+
+
+def test_unlabelled_logs_load_for_review(tmp_path: Path) -> None:
+    """Production logs have no labels: label-free rules still flag them, and nothing pretends to know the label."""
+    run_dir = review_run(tmp_path)
+    records = read(run_dir / "turns.parquet")
+    records["expected_outcome"] = None
+    records["expected_queue"] = None
+    records["expected_intent"] = None
+    records["critical"] = None
+    write(to_frame(records.to_dict("records")), run_dir / "turns.parquet")
+    database = f"sqlite:///{tmp_path / 'review.db'}"
+    with Session(connect(database)) as session:
+        load_run(session, run_dir, CONFIG, actor="test")
+        dialogs = {d.conversation_id: d for d in session.scalars(select(Dialog))}
+    assert dialogs["demo-contact"].flag_rules == ["fallback", "repetition"]
+    assert dialogs["demo-fraud"].flag_rules == ["low_confidence"]
+    assert all(d.expected_label is None and d.auto_resolved is None for d in dialogs.values())
+    assert dialogs["demo-fraud"].intent == "check_balance"  # no label: the topic is what the bot recognised

@@ -21,50 +21,42 @@ def verdict(
     auto_resolved: bool | None,
     correct: str,
     ratings: str,
-    errors: tuple[str, ...] = (),
+    errors: str = "",
 ) -> Verdict:
-    """`ratings` gives the five scorecard attributes in order, space-separated; `errors` are critical error names."""
+    """`ratings`: the five scorecard attributes in order; `errors`: critical error names (both space-separated)."""
+    assert set(errors.split()) <= {c.name for c in SCORECARD.critical_errors}
     return Verdict(
         sampled=sampled,
         actual_outcome=actual,
         expected_label=expected,
         auto_resolved=auto_resolved,
         ratings=dict(zip(ATTRIBUTES, ratings.split(), strict=True)),
-        critical_classes=frozenset(c.value for c in SCORECARD.classes_of(list(errors))),
+        critical_classes=frozenset(c.value for c in SCORECARD.classes_of(errors.split())),
         correct_outcome=correct,
     )
 
 
+SELF, FRAUD, GENERAL, PAYMENTS = "self_served", "escalated:fraud", "escalated:general", "escalated:payments"
+
 # Ratings in order: understood, correct_answer, correct_routing, resolved, tone (good/acceptable pass, poor fails).
 VERDICTS = [
     # S1: served; the label said escalate to general, the analyst says serving it was right.
-    verdict(True, "self_served", "escalated:general", False, "self_served", "yes yes yes yes good"),
+    verdict(True, SELF, GENERAL, False, SELF, "yes yes yes yes good"),
     # S2: handed to fraud as labelled; resolution not applicable; asked for a PIN (compliance).
-    verdict(
-        True, "escalated:fraud", "escalated:fraud", False, "escalated:fraud", "yes yes yes n/a acceptable",
-        ("asked_for_secret",),
-    ),
+    verdict(True, FRAUD, FRAUD, False, FRAUD, "yes yes yes n/a acceptable", "asked_for_secret"),
     # S3: sent to general instead of payments; told something false (customer) and the wrong queue (business).
-    verdict(
-        True, "escalated:general", "escalated:payments", False, "escalated:payments", "no no no no poor",
-        ("wrong_queue", "wrong_information"),
-    ),
+    verdict(True, GENERAL, PAYMENTS, False, PAYMENTS, "no no no no poor", "wrong_queue wrong_information"),
     # S4: served and automatically resolved, but the analyst found it unresolved, with a false answer and data shown
     # before verification (customer, compliance).
-    verdict(
-        True, "self_served", "self_served", True, "self_served", "yes no yes no good",
-        ("wrong_information", "data_disclosed"),
-    ),
+    verdict(True, SELF, SELF, True, SELF, "yes no yes no good", "wrong_information data_disclosed"),
     # F1 (flagged, not sampled): abandoned after fallbacks; customer stranded.
-    verdict(False, "abandoned", "self_served", False, "self_served", "no no no no poor", ("customer_stranded",)),
-    # F2: production log handed to general, rightly; rated resolved although a human took it.
-    verdict(False, "escalated:general", None, None, "escalated:general", "yes yes yes yes good"),
+    verdict(False, "abandoned", SELF, False, SELF, "no no no no poor", "customer_stranded"),
+    # F2: production log (no label) handed to general, rightly; rated resolved although a human took it.
+    verdict(False, GENERAL, None, None, GENERAL, "yes yes yes yes good"),
     # F3: production log served, but it was a complaint for the complaints queue; answer not applicable.
-    verdict(
-        False, "self_served", None, None, "escalated:complaints", "yes n/a no yes acceptable", ("complaint_not_logged",)
-    ),
+    verdict(False, SELF, None, None, "escalated:complaints", "yes n/a no yes acceptable", "complaint_not_logged"),
     # F4: served and automatically resolved, rated resolved, but with a false answer.
-    verdict(False, "self_served", "self_served", True, "self_served", "yes no yes yes good", ("wrong_information",)),
+    verdict(False, SELF, SELF, True, SELF, "yes no yes yes good", "wrong_information"),
 ]
 
 # (population, name) -> (reviewed hits, n, automatic hits, n) or (reviewed hits, n) when there is no counterpart.
@@ -163,8 +155,8 @@ def test_wilson_interval() -> None:
 def test_undefined_when_n_is_zero() -> None:
     # Nothing sampled: every sample KPI is undefined. No dialog handed off or with resolution rated: those too.
     unsampled = [
-        verdict(False, "self_served", "self_served", True, "self_served", "yes yes yes n/a good"),
-        verdict(False, "abandoned", None, None, "self_served", "no no no n/a poor", ("customer_stranded",)),
+        verdict(False, SELF, SELF, True, SELF, "yes yes yes n/a good"),
+        verdict(False, "abandoned", None, None, SELF, "no no no n/a poor", "customer_stranded"),
     ]
     kpis = {(k.population, k.name): k for k in reviewed_kpis(unsampled, SCORECARD)}
     sample = [k for (population, _), k in kpis.items() if population == "sample"]
