@@ -16,10 +16,12 @@ from sqlalchemy.orm import Session
 
 from harness.bot_config import load_queue_config
 from harness.config import load_config
+from harness.errors import InputError
 from harness.intent_checks import check_intents
 from harness.intents import load_catalog
 from harness.provenance import read_provenance, reviewed_from
 from harness.records import read, to_frame, write
+from harness.review import reports
 from harness.review.app import Vocabulary, create_app
 from harness.review.config import load_review_config
 from harness.review.dialogs import load_run
@@ -312,3 +314,40 @@ def test_unlabelled_logs_load_for_review(tmp_path: Path) -> None:
     assert dialogs["demo-fraud"].flag_rules == ["low_confidence"]
     assert all(d.expected_label is None and d.auto_resolved is None for d in dialogs.values())
     assert dialogs["demo-fraud"].intent == "check_balance"  # no label: the topic is what the bot recognised
+
+
+def test_reviewed_kpis_are_logged_to_the_runs_mlflow_run(world, tmp_path: Path) -> None:
+    import mlflow
+
+    app, database, _ = world
+    ann = login(app, "ann")
+    fraud = dialog_id(database, "demo-fraud")
+    ann.post(f"/dialogs/{fraud}/review", data=review_form(ann, fraud, critical_errors="fraud_not_escalated"))
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    experiment = client.create_experiment("reference-bot", artifact_location=(tmp_path / "art").as_uri())
+    tracked = client.create_run(experiment, tags={"harness.run_id": "20261122-000000-abcdef"}).info.run_id
+    with Session(connect(database)) as session:
+        table = reports.kpi_table(session, CONFIG.scorecard, "20261122-000000-abcdef")
+        assert reports.log_reviewed_kpis("20261122-000000-abcdef", reports.kpi_metrics(table), uri) == tracked
+        with pytest.raises(InputError, match="no MLflow run"):
+            reports.log_reviewed_kpis("20991231-000000-000000", reports.kpi_metrics(table), uri)
+    logged = client.get_run(tracked).data
+    assert logged.metrics["reviewed.reviewed.critical_accuracy.business"] == 0.0
+    assert logged.metrics["reviewed.reviewed.critical_accuracy.business.n"] == 1.0
+    assert logged.metrics["reviewed.reviewed.reviewed_outcome_accuracy.automatic"] == 0.0  # kept it; label: fraud
+    assert "reviewed.sample.critical_accuracy.business" not in logged.metrics  # undefined: nothing sampled reviewed
+    assert logged.tags["qa_reviewed"] == "true"
+
+
+def test_kpi_page_shows_reviewed_beside_automatic_and_the_sample_coverage(world) -> None:
+    app, database, _ = world
+    ann = login(app, "ann")
+    fraud = dialog_id(database, "demo-fraud")
+    ann.post(f"/dialogs/{fraud}/review", data=review_form(ann, fraud, critical_errors="asked_for_secret"))
+    page = ann.get("/kpis").get_data(as_text=True)
+    row = re.search(
+        r'<table class="kpis" id="kpis-reviewed">.*?data-kpi="critical_accuracy.compliance">(.*?)</tr>', page, re.S
+    )
+    assert row and re.findall(r"<td>(.*?)</td>", row.group(1))[:3] == ["critical_accuracy.compliance", "0.0%", "1"]
+    assert re.search(r"0 of the \d+ sampled dialog\(s\) reviewed", page)
