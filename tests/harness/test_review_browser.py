@@ -147,3 +147,60 @@ def test_analyst_reviews_a_flagged_dialog_and_the_lead_exports_it(served: tuple[
     regression = (root / "eval_sets" / "qa_regressions.yml").read_text()
     assert "fraud_not_escalated" not in regression  # the description is written, not the code name
     assert "A fraud report did not reach the fraud queue at once" in regression
+
+
+def test_lead_assigns_a_calibration_and_reads_the_report(served: tuple[str, Path]) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    url, _ = served
+
+    def log_in(page, name: str) -> None:  # type: ignore[no-untyped-def]
+        page.goto(f"{url}/login")
+        page.fill("input[name=username]", name)
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button[type=submit]")
+        expect(page.locator("#whoami")).to_contain_text(name)
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page()
+        log_in(page, "ann")
+        page.goto(f"{url}/calibration")
+        expect(page.locator("h1")).to_have_text("Not allowed")  # an analyst cannot calibrate
+        page.click("header button[type=submit]")
+
+        log_in(page, "lea")
+        page.click("text=Calibration")
+        page.fill("input[name=dialogs]", "1")
+        page.check("#assign label:has-text('ann') input")
+        page.check("#assign label:has-text('bob') input")
+        page.click("#assign button[type=submit]")
+        expect(page.locator(".flash")).to_contain_text("2 assignment(s) added")
+        page.click("header button[type=submit]")
+
+        for name, tone, errors in (("ann", "good", ["fraud_not_escalated"]), ("bob", "poor", [])):
+            log_in(page, name)
+            first = page.locator("#queue tbody tr").first
+            expect(first).to_contain_text("assigned")
+            first.locator("a").click()
+            for attribute in ("understood", "correct_answer", "correct_routing", "resolved"):
+                page.check(f"input[name=rating_{attribute}][value=no]")
+            page.check(f"input[name=rating_tone][value={tone}]")
+            for error in errors:
+                page.check(f"input[name=critical_errors][value={error}]")
+            page.select_option("select[name=correct_outcome]", "escalated:fraud")
+            page.click("#scorecard button[type=submit]")
+            expect(page.locator(".flash")).to_contain_text("saved")
+            page.click("header button[type=submit]")
+
+        log_in(page, "lea")
+        page.goto(f"{url}/dialogs/1")
+        page.locator("#reviews tr", has_text="ann").locator("button").click()  # ann's review is the reference
+        page.click("text=Calibration")
+        expect(page.locator("#agreement tr[data-item=understood]")).to_contain_text("100.0%")
+        expect(page.locator("#agreement tr[data-item=tone]")).to_contain_text("0.0%")
+        expect(page.locator("#agreement tr[data-item='critical:business']")).to_contain_text("0.0%")
+        expect(page.locator("#most-disagreed")).to_contain_text("critical:business")
+        expect(page.locator("#deviations")).to_contain_text("bob")
+        expect(page.locator("#deviations tr", has_text="bob")).to_contain_text("critical:business 1/1")
+        browser.close()
