@@ -221,10 +221,14 @@ T = TypeVar("T")
 
 
 def mask_value(value: T) -> T:
-    """Mask every string inside `value`, looking into dicts (values only), lists and tuples; anything else
-    (numbers, booleans, None, keys) is returned unchanged."""
+    """Mask every string inside `value`, looking into dicts (values only), lists and tuples. An integer that is
+    personal data written as a number (a slot holding an account number) becomes its placeholder; other numbers,
+    booleans, None and keys are returned unchanged."""
     if isinstance(value, str):
         return cast(T, mask(value))
+    if isinstance(value, int) and not isinstance(value, bool):
+        masked = mask(str(value))
+        return cast(T, masked if masked != str(value) else value)
     if isinstance(value, dict):
         return cast(T, {key: mask_value(item) for key, item in value.items()})
     if isinstance(value, list):

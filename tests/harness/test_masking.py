@@ -137,6 +137,7 @@ def test_find_pii_names_the_kind_and_the_exact_span(text: str, expected: list[tu
         ("gb82west12345698765432", "iban"),  # the digits of an IBAN are not also a card or account number
         ("4111111111111111", "card"),  # 16 digits are a card, not an account number
         ("07700900123", "phone"),  # 11 digits starting 0 are a phone, not an account number
+        ("00447700900123", "phone"),  # 14 digits, but no card number starts with 0
         ("01-23-45", "sort_code"),  # a sort code starting with 0 is not a phone number
         ("01234567", "account"),  # 8 digits starting 0 are too short for a UK phone number
     ],
@@ -168,7 +169,8 @@ def test_mask_value_masks_strings_at_any_depth_and_leaves_other_values() -> None
         "amount": 89.5,
         "confirmed": True,
         "missing": None,
-        "account_number": 12345678,  # not a string: left as it is
+        "account_number": 12345678,  # a number that is personal data: masked all the same
+        "attempts": 3,
         "history": [
             {"text": "call 07700 900123", "intent": "request_callback"},
             ("sort code 12-34-56", 3),
@@ -180,7 +182,8 @@ def test_mask_value_masks_strings_at_any_depth_and_leaves_other_values() -> None
         "amount": 89.5,
         "confirmed": True,
         "missing": None,
-        "account_number": 12345678,
+        "account_number": "[account number]",
+        "attempts": 3,
         "history": [
             {"text": "call [phone number]", "intent": "request_callback"},
             ("sort code [sort code]", 3),
@@ -197,7 +200,7 @@ def test_mask_value_does_not_change_its_input() -> None:
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [("4111111111111111", "[card number]"), ("", ""), (None, None), (7, 7), (12345678, 12345678), (2.5, 2.5)],
+    [("4111111111111111", "[card number]"), ("", ""), (None, None), (7, 7), (12345678, "[account number]"), (2.5, 2.5), (True, True)],
 )
 def test_mask_value_on_a_single_value(value: object, expected: object) -> None:
     assert mask_value(value) == expected
