@@ -200,7 +200,15 @@ def test_mask_value_does_not_change_its_input() -> None:
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [("4111111111111111", "[card number]"), ("", ""), (None, None), (7, 7), (12345678, "[account number]"), (2.5, 2.5), (True, True)],
+    [
+        ("4111111111111111", "[card number]"),
+        ("", ""),
+        (None, None),
+        (7, 7),
+        (12345678, "[account number]"),
+        (2.5, 2.5),
+        (True, True),
+    ],
 )
 def test_mask_value_on_a_single_value(value: object, expected: object) -> None:
     assert mask_value(value) == expected
