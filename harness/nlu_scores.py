@@ -16,7 +16,7 @@ import numpy as np
 from sklearn.metrics import f1_score
 
 from harness.eval_set import OUT_OF_SCOPE
-from harness.metrics.intervals import Interval, wilson
+from harness.metrics.intervals import Proportion
 
 
 @dataclass(frozen=True)
@@ -39,20 +39,6 @@ class Predictions:
             confidence=np.asarray([r["confidence"] for r in records], dtype=float),
             runner_up=np.asarray(second, dtype=float),
         )
-
-
-@dataclass(frozen=True)
-class Proportion:
-    hits: int
-    n: int
-
-    @property
-    def value(self) -> float | None:
-        return self.hits / self.n if self.n else None
-
-    @property
-    def interval(self) -> Interval | None:
-        return wilson(self.hits, self.n)
 
 
 @dataclass(frozen=True)

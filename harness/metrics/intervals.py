@@ -25,6 +25,22 @@ def wilson(successes: int, trials: int, confidence: float = 0.95) -> Interval | 
     return float(low), float(high)
 
 
+@dataclass(frozen=True)
+class Proportion:
+    """`hits` out of `n`, with its value (None when n is 0) and 95% Wilson interval."""
+
+    hits: int
+    n: int
+
+    @property
+    def value(self) -> float | None:
+        return self.hits / self.n if self.n else None
+
+    @property
+    def interval(self) -> Interval | None:
+        return wilson(self.hits, self.n)
+
+
 @dataclass
 class ClusterBootstrap:
     """Bootstrap replicates over conversations (clusters), shared by all metrics of one scoring."""

@@ -97,7 +97,7 @@ def build_dialogs(records: pd.DataFrame, config: ReviewConfig) -> list[Dialog]:
                 expected_queue=_value(row["expected_queue"]),
                 actual_queue=_value(row["actual_queue"]),
                 auto_resolved=bool(row["resolved"]) if labelled else None,
-                critical=fact.critical,
+                critical=mask(fact.critical),
                 resolvable=_value(row["resolvable"]) if labelled else None,
                 priority=selection.priority,
                 sampled=selection.sampled,

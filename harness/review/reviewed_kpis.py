@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from harness.metrics.intervals import Interval, wilson
+from harness.metrics.intervals import Proportion
 from harness.review.config import NOT_APPLICABLE, Attribute, CriticalClass, Scorecard
 
 POPULATIONS = ("sample", "reviewed")
@@ -47,31 +47,17 @@ class Verdict:
 
 
 @dataclass(frozen=True)
-class Rate:
-    hits: int
-    n: int
-
-    @property
-    def value(self) -> float | None:
-        return self.hits / self.n if self.n else None
-
-    @property
-    def interval(self) -> Interval | None:
-        return wilson(self.hits, self.n)
-
-
-@dataclass(frozen=True)
 class ReviewedKpi:
     name: str
     population: str
-    reviewed: Rate
-    automatic: Rate | None
+    reviewed: Proportion
+    automatic: Proportion | None
     """The automatic KPI on the same dialogs (labelled ones only); None when there is no automatic counterpart."""
 
 
-def _rate(verdicts: Iterable[Verdict], among: Callable[[Verdict], bool], hit: Callable[[Verdict], bool]) -> Rate:
+def _rate(verdicts: Iterable[Verdict], among: Callable[[Verdict], bool], hit: Callable[[Verdict], bool]) -> Proportion:
     pool = [v for v in verdicts if among(v)]
-    return Rate(sum(1 for v in pool if hit(v)), len(pool))
+    return Proportion(sum(1 for v in pool if hit(v)), len(pool))
 
 
 def _always(_verdict: Verdict) -> bool:
@@ -98,7 +84,9 @@ def reviewed_kpis(verdicts: Sequence[Verdict], scorecard: Scorecard) -> list[Rev
         pool = [v for v in verdicts if v.sampled] if population == "sample" else list(verdicts)
         labelled = [v for v in pool if v.expected_label is not None]
 
-        def add(name: str, reviewed: Rate, automatic: Rate | None = None, population: str = population) -> None:
+        def add(
+            name: str, reviewed: Proportion, automatic: Proportion | None = None, population: str = population
+        ) -> None:
             out.append(ReviewedKpi(name, population, reviewed, automatic))
 
         add(
