@@ -44,6 +44,10 @@ class Vocabulary:
         return cls(sorted({*names, OUT_OF_SCOPE}), list(queues))
 
 
+PAGE_SIZE = 100
+"""Dialogs per page of the queue."""
+
+
 def lead_required(view: Callable[..., Any]) -> Callable[..., Any]:
     @wraps(view)
     @login_required
@@ -147,6 +151,9 @@ def create_app(
         elif filters["status"] == "reviewed":
             dialogs = [d for d in dialogs if d.id in mine]
         dialogs = sorted(dialogs, key=lambda d: (not (d.id in assigned and d.id not in mine), -d.priority, d.id))
+        total, pages = len(dialogs), max(1, -(-len(dialogs) // PAGE_SIZE))
+        page = min(max(request.args.get("page", 1, type=int) or 1, 1), pages)
+        dialogs = dialogs[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
         every = db().scalars(select(Dialog)).all()
         options = {
             "flag": sorted({r for d in every for r in d.flag_rules}),
@@ -155,7 +162,15 @@ def create_app(
             "run": [r.run_id for r in db().scalars(select(Run).order_by(Run.id.desc()))],
         }
         return render_template(
-            "queue.html", dialogs=dialogs, filters=filters, options=options, assigned=assigned, mine=mine
+            "queue.html",
+            dialogs=dialogs,
+            filters=filters,
+            options=options,
+            assigned=assigned,
+            mine=mine,
+            total=total,
+            page=page,
+            pages=pages,
         )
 
     # ------------------------------------------------------------------------------------------------ dialog

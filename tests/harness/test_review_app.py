@@ -351,3 +351,18 @@ def test_kpi_page_shows_reviewed_beside_automatic_and_the_sample_coverage(world)
     )
     assert row and re.findall(r"<td>(.*?)</td>", row.group(1))[:3] == ["critical_accuracy.compliance", "0.0%", "1"]
     assert re.search(r"0 of the \d+ sampled dialog\(s\) reviewed", page)
+
+
+def test_the_queue_is_paged_and_pages_keep_the_filters(world, monkeypatch: pytest.MonkeyPatch) -> None:
+    import harness.review.app
+
+    monkeypatch.setattr(harness.review.app, "PAGE_SIZE", 2)
+    app, _, _ = world
+    client = login(app, "ann")
+    first = client.get("/").get_data(as_text=True)
+    second = client.get("/?page=2").get_data(as_text=True)
+    rows = [re.findall(r'<tr data-conversation="([^"]+)">', page) for page in (first, second)]
+    assert len(rows[0]) == 2 and rows[0][0] == "demo-fraud" and not set(rows[0]) & set(rows[1])
+    assert "page 1 of" in first and 'href="/?page=2' in first and "previous" not in first
+    filtered = client.get("/?flag=fallback&page=9").get_data(as_text=True)  # out of range: the last page
+    assert re.findall(r'<tr data-conversation="([^"]+)">', filtered) == ["demo-contact"]
