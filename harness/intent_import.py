@@ -224,7 +224,7 @@ def plan_import(
 # ---------------------------------------------------------------------------------------------- writing
 
 
-def _yaml():  # type: ignore[no-untyped-def]
+def round_trip_yaml():  # type: ignore[no-untyped-def]
     from ruamel.yaml import YAML
 
     rt = YAML()
@@ -248,7 +248,7 @@ def apply_plan(
 ) -> list[Path]:
     """Write the plan into the intent files; returns the files changed. Restores everything if the result is
     not a valid intents/ (and raises the validation error)."""
-    rt = _yaml()
+    rt = round_trip_yaml()
     before: dict[Path, str | None] = {}
     documents: dict[Path, object] = {}
 

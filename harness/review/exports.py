@@ -25,9 +25,10 @@ from sqlalchemy.orm import Session, selectinload
 from harness.bot_config import load_queue_config
 from harness.config import load_config
 from harness.eval_set import OUT_OF_SCOPE, eval_set_files
-from harness.intent_import import Candidate, _yaml, apply_plan, eval_texts, plan_import
+from harness.intent_import import Candidate, apply_plan, eval_texts, plan_import, round_trip_yaml
 from harness.intents import load_catalog, normalise
 from harness.paths import ProjectPaths
+from harness.provenance import FILE_NAME as PROVENANCE_FILE
 from harness.provenance import Provenance, append_provenance, regression_id
 from harness.review.config import Scorecard
 from harness.review.reports import deciding_review
@@ -133,7 +134,9 @@ def export_corrections(session: Session, paths: ProjectPaths, *, actor: str) -> 
             session.add(Export(review_id=c.review.id, kind=INTENT, key=c.key, target=target))
             result.added.append(f"{c.text!r} -> {c.intent} ({target}; {candidate.origin})")
         append_provenance(paths.intents, rows)
-        result.files = [str(p.relative_to(paths.root)) for p in changed] + [f"intents/{'provenance.csv'}"]
+        result.files = [str(p.relative_to(paths.root)) for p in changed] + [
+            str((paths.intents / PROVENANCE_FILE).relative_to(paths.root))
+        ]
     for skipped in plan.skipped:
         c = by_origin[skipped.candidate.origin]
         session.add(Export(review_id=c.review.id, kind=INTENT, key=c.key, target=f"skipped: {skipped.reason}"))
@@ -193,7 +196,7 @@ def export_regressions(session: Session, paths: ProjectPaths, scorecard: Scoreca
     intents = {*load_catalog(paths.intents, known_queues=queues).names(), OUT_OF_SCOPE}
     path = paths.eval_sets / REGRESSION_FILE
     before = path.read_text(encoding="utf-8") if path.exists() else None
-    rt = _yaml()
+    rt = round_trip_yaml()
     document = (
         rt.load(before)
         if before
