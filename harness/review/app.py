@@ -15,11 +15,12 @@ from typing import Any
 
 from flask import Flask, abort, flash, g, redirect, render_template, request, url_for
 from flask_login import LoginManager, current_user, login_required, login_user, logout_user
-from flask_wtf.csrf import CSRFProtect
+from flask_wtf.csrf import CSRFError, CSRFProtect
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from harness.bot_config import load_queue_config
+from harness.errors import HarnessError
 from harness.eval_set import OUT_OF_SCOPE
 from harness.intents import load_catalog
 from harness.paths import ProjectPaths
@@ -97,6 +98,11 @@ def create_app(
     @app.context_processor
     def common() -> dict[str, Any]:
         return {"scorecard": config.scorecard}
+
+    @app.errorhandler(CSRFError)
+    def csrf_failed(error: CSRFError) -> tuple[str, int]:
+        message = f"{error.description} Reload the page and submit the form again; nothing was saved."
+        return render_template("error.html", title="Form expired or not from this app", message=message), 400
 
     @app.errorhandler(403)
     def forbidden(_error: Exception) -> tuple[str, int]:
@@ -321,13 +327,17 @@ def create_app(
         result = None
         if request.method == "POST":
             kind = request.form.get("kind")
-            if kind == "intents":
-                result = exports.export_corrections(db(), paths, actor=current_user.username)
-            elif kind == "eval_sets":
-                result = exports.export_regressions(db(), paths, config.scorecard, actor=current_user.username)
-            else:
+            if kind not in ("intents", "eval_sets"):
                 abort(400)
-            db().commit()
+            try:
+                if kind == "intents":
+                    result = exports.export_corrections(db(), paths, actor=current_user.username)
+                else:
+                    result = exports.export_regressions(db(), paths, config.scorecard, actor=current_user.username)
+                db().commit()
+            except HarnessError as exc:  # the files were restored; say why and keep every review
+                db().rollback()
+                flash("Nothing was exported: " + " ".join(str(exc).splitlines()), "error")
         return render_template(
             "exports.html",
             result=result,

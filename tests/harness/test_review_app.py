@@ -366,3 +366,30 @@ def test_the_queue_is_paged_and_pages_keep_the_filters(world, monkeypatch: pytes
     assert "page 1 of" in first and 'href="/?page=2' in first and "previous" not in first
     filtered = client.get("/?flag=fallback&page=9").get_data(as_text=True)  # out of range: the last page
     assert re.findall(r'<tr data-conversation="([^"]+)">', filtered) == ["demo-contact"]
+
+
+def test_a_failed_export_restores_the_files_keeps_the_reviews_and_says_why(world) -> None:
+    app, database, paths = world
+    ann = login(app, "ann")
+    fraud = dialog_id(database, "demo-fraud")
+    ann.post(f"/dialogs/{fraud}/review", data=review_form(ann, fraud, critical_errors="fraud_not_escalated"))
+    (paths.eval_sets / "broken.yml").write_text("version: 1\nname: broken\nconversations: [{id: x}]\n")
+    lead = login(app, "lea")
+    page = lead.get("/exports").get_data(as_text=True)
+    result = lead.post("/exports", data={"csrf_token": token(page), "kind": "eval_sets"}).get_data(as_text=True)
+    assert "Nothing was exported" in result and "broken.yml" in result
+    assert not (paths.eval_sets / "qa_regressions.yml").exists()
+    assert "1 pending" in result  # still pending: nothing recorded as exported
+    (paths.eval_sets / "broken.yml").unlink()
+    page = lead.get("/exports").get_data(as_text=True)
+    assert "Exported 1 item(s)" in lead.post(
+        "/exports", data={"csrf_token": token(page), "kind": "eval_sets"}
+    ).get_data(as_text=True)
+
+
+def test_an_expired_form_gets_a_page_that_says_what_to_do(world) -> None:
+    app, database, _ = world
+    client = login(app, "ann")
+    response = client.post(f"/dialogs/{dialog_id(database, 'demo-fraud')}/review", data={"csrf_token": "forged"})
+    assert response.status_code == 400
+    assert "Reload the page" in response.get_data(as_text=True)
