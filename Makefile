@@ -25,7 +25,7 @@ gate: setup
 ## `.venv/bin/harness review add-user NAME --role lead` (or analyst). See README "QA review".
 review: harness-env
 	@$(HARNESS) review load
-	@$(HARNESS) review serve
+	@$(HARNESS) review serve --port $(or $(PORT),8050)
 
 setup: harness-env bot-env
 

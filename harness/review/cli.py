@@ -104,6 +104,16 @@ def serve_command(
             raise InputError(
                 "no accounts yet", ["add one first: harness review add-user NAME --role lead (and analysts)"]
             )
+    import socket
+
+    with socket.socket() as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise InputError(
+                f"cannot listen on {host}:{port}",
+                [f"{exc.strerror}: choose another port with --port (make review PORT=...)"],
+            ) from None
     out.print(f"review app on http://{host}:{port}/ (Ctrl-C stops it)")
     run_simple(host, port, app, threaded=True)
 
