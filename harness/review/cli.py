@@ -92,8 +92,8 @@ def serve_command(
     port: Annotated[int, typer.Option(help="Port.")] = 8050,
     root: RootOption = DEFAULT_PATHS.root,
 ) -> None:
-    """Serve the review app (Ctrl-C stops it)."""
-    from werkzeug.serving import run_simple
+    """Serve the review app with waitress, a production WSGI server (Ctrl-C stops it)."""
+    from waitress import serve
 
     from harness.review.app import Vocabulary, create_app
 
@@ -115,7 +115,7 @@ def serve_command(
                 [f"{exc.strerror}: choose another port with --port (make review PORT=...)"],
             ) from None
     out.print(f"review app on http://{host}:{port}/ (Ctrl-C stops it)")
-    run_simple(host, port, app, threaded=True)
+    serve(app, host=host, port=port, threads=8, ident="harness-review")
 
 
 @review_app.command("export")
