@@ -49,6 +49,11 @@ PAGE_SIZE = 100
 """Dialogs per page of the queue."""
 
 
+def queue_order(dialog: Dialog, assigned: set[int], reviewed: set[int]) -> tuple[bool, int, int]:
+    """Assigned and not yet reviewed first, then by priority (highest first), then by dialog number."""
+    return (not (dialog.id in assigned and dialog.id not in reviewed), -dialog.priority, dialog.id)
+
+
 def lead_required(view: Callable[..., Any]) -> Callable[..., Any]:
     @wraps(view)
     @login_required
@@ -150,13 +155,13 @@ def create_app(
         dialogs = db().scalars(query.order_by(Dialog.priority.desc(), Dialog.id)).all()
         if filters["flag"]:
             dialogs = [d for d in dialogs if filters["flag"] in d.flag_rules]
-        assigned = set(db().scalars(select(Assignment.dialog_id).where(Assignment.analyst_id == current_user.id)).all())
+        assigned = assigned_to_me()
         mine = {d.id for d in dialogs if any(r.analyst_id == current_user.id for r in d.reviews)}
         if filters["status"] == "open":
             dialogs = [d for d in dialogs if d.id not in mine]
         elif filters["status"] == "reviewed":
             dialogs = [d for d in dialogs if d.id in mine]
-        dialogs = sorted(dialogs, key=lambda d: (not (d.id in assigned and d.id not in mine), -d.priority, d.id))
+        dialogs = sorted(dialogs, key=lambda d: queue_order(d, assigned, mine))
         total, pages = len(dialogs), max(1, -(-len(dialogs) // PAGE_SIZE))
         page = min(max(request.args.get("page", 1, type=int) or 1, 1), pages)
         dialogs = dialogs[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
@@ -178,6 +183,21 @@ def create_app(
             page=page,
             pages=pages,
         )
+
+    def assigned_to_me() -> set[int]:
+        return set(db().scalars(select(Assignment.dialog_id).where(Assignment.analyst_id == current_user.id)).all())
+
+    def next_to_review(current: int) -> Dialog | None:
+        """The first dialog in queue order that the current user has not reviewed yet (other than `current`)."""
+        open_dialogs = (
+            db()
+            .scalars(
+                select(Dialog).where(~Dialog.reviews.any(Review.analyst_id == current_user.id), Dialog.id != current)
+            )
+            .all()
+        )
+        assigned = assigned_to_me()
+        return min(open_dialogs, key=lambda d: queue_order(d, assigned, set()), default=None)
 
     # ------------------------------------------------------------------------------------------------ dialog
 
@@ -215,6 +235,7 @@ def create_app(
                 others=others,
                 intents=vocabulary.intents,
                 outcomes=outcome_choices(vocabulary.queues),
+                next_dialog=next_to_review(dialog.id),
             ),
             status,
         )

@@ -393,3 +393,15 @@ def test_an_expired_form_gets_a_page_that_says_what_to_do(world) -> None:
     response = client.post(f"/dialogs/{dialog_id(database, 'demo-fraud')}/review", data={"csrf_token": "forged"})
     assert response.status_code == 400
     assert "Reload the page" in response.get_data(as_text=True)
+
+
+def test_after_a_review_the_page_links_the_next_dialog_to_review(world) -> None:
+    app, database, _ = world
+    ann = login(app, "ann")
+    fraud, contact = dialog_id(database, "demo-fraud"), dialog_id(database, "demo-contact")
+    page = ann.post(f"/dialogs/{fraud}/review", data=review_form(ann, fraud), follow_redirects=True).get_data(
+        as_text=True
+    )
+    assert re.search(rf'id="next-dialog" href="/dialogs/{contact}">Next to review: demo-contact', page)
+    bob = login(app, "bob")  # bob has reviewed nothing: the highest priority comes next, whatever ann did
+    assert "Next to review: demo-fraud" in bob.get(f"/dialogs/{contact}").get_data(as_text=True)
