@@ -10,13 +10,14 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import wraps
 from typing import Any
 
 from flask import Flask, abort, flash, g, redirect, render_template, request, url_for
 from flask_login import LoginManager, current_user, login_required, login_user, logout_user
 from flask_wtf.csrf import CSRFError, CSRFProtect
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from harness.bot_config import load_queue_config
@@ -45,6 +46,9 @@ class Vocabulary:
         return cls(sorted({*names, OUT_OF_SCOPE}), list(queues))
 
 
+LOCKOUT_FAILURES = 5
+LOCKOUT_WINDOW = timedelta(minutes=15)
+"""After LOCKOUT_FAILURES failed logins for one user name within LOCKOUT_WINDOW, further attempts are refused."""
 PAGE_SIZE = 100
 """Dialogs per page of the queue."""
 
@@ -115,10 +119,23 @@ def create_app(
 
     # ------------------------------------------------------------------------------------------------ session
 
+    def failed_logins(name: str) -> int:
+        since = now() - LOCKOUT_WINDOW
+        query = select(func.count(AuditEvent.id)).where(
+            AuditEvent.action == "login.failed", AuditEvent.actor == (name or "?"), AuditEvent.at >= since
+        )
+        return int(db().scalar(query) or 0)
+
     @app.route("/login", methods=["GET", "POST"])
     def login() -> Any:
         if request.method == "POST":
-            name = request.form.get("username", "").strip()
+            name = request.form.get("username", "").strip()[:64]
+            if failed_logins(name) >= LOCKOUT_FAILURES:
+                audit(db(), name or "?", "login.locked", f"user {name}", remote=request.remote_addr)
+                db().commit()
+                minutes = int(LOCKOUT_WINDOW.total_seconds() // 60)
+                flash(f"Too many failed logins for {name}: try again in {minutes} minutes.", "error")
+                return render_template("login.html"), 429
             user = db().scalar(select(User).where(User.username == name))
             if user is not None and user.check_password(request.form.get("password", "")):
                 login_user(user)
@@ -126,7 +143,7 @@ def create_app(
                 db().commit()
                 target = request.args.get("next", "")
                 return redirect(target if target.startswith("/") and not target.startswith("//") else url_for("queue"))
-            audit(db(), name[:64] or "?", "login.failed", f"user {name[:64]}", remote=request.remote_addr)
+            audit(db(), name or "?", "login.failed", f"user {name}", remote=request.remote_addr)
             db().commit()
             flash("Unknown user name or wrong password.", "error")
         return render_template("login.html")

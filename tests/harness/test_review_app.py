@@ -405,3 +405,22 @@ def test_after_a_review_the_page_links_the_next_dialog_to_review(world) -> None:
     assert re.search(rf'id="next-dialog" href="/dialogs/{contact}">Next to review: demo-contact', page)
     bob = login(app, "bob")  # bob has reviewed nothing: the highest priority comes next, whatever ann did
     assert "Next to review: demo-fraud" in bob.get(f"/dialogs/{contact}").get_data(as_text=True)
+
+
+def test_repeated_failed_logins_lock_the_user_name_out(world) -> None:
+    app, database, _ = world
+    client = app.test_client()
+    for _ in range(5):
+        page = client.get("/login").get_data(as_text=True)
+        assert (
+            client.post("/login", data={"username": "ann", "password": "guess", "csrf_token": token(page)}).status_code
+            == 200
+        )
+    page = client.get("/login").get_data(as_text=True)
+    response = client.post("/login", data={"username": "ann", "password": PASSWORD, "csrf_token": token(page)})
+    assert response.status_code == 429 and "Too many failed logins" in response.get_data(as_text=True)
+    assert client.get("/").status_code == 302  # still not logged in
+    assert login(app, "bob").get("/").status_code == 200  # other users are not affected
+    with Session(connect(database)) as session:
+        actions = [e.action for e in session.scalars(select(AuditEvent).where(AuditEvent.actor == "ann"))]
+    assert actions.count("login.failed") == 5 and actions.count("login.locked") == 1
