@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from harness import __version__
 from harness.config import RunConfig
@@ -39,7 +40,7 @@ def reports_errors(command: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return command(*args, **kwargs)
         except HarnessError as exc:
-            err.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
+            err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, markup=True)
             raise typer.Exit(exc.exit_code) from None
 
     return wrapper
@@ -116,9 +117,9 @@ def intents_validate(
     reviewed = reviewed_from(read_provenance(paths.intents))
     report = check_intents(catalog, suite, embeddings=embeddings, min_examples=min_examples, reviewed=reviewed)
     for warning in report.warnings:
-        out.print(f"warning: {warning}", highlight=False)
+        out.print(f"warning: {warning}", highlight=False, markup=False)
     for problem in report.errors:
-        err.print(f"error: {problem}", highlight=False)
+        err.print(f"error: {problem}", highlight=False, markup=False)
     summary = (
         f"{len(catalog.intents)} intents, {examples} examples: {len(report.errors)} error(s), "
         f"{len(report.warnings)} warning(s), {len(report.confusable)} confusable pair(s)"
@@ -168,9 +169,9 @@ def intents_import(
     )
     for item in plan.skipped:
         shown = f" {item.candidate.text!r}" if item.candidate.text else ""
-        out.print(f"skipped {item.candidate.origin}{shown}: {item.reason}", highlight=False)
+        out.print(f"skipped {item.candidate.origin}{shown}: {item.reason}", highlight=False, markup=False)
     for warning in plan.warnings:
-        out.print(f"warning: {warning}", highlight=False)
+        out.print(f"warning: {warning}", highlight=False, markup=False)
     per_intent = Counter(c.intent for c in plan.to_existing)
     for name, count in sorted(per_intent.items()):
         out.print(
@@ -552,7 +553,7 @@ def mine_command(
     report = markdown(clusters, total, run_dir.name)
     (run_dir / "not_understood.md").write_text(report)
     (run_dir / "mined_candidates.csv").write_text(candidates_csv(clusters))
-    out.print(report, highlight=False)
+    out.print(report, highlight=False, markup=False)
     out.print(f"written: {run_dir / 'not_understood.md'}, {run_dir / 'mined_candidates.csv'}")
     out.print(
         "review the CSV (rename intents, set queues, delete rows), then: harness intents import "
@@ -626,7 +627,7 @@ def gate_command(
                 if check.known_failure
                 else "[green]pass[/]"
             )
-            out.print(f"{mark} {check.message}", highlight=False)
+            out.print(f"{mark} {escape(check.message)}", highlight=False)
     must = [c for c in result.checks if c.group == "must_pass"]
     known = sum(c.known_failure for c in must)
     out.print(

@@ -91,7 +91,8 @@ def create_app(
 
     @logins.user_loader
     def load_user(user_id: str) -> User | None:
-        return db().get(User, int(user_id))
+        user = db().get(User, int(user_id))
+        return user if user is not None and user.active else None
 
     def db() -> Session:
         if "db" not in g:
@@ -137,7 +138,7 @@ def create_app(
                 flash(f"Too many failed logins for {name}: try again in {minutes} minutes.", "error")
                 return render_template("login.html"), 429
             user = db().scalar(select(User).where(User.username == name))
-            if user is not None and user.check_password(request.form.get("password", "")):
+            if user is not None and user.active and user.check_password(request.form.get("password", "")):
                 login_user(user)
                 audit(db(), user.username, "login", f"user {user.username}")
                 db().commit()

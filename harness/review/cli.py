@@ -15,7 +15,7 @@ from harness.cli import DEFAULT_PATHS, RootOption, out, reports_errors
 from harness.errors import InputError
 from harness.paths import ProjectPaths
 from harness.review.config import DEFAULT_REVIEW_CONFIG, load_review_config
-from harness.review.store import DATABASE_ENV, Role, User, add_user, connect
+from harness.review.store import DATABASE_ENV, Role, User, add_user, connect, set_active, set_password
 
 review_app: typer.Typer = typer.Typer(
     help="QA review of the bot's decisions: flagged dialogs, scorecards, calibration, exports."
@@ -73,14 +73,54 @@ def add_user_command(
     db: DbOption = None,
 ) -> None:
     """Create an analyst or lead account (the password is stored hashed)."""
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\n")
-    else:
-        password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
     with Session(connect(db)) as session:
-        add_user(session, username, password, role, actor="cli")
+        add_user(session, username, _password(password_stdin), role, actor="cli")
         session.commit()
     out.print(f"added {role.value} {username}")
+
+
+def _password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    return str(typer.prompt("password", hide_input=True, confirmation_prompt=True))
+
+
+@review_app.command("set-password")
+@reports_errors
+def set_password_command(
+    username: Annotated[str, typer.Argument(help="Login name.")],
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from stdin.")] = False,
+    db: DbOption = None,
+) -> None:
+    """Set a new password for an account."""
+    with Session(connect(db)) as session:
+        set_password(session, username, _password(password_stdin), actor="cli")
+        session.commit()
+    out.print(f"password of {username} changed")
+
+
+@review_app.command("deactivate")
+@reports_errors
+def deactivate_command(
+    username: Annotated[str, typer.Argument(help="Login name.")],
+    undo: Annotated[bool, typer.Option("--undo", help="Reactivate the account instead.")] = False,
+    db: DbOption = None,
+) -> None:
+    """Deactivate an account: it cannot log in and its open sessions end; its reviews stay."""
+    with Session(connect(db)) as session:
+        set_active(session, username, undo, actor="cli")
+        session.commit()
+    out.print(f"{username} {'reactivated' if undo else 'deactivated'}")
+
+
+@review_app.command("users")
+@reports_errors
+def users_command(db: DbOption = None) -> None:
+    """List the accounts."""
+    with Session(connect(db)) as session:
+        for user in session.scalars(select(User).order_by(User.username)):
+            state = "" if user.active else "  (deactivated)"
+            out.print(f"{user.username:20} {user.role:8} since {user.created_at:%Y-%m-%d}{state}", highlight=False)
 
 
 @review_app.command("serve")
@@ -140,9 +180,9 @@ def export_command(
             raise InputError("unknown export", [f"{what!r}: give 'intents' or 'eval-sets'"])
         session.commit()
     for line in result.added:
-        out.print(f"added {line}", highlight=False)
+        out.print(f"added {line}", highlight=False, markup=False)
     for line in result.skipped:
-        out.print(f"skipped {line}", highlight=False)
+        out.print(f"skipped {line}", highlight=False, markup=False)
     out.print(
         f"{len(result.added)} added, {len(result.skipped)} skipped; changed: {', '.join(result.files) or 'nothing'}"
     )

@@ -13,13 +13,14 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, String, Text, UniqueConstraint, create_engine, event, select
+from sqlalchemy import JSON, ForeignKey, String, Text, UniqueConstraint, create_engine, event, inspect, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from harness.errors import InputError
 from harness.paths import REPO_ROOT
+from harness.problems import unknown
 
 DEFAULT_DATABASE = f"sqlite:///{REPO_ROOT / 'experiments' / 'review.db'}"
 DATABASE_ENV = "HARNESS_REVIEW_DB"
@@ -45,12 +46,17 @@ class User(Base):
     username: Mapped[str] = mapped_column(String(64), unique=True)
     password_hash: Mapped[str] = mapped_column(String(256))
     role: Mapped[str] = mapped_column(String(16))
+    active: Mapped[bool] = mapped_column(default=True)
+    """False for a deactivated account: it cannot log in, and its open sessions end."""
     created_at: Mapped[datetime] = mapped_column(default=now)
 
     # Flask-Login's user protocol.
     is_authenticated = True
-    is_active = True
     is_anonymous = False
+
+    @property
+    def is_active(self) -> bool:
+        return self.active
 
     def get_id(self) -> str:
         return str(self.id)
@@ -192,6 +198,7 @@ def connect(url: str | None = None) -> Engine:
         if engine.dialect.name == "sqlite":
             event.listen(engine, "connect", _sqlite_foreign_keys)
         Base.metadata.create_all(engine)
+        missing = _missing_columns(engine)
     except Exception as exc:  # the driver's own errors vary; all mean the same to the user
         raise InputError(
             "cannot open the review database",
@@ -200,7 +207,25 @@ def connect(url: str | None = None) -> Engine:
                 f"give a reachable database with --db or ${DATABASE_ENV} (sqlite:///path or postgresql://...)",
             ],
         ) from None
+    if missing:
+        raise InputError(
+            "the review database was made by an older version of the harness",
+            [
+                f"{_redact(resolved)}: missing columns {', '.join(missing)}",
+                "keep it for its reviews and give a new database with --db, or add the columns by hand",
+            ],
+        )
     return engine
+
+
+def _missing_columns(engine: Engine) -> list[str]:
+    """Columns of the models that the database's tables lack (create_all adds tables, never columns)."""
+    inspector = inspect(engine)
+    missing = []
+    for table in Base.metadata.sorted_tables:
+        present = {c["name"] for c in inspector.get_columns(table.name)}
+        missing += [f"{table.name}.{c.name}" for c in table.columns if c.name not in present]
+    return missing
 
 
 def _sqlite_foreign_keys(connection, _record) -> None:  # type: ignore[no-untyped-def]
@@ -235,6 +260,26 @@ def add_user(session: Session, username: str, password: str, role: Role, *, acto
     session.add(user)
     audit(session, actor, "user.add", f"user {username}", role=role.value)
     return user
+
+
+def find_user(session: Session, username: str) -> User:
+    user = session.scalar(select(User).where(User.username == username))
+    if user is None:
+        known = session.scalars(select(User.username).order_by(User.username)).all()
+        raise InputError("no such user", [unknown("user", username, known)])
+    return user
+
+
+def set_password(session: Session, username: str, password: str, *, actor: str) -> None:
+    if len(password) < MIN_PASSWORD:
+        raise InputError("cannot set the password", [f"password: at least {MIN_PASSWORD} characters"])
+    find_user(session, username).password_hash = generate_password_hash(password)
+    audit(session, actor, "user.password", f"user {username}")
+
+
+def set_active(session: Session, username: str, active: bool, *, actor: str) -> None:
+    find_user(session, username).active = active
+    audit(session, actor, "user.activate" if active else "user.deactivate", f"user {username}")
 
 
 def setting(session: Session, key: str, default: str) -> str:
