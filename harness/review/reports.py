@@ -87,12 +87,13 @@ def kpi_metrics(table: list[ReviewedKpi]) -> dict[str, float]:
 
 
 def calibration_items(scorecard: Scorecard) -> list[str]:
-    return [a.name for a in scorecard.attributes] + [f"critical:{c.value}" for c in CriticalClass]
+    return [a.name for a in scorecard.attributes] + [f"critical:{c.value}" for c in CriticalClass] + ["critical:any"]
 
 
 def ratings(session: Session, scorecard: Scorecard) -> list[Rating]:
-    """Every review of a dialog reviewed by at least two people, as calibration ratings: the attribute ratings
-    and, per critical class, whether the reviewer found a critical error of that class (yes/no)."""
+    """Every review of a dialog reviewed by at least two people, as calibration ratings: the attribute ratings,
+    per critical class whether the reviewer found a critical error of that class (yes/no), and whether they
+    found any (`critical:any`: the dialog's pass/fail verdict)."""
     dialogs = session.scalars(select(Dialog).options(selectinload(Dialog.reviews).selectinload(Review.analyst))).all()
     out = []
     for dialog in dialogs:
@@ -102,6 +103,7 @@ def ratings(session: Session, scorecard: Scorecard) -> list[Rating]:
             classes = scorecard.classes_of(review.critical_errors)
             answers = dict(review.ratings)
             answers |= {f"critical:{c.value}": "yes" if c in classes else "no" for c in CriticalClass}
+            answers["critical:any"] = "yes" if classes else "no"  # the verdict itself: failed or passed
             out.append(Rating(dialog.id, review.analyst.username, answers, review.reference))
     return out
 

@@ -217,6 +217,7 @@ def test_calibration_assigns_and_reports_agreement(world) -> None:
     assert row and "0.0%" in row.group(1)  # ann and bob never agree on tone
     assert re.search(r'<tr data-item="understood">.*?100.0%', report, re.S)
     assert "Most disagreement: <strong>tone</strong>" in report
+    assert re.search(r'<tr data-item="critical:any">.*?100.0%', report, re.S)  # both passed both dialogs
 
 
 def test_bad_calibration_input_is_reported(world) -> None:
