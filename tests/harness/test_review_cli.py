@@ -121,3 +121,10 @@ def test_a_database_from_an_older_version_is_refused_with_what_is_missing(tmp_pa
     result = invoke("users", "--db", f"sqlite:///{path}")
     assert result.exit_code == 2 and "users.active" in result.output and "older version" in result.output
     assert User.__tablename__ == "users"
+
+
+def test_an_unreachable_database_is_a_clear_error_without_the_password(tmp_path: Path) -> None:
+    result = invoke("users", "--db", "postgresql://qa:s3cret@127.0.0.1:1/review")
+    assert result.exit_code == 2
+    assert "cannot open the review database" in result.output and "HARNESS_REVIEW_DB" in result.output
+    assert "s3cret" not in result.output and "qa:***@127.0.0.1:1/review" in result.output
