@@ -240,7 +240,7 @@ def create_app(
                     review.note,
                 )
                 if review
-                else ReviewInput(correct_outcome=dialog.actual_outcome if dialog.actual_outcome != "abandoned" else "")
+                else ReviewInput()  # nothing pre-filled, not even the bot's outcome: a verdict is never a default
             )
         others = dialog.reviews if current_user.is_lead else []
         return (
