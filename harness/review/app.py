@@ -8,7 +8,7 @@ store). Analysts see only their own reviews, so calibration stays blind; leads s
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import wraps
@@ -29,7 +29,21 @@ from harness.review import exports, reports
 from harness.review.config import ReviewConfig
 from harness.review.forms import ReviewInput, outcome_choices, parse_review
 from harness.review.masking import mask
-from harness.review.store import Assignment, AuditEvent, Dialog, Review, Role, Run, User, audit, connect, now, setting
+from harness.review.store import (
+    Assignment,
+    AuditEvent,
+    Dialog,
+    Rereview,
+    Review,
+    Role,
+    Run,
+    TaskKind,
+    User,
+    audit,
+    connect,
+    now,
+    setting,
+)
 
 
 @dataclass(frozen=True)
@@ -53,9 +67,9 @@ PAGE_SIZE = 100
 """Dialogs per page of the queue."""
 
 
-def queue_order(dialog: Dialog, assigned: set[int], reviewed: set[int]) -> tuple[bool, int, int]:
-    """Assigned and not yet reviewed first, then by priority (highest first), then by dialog number."""
-    return (not (dialog.id in assigned and dialog.id not in reviewed), -dialog.priority, dialog.id)
+def queue_order(dialog: Dialog, tasks: Mapping[int, str]) -> tuple[bool, int, int]:
+    """Open assignments (to review or re-review) first, then by priority (highest first), then by dialog number."""
+    return (dialog.id not in tasks, -dialog.priority, dialog.id)
 
 
 def lead_required(view: Callable[..., Any]) -> Callable[..., Any]:
@@ -173,13 +187,13 @@ def create_app(
         dialogs = db().scalars(query.order_by(Dialog.priority.desc(), Dialog.id)).all()
         if filters["flag"]:
             dialogs = [d for d in dialogs if filters["flag"] in d.flag_rules]
-        assigned = assigned_to_me()
+        tasks = open_tasks()
         mine = {d.id for d in dialogs if any(r.analyst_id == current_user.id for r in d.reviews)}
         if filters["status"] == "open":
             dialogs = [d for d in dialogs if d.id not in mine]
         elif filters["status"] == "reviewed":
             dialogs = [d for d in dialogs if d.id in mine]
-        dialogs = sorted(dialogs, key=lambda d: queue_order(d, assigned, mine))
+        dialogs = sorted(dialogs, key=lambda d: queue_order(d, tasks))
         total, pages = len(dialogs), max(1, -(-len(dialogs) // PAGE_SIZE))
         page = min(max(request.args.get("page", 1, type=int) or 1, 1), pages)
         dialogs = dialogs[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
@@ -195,27 +209,38 @@ def create_app(
             dialogs=dialogs,
             filters=filters,
             options=options,
-            assigned=assigned,
+            tasks=tasks,
             mine=mine,
             total=total,
             page=page,
             pages=pages,
         )
 
-    def assigned_to_me() -> set[int]:
-        return set(db().scalars(select(Assignment.dialog_id).where(Assignment.analyst_id == current_user.id)).all())
+    def open_tasks() -> dict[int, str]:
+        """Dialog -> what the current user was asked to do there and has not done yet (review or rereview)."""
+        me = current_user.id
+        reviewed = set(db().scalars(select(Review.dialog_id).where(Review.analyst_id == me)))
+        rereviewed = set(db().scalars(select(Rereview.dialog_id).where(Rereview.analyst_id == me)))
+        tasks: dict[int, str] = {}
+        for assignment in db().scalars(select(Assignment).where(Assignment.analyst_id == me)):
+            done = reviewed if assignment.kind == TaskKind.review.value else rereviewed
+            if assignment.dialog_id not in done:
+                tasks.setdefault(assignment.dialog_id, assignment.kind)
+        return tasks
 
     def next_to_review(current: int) -> Dialog | None:
-        """The first dialog in queue order that the current user has not reviewed yet (other than `current`)."""
-        open_dialogs = (
-            db()
-            .scalars(
-                select(Dialog).where(~Dialog.reviews.any(Review.analyst_id == current_user.id), Dialog.id != current)
+        """The first dialog in queue order with something left for the current user (other than `current`)."""
+        tasks = open_tasks()
+        candidates = db().scalars(
+            select(Dialog).where(
+                Dialog.id != current,
+                ~Dialog.reviews.any(Review.analyst_id == current_user.id) | Dialog.id.in_(list(tasks)),
             )
-            .all()
         )
-        assigned = assigned_to_me()
-        return min(open_dialogs, key=lambda d: queue_order(d, assigned, set()), default=None)
+        return min(candidates, key=lambda d: queue_order(d, tasks), default=None)
+
+    def rereview_due(dialog: Dialog) -> bool:
+        return open_tasks().get(dialog.id) == TaskKind.rereview.value
 
     # ------------------------------------------------------------------------------------------------ dialog
 
@@ -229,7 +254,8 @@ def create_app(
         return next((r for r in dialog.reviews if r.analyst_id == current_user.id), None)
 
     def show_dialog(dialog: Dialog, data: ReviewInput | None, problems: list[str], status: int = 200) -> Any:
-        review = own_review(dialog)
+        blind = rereview_due(dialog)
+        review = None if blind else own_review(dialog)  # a re-review is blind to the first review
         if data is None:
             data = (
                 ReviewInput(
@@ -243,6 +269,7 @@ def create_app(
                 else ReviewInput()  # nothing pre-filled, not even the bot's outcome: a verdict is never a default
             )
         others = dialog.reviews if current_user.is_lead else []
+        again = dialog.rereviews if current_user.is_lead else []
         return (
             render_template(
                 "dialog.html",
@@ -251,6 +278,8 @@ def create_app(
                 problems=problems,
                 review=review,
                 others=others,
+                rereviews=again,
+                blind=blind,
                 intents=vocabulary.intents,
                 outcomes=outcome_choices(vocabulary.queues),
                 next_dialog=next_to_review(dialog.id),
@@ -277,7 +306,6 @@ def create_app(
         )
         if problems:
             return show_dialog(dialog, data, problems, 422)
-        review = own_review(dialog)
         fields = {
             "ratings": data.ratings,
             "critical_errors": data.critical_errors,
@@ -285,6 +313,17 @@ def create_app(
             "correct_outcome": data.correct_outcome,
             "note": mask(data.note) or "",
         }
+        if rereview_due(dialog):
+            again = Rereview(dialog_id=dialog.id, analyst_id=current_user.id, **fields)
+            db().add(again)
+            db().flush()
+            audit(
+                db(), current_user.username, "rereview.create", f"re-review {again.id} of dialog {dialog.id}", **fields
+            )
+            db().commit()
+            flash(f"Re-review of {dialog.conversation_id} saved (it measures consistency; it decides nothing).", "ok")
+            return redirect(url_for("dialog_view", dialog_id=dialog.id))
+        review = own_review(dialog)
         if review is None:
             review = Review(dialog_id=dialog.id, analyst_id=current_user.id, **fields)
             db().add(review)
@@ -336,28 +375,31 @@ def create_app(
             raw_dialogs = request.form.get("dialogs", "")
             problems, dialog_ids = reports.parse_dialog_ids(db(), raw_dialogs)
             users = [u for u in analysts if str(u.id) in chosen_ids]
-            if len(users) < 2:
+            kind = TaskKind.rereview if request.form.get("kind") == TaskKind.rereview.value else TaskKind.review
+            if kind is TaskKind.review and len(users) < 2:
                 problems.append("choose at least two reviewers to calibrate")
+            elif kind is TaskKind.rereview:
+                problems += ["choose at least one reviewer"] if not users else []
+                problems += reports.rereview_problems(db(), dialog_ids, users)
             if problems:
                 for problem in problems:
                     flash(problem, "error")
-                return render_template(
-                    "calibration.html",
-                    analysts=analysts,
-                    report=reports.calibration(db(), config.scorecard),
-                    dialogs_text=raw_dialogs,
-                    chosen=chosen_ids,
-                ), 422
-            added = reports.assign(db(), dialog_ids, users, current_user)
+                return calibration_page(analysts, raw_dialogs, chosen_ids), 422
+            added = reports.assign(db(), dialog_ids, users, current_user, kind)
             db().commit()
-            flash(f"{added} assignment(s) added ({len(dialog_ids)} dialog(s) x {len(users)} reviewer(s)).", "ok")
+            what = "assignment(s)" if kind is TaskKind.review else "blind re-review(s)"
+            flash(f"{added} {what} added ({len(dialog_ids)} dialog(s) x {len(users)} reviewer(s)).", "ok")
             return redirect(url_for("calibration"))
+        return calibration_page(analysts, "", [])
+
+    def calibration_page(analysts: Sequence[User], dialogs_text: str, chosen: list[str]) -> str:
         return render_template(
             "calibration.html",
             analysts=analysts,
             report=reports.calibration(db(), config.scorecard),
-            dialogs_text="",
-            chosen=[],
+            consistency=reports.consistency(db(), config.scorecard),
+            dialogs_text=dialogs_text,
+            chosen=chosen,
         )
 
     @app.route("/exports", methods=["GET", "POST"])

@@ -260,3 +260,58 @@ def calibration_report(ratings: Iterable[Rating], items: Sequence[str] | None = 
     agreements = sorted((_item_agreement(by_dialog, item) for item in dict.fromkeys(items)), key=_disagreement_order)
     shared_dialogs = sum(1 for reviews in by_dialog.values() if len(reviews) >= 2)
     return CalibrationReport(agreements, _deviations(by_dialog, list(dict.fromkeys(items))), shared_dialogs)
+
+
+# --- consistency: an analyst against their own blind re-review ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ItemConsistency:
+    item: str
+    dialogs: int
+    agreements: int
+    cohen_kappa: float | None
+    """First review against re-review over the analyst's re-reviewed dialogs; None when undefined."""
+
+    @property
+    def percent_agreement(self) -> float | None:
+        return self.agreements / self.dialogs if self.dialogs else None
+
+
+@dataclass(frozen=True)
+class Consistency:
+    """How well an analyst agrees with themselves when reviewing the same dialogs again, blind."""
+
+    analyst: str
+    dialogs: int
+    items: list[ItemConsistency]
+
+    @property
+    def percent_agreement(self) -> float | None:
+        """Agreeing answers over all answers compared, every item pooled."""
+        compared = sum(i.dialogs for i in self.items)
+        return sum(i.agreements for i in self.items) / compared if compared else None
+
+
+def consistency(
+    first: Iterable[Rating], second: Iterable[Rating], items: Sequence[str] | None = None
+) -> list[Consistency]:
+    """Per analyst (by name), their first reviews against their re-reviews of the same dialogs."""
+    firsts = {(r.analyst, r.dialog): r for r in first}
+    pairs: dict[str, list[tuple[Rating, Rating]]] = {}
+    for again in second:
+        original = firsts.get((again.analyst, again.dialog))
+        if original is None:
+            raise ValueError(f"analyst {again.analyst!r} re-reviewed dialog {again.dialog!r} without a first review")
+        pairs.setdefault(again.analyst, []).append((original, again))
+    out = []
+    for analyst in sorted(pairs):
+        matched = pairs[analyst]
+        names = items or sorted({i for a, b in matched for i in a.answers if i in b.answers})
+        per_item = []
+        for item in names:
+            both = [(a.answers[item], b.answers[item]) for a, b in matched if item in a.answers and item in b.answers]
+            kappa = cohen_kappa([x for x, _ in both], [y for _, y in both]) if both else None
+            per_item.append(ItemConsistency(item, len(both), sum(x == y for x, y in both), kappa))
+        out.append(Consistency(analyst, len(matched), per_item))
+    return out

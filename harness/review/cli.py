@@ -213,6 +213,7 @@ def report_command(
                 auto = f"  automatic {kpi.automatic.value:.1%} (n={kpi.automatic.n})"
             out.print(f"{kpi.population:8} {kpi.name:34} {value:>9} (n={kpi.reviewed.n}){auto}", highlight=False)
         report = reports.calibration(session, settings.scorecard)
+        consistency = reports.consistency(session, settings.scorecard)
     out.print(f"calibration: {report.dialogs} dialog(s) reviewed by two or more people")
     for item in report.items:
         if item.percent_agreement is None:
@@ -223,6 +224,13 @@ def report_command(
         out.print(
             f"  {deviation.analyst} differs from the reference on {deviation.disagreements} of "
             f"{deviation.compared} answers ({deviation.rate:.0%})",
+            highlight=False,
+        )
+    for analyst in consistency:
+        agreement = "-" if analyst.percent_agreement is None else f"{analyst.percent_agreement:.0%}"
+        out.print(
+            f"  {analyst.analyst} agrees with their own blind re-review on {agreement} of answers "
+            f"({analyst.dialogs} dialog(s))",
             highlight=False,
         )
     if mlflow:

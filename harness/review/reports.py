@@ -13,10 +13,22 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from harness.errors import InputError
-from harness.review.calibration import CalibrationReport, Rating, calibration_report
+from harness.review.calibration import CalibrationReport, Consistency, Rating, calibration_report
+from harness.review.calibration import consistency as calibration_consistency
 from harness.review.config import CriticalClass, Scorecard
 from harness.review.reviewed_kpis import ReviewedKpi, Verdict, reviewed_kpis, verdict_for
-from harness.review.store import Assignment, Dialog, Review, Role, Run, User, audit
+from harness.review.store import (
+    Assignment,
+    Dialog,
+    Rereview,
+    Review,
+    Role,
+    Run,
+    ScorecardFields,
+    TaskKind,
+    User,
+    audit,
+)
 
 
 def deciding_review(dialog: Dialog) -> Review | None:
@@ -91,21 +103,42 @@ def calibration_items(scorecard: Scorecard) -> list[str]:
 
 
 def ratings(session: Session, scorecard: Scorecard) -> list[Rating]:
-    """Every review of a dialog reviewed by at least two people, as calibration ratings: the attribute ratings,
-    per critical class whether the reviewer found a critical error of that class (yes/no), and whether they
-    found any (`critical:any`: the dialog's pass/fail verdict)."""
+    """Every review of a dialog reviewed by at least two people, as calibration ratings (see `answers_of`)."""
     dialogs = session.scalars(select(Dialog).options(selectinload(Dialog.reviews).selectinload(Review.analyst))).all()
     out = []
     for dialog in dialogs:
         if len(dialog.reviews) < 2:
             continue
         for review in dialog.reviews:
-            classes = scorecard.classes_of(review.critical_errors)
-            answers = dict(review.ratings)
-            answers |= {f"critical:{c.value}": "yes" if c in classes else "no" for c in CriticalClass}
-            answers["critical:any"] = "yes" if classes else "no"  # the verdict itself: failed or passed
-            out.append(Rating(dialog.id, review.analyst.username, answers, review.reference))
+            out.append(Rating(dialog.id, review.analyst.username, answers_of(review, scorecard), review.reference))
     return out
+
+
+def answers_of(review: ScorecardFields, scorecard: Scorecard) -> dict[str, str]:
+    """A review as calibration answers: its ratings, per critical class whether it found a critical error of that
+    class, and whether it found any (`critical:any`, the pass/fail verdict)."""
+    classes = scorecard.classes_of(review.critical_errors)
+    answers = dict(review.ratings)
+    answers |= {f"critical:{c.value}": "yes" if c in classes else "no" for c in CriticalClass}
+    answers["critical:any"] = "yes" if classes else "no"
+    return answers
+
+
+def consistency(session: Session, scorecard: Scorecard) -> list[Consistency]:
+    """Each analyst's first reviews against their blind re-reviews of the same dialogs."""
+    again = session.scalars(select(Rereview).options(selectinload(Rereview.analyst))).all()
+    firsts = session.scalars(
+        select(Review).options(selectinload(Review.analyst)).where(Review.dialog_id.in_([r.dialog_id for r in again]))
+    ).all()
+
+    def rating(review: ScorecardFields, dialog: int, analyst: User) -> Rating:
+        return Rating(dialog, analyst.username, answers_of(review, scorecard))
+
+    return calibration_consistency(
+        [rating(r, r.dialog_id, r.analyst) for r in firsts],
+        [rating(r, r.dialog_id, r.analyst) for r in again],
+        calibration_items(scorecard),
+    )
 
 
 def calibration(session: Session, scorecard: Scorecard) -> CalibrationReport:
@@ -125,19 +158,39 @@ def parse_dialog_ids(session: Session, text: str) -> tuple[list[str], list[int]]
     return problems, list(dict.fromkeys(ids))
 
 
-def assign(session: Session, dialog_ids: Sequence[int], users: Sequence[User], lead: User) -> int:
+def rereview_problems(session: Session, dialog_ids: Sequence[int], users: Sequence[User]) -> list[str]:
+    """A re-review needs a first review by the same person."""
+    reviewed = {(d, a) for d, a in session.execute(select(Review.dialog_id, Review.analyst_id))}
+    return [
+        f"{user.username} has not reviewed dialog {dialog_id} yet: a re-review needs a first review"
+        for dialog_id in dialog_ids
+        for user in users
+        if (dialog_id, user.id) not in reviewed
+    ]
+
+
+def assign(
+    session: Session, dialog_ids: Sequence[int], users: Sequence[User], lead: User, kind: TaskKind = TaskKind.review
+) -> int:
     """Assign every dialog to every user (existing assignments kept); the number added."""
-    existing = {(d, a) for d, a in session.execute(select(Assignment.dialog_id, Assignment.analyst_id))}
+    existing = {
+        (d, a)
+        for d, a in session.execute(
+            select(Assignment.dialog_id, Assignment.analyst_id).where(Assignment.kind == kind.value)
+        )
+    }
     added = 0
     for dialog_id in dialog_ids:
         for user in users:
             if (dialog_id, user.id) not in existing:
-                session.add(Assignment(dialog_id=dialog_id, analyst_id=user.id, assigned_by_id=lead.id))
+                session.add(
+                    Assignment(dialog_id=dialog_id, analyst_id=user.id, assigned_by_id=lead.id, kind=kind.value)
+                )
                 added += 1
     audit(
         session,
         lead.username,
-        "calibration.assign",
+        "calibration.assign" if kind is TaskKind.review else "calibration.rereview",
         f"dialogs {', '.join(map(str, dialog_ids))}",
         analysts=[u.username for u in users],
         added=added,

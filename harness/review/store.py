@@ -108,6 +108,7 @@ class Dialog(Base):
     """Per turn, masked: text, bot messages, intent, confidence, ranking, actions, slots, handoff, expectation."""
     run: Mapped[Run] = relationship(back_populates="dialogs")
     reviews: Mapped[list[Review]] = relationship(back_populates="dialog", order_by="Review.id")
+    rereviews: Mapped[list[Rereview]] = relationship(back_populates="dialog", order_by="Rereview.id")
     assignments: Mapped[list[Assignment]] = relationship(back_populates="dialog")
 
     @property
@@ -115,27 +116,31 @@ class Dialog(Base):
         return sorted({f["rule"] for f in self.flags})
 
 
+class TaskKind(StrEnum):
+    review = "review"
+    """Review the dialog (for calibration, several analysts get the same dialog)."""
+    rereview = "rereview"
+    """Review it again, blind to one's first review: the analyst's consistency with themselves."""
+
+
 class Assignment(Base):
-    """A dialog a lead asked an analyst to review (for calibration, several analysts get the same dialog)."""
+    """A dialog a lead asked an analyst to review, or to review again."""
 
     __tablename__ = "assignments"
-    __table_args__ = (UniqueConstraint("dialog_id", "analyst_id"),)
+    __table_args__ = (UniqueConstraint("dialog_id", "analyst_id", "kind"),)
     id: Mapped[int] = mapped_column(primary_key=True)
     dialog_id: Mapped[int] = mapped_column(ForeignKey("dialogs.id"))
     analyst_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     assigned_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
-    calibration: Mapped[bool] = mapped_column(default=True)
+    kind: Mapped[str] = mapped_column(String(16), default=TaskKind.review.value)
     created_at: Mapped[datetime] = mapped_column(default=now)
     dialog: Mapped[Dialog] = relationship(back_populates="assignments")
     analyst: Mapped[User] = relationship(foreign_keys=[analyst_id])
 
 
-class Review(Base):
-    __tablename__ = "reviews"
-    __table_args__ = (UniqueConstraint("dialog_id", "analyst_id"),)
-    id: Mapped[int] = mapped_column(primary_key=True)
-    dialog_id: Mapped[int] = mapped_column(ForeignKey("dialogs.id"))
-    analyst_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+class ScorecardFields:
+    """What an analyst records about a dialog: the scorecard."""
+
     ratings: Mapped[dict[str, Any]]
     critical_errors: Mapped[list[Any]]
     corrected_intents: Mapped[dict[str, Any]]
@@ -143,10 +148,31 @@ class Review(Base):
     correct_outcome: Mapped[str] = mapped_column(String(128))
     """`self_served` or `escalated:<queue>`: where the conversation should have ended."""
     note: Mapped[str] = mapped_column(Text, default="")
-    reference: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(default=now)
     updated_at: Mapped[datetime] = mapped_column(default=now)
+
+
+class Review(ScorecardFields, Base):
+    __tablename__ = "reviews"
+    __table_args__ = (UniqueConstraint("dialog_id", "analyst_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dialog_id: Mapped[int] = mapped_column(ForeignKey("dialogs.id"))
+    analyst_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    reference: Mapped[bool] = mapped_column(default=False)
     dialog: Mapped[Dialog] = relationship(back_populates="reviews")
+    analyst: Mapped[User] = relationship()
+
+
+class Rereview(ScorecardFields, Base):
+    """An analyst's second, blind review of a dialog they reviewed before. It never decides a verdict; it only
+    measures the analyst's consistency."""
+
+    __tablename__ = "rereviews"
+    __table_args__ = (UniqueConstraint("dialog_id", "analyst_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dialog_id: Mapped[int] = mapped_column(ForeignKey("dialogs.id"))
+    analyst_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    dialog: Mapped[Dialog] = relationship(back_populates="rereviews")
     analyst: Mapped[User] = relationship()
 
 

@@ -356,3 +356,31 @@ def test_two_reference_reviews_of_one_dialog_are_rejected() -> None:
 def test_most_disagreed_rejects_negative_n(report: CalibrationReport) -> None:
     with pytest.raises(ValueError, match="n must be"):
         report.most_disagreed(-1)
+
+
+def test_consistency_compares_each_analyst_with_their_own_blind_rereview() -> None:
+    from harness.review.calibration import consistency
+
+    first = [
+        Rating(1, "ann", {"tone": "good", "understood": "yes"}),
+        Rating(2, "ann", {"tone": "poor", "understood": "no"}),
+        Rating(3, "ann", {"tone": "good", "understood": "yes"}),
+        Rating(1, "bob", {"tone": "good"}),
+    ]
+    second = [
+        Rating(1, "ann", {"tone": "good", "understood": "yes"}),
+        Rating(2, "ann", {"tone": "good", "understood": "no"}),
+        Rating(3, "ann", {"tone": "good", "understood": "yes"}),
+    ]
+    (ann,) = consistency(first, second)
+    by_item = {i.item: i for i in ann.items}
+    assert ann.analyst == "ann" and ann.dialogs == 3
+    # understood: yes/no/yes twice -> 3 of 3 agree, kappa 1
+    assert (by_item["understood"].agreements, by_item["understood"].dialogs) == (3, 3)
+    assert by_item["understood"].cohen_kappa == pytest.approx(1.0)
+    # tone: good/poor/good then good/good/good -> 2 of 3; second rater constant: p_o = 2/3, p_e = 2/3, kappa 0
+    assert by_item["tone"].percent_agreement == pytest.approx(2 / 3)
+    assert by_item["tone"].cohen_kappa == pytest.approx(0.0)
+    assert ann.percent_agreement == pytest.approx(5 / 6)
+    with pytest.raises(ValueError, match="without a first review"):
+        consistency(first, [Rating(9, "ann", {"tone": "good"})])

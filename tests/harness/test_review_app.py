@@ -425,3 +425,42 @@ def test_repeated_failed_logins_lock_the_user_name_out(world) -> None:
     with Session(connect(database)) as session:
         actions = [e.action for e in session.scalars(select(AuditEvent).where(AuditEvent.actor == "ann"))]
     assert actions.count("login.failed") == 5 and actions.count("login.locked") == 1
+
+
+def test_a_blind_rereview_measures_consistency_and_decides_nothing(world) -> None:
+    app, database, _ = world
+    fraud = dialog_id(database, "demo-fraud")
+    lead = login(app, "lea")
+    page = lead.get("/calibration").get_data(as_text=True)
+    ann_id = re.search(r'name="analysts" value="(\d+)" ?> ann', page).group(1)  # type: ignore[union-attr]
+    too_early = lead.post(
+        "/calibration",
+        data={"csrf_token": token(page), "dialogs": str(fraud), "analysts": [ann_id], "kind": "rereview"},
+    )
+    assert too_early.status_code == 422 and "needs a first review" in too_early.get_data(as_text=True)
+
+    ann = login(app, "ann")
+    first = review_form(ann, fraud, critical_errors="fraud_not_escalated", note="first look", rating_tone="good")
+    ann.post(f"/dialogs/{fraud}/review", data=first)
+    page = lead.get("/calibration").get_data(as_text=True)
+    assigned = lead.post(
+        "/calibration",
+        data={"csrf_token": token(page), "dialogs": str(fraud), "analysts": [ann_id], "kind": "rereview"},
+    )
+    assert assigned.status_code == 302
+    queue = ann.get("/").get_data(as_text=True)
+    assert re.search(r'<tr data-conversation="demo-fraud">.*?re-review \(blind\)', queue, re.S)
+    blind = ann.get(f"/dialogs/{fraud}").get_data(as_text=True)
+    assert 'id="blind-rereview"' in blind and "first look" not in blind  # the first review is hidden
+    again = review_form(ann, fraud, critical_errors="fraud_not_escalated", note="second look", rating_tone="poor")
+    saved = ann.post(f"/dialogs/{fraud}/review", data=again, follow_redirects=True).get_data(as_text=True)
+    assert "Re-review of demo-fraud saved" in saved and "first look" in saved  # back to the first review
+
+    with Session(connect(database)) as session:
+        assert session.scalar(text("select note from reviews")) == "first look"  # the verdict is untouched
+        assert session.scalar(text("select note from rereviews")) == "second look"
+        assert session.scalar(select(AuditEvent.action).where(AuditEvent.action == "rereview.create"))
+    report = lead.get("/calibration").get_data(as_text=True)
+    row = re.search(r'<tr data-analyst="ann">(.*?)</tr>', report, re.S)
+    assert row and "tone 0/1" in row.group(1) and "critical:any 1/1" in row.group(1)
+    assert "second look" in lead.get(f"/dialogs/{fraud}").get_data(as_text=True)  # the lead sees both
