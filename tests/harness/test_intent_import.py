@@ -139,3 +139,11 @@ def test_a_result_that_would_not_validate_is_rolled_back(tmp_path: Path, monkeyp
         module.apply_plan(result, catalog, root / "intents", root / "intents" / "imported.yml", queues=QUEUES)
     assert (root / "intents" / "cards.yml").read_text() == before
     assert not (root / "intents" / "imported.yml").exists()
+
+
+def test_skipped_texts_are_printed_as_written_brackets_included(tmp_path: Path) -> None:
+    root = project(tmp_path)
+    source = tmp_path / "export.csv"
+    source.write_text("text,intent\nmy [visa](card_type) is gone,Bad Intent\n")
+    result = CliRunner().invoke(app, ["intents", "import", str(source), "--root", str(root), "--dry-run"])
+    assert "'my [visa](card_type) is gone'" in result.output  # not eaten as console markup
