@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +60,8 @@ def baseline_for(
     uri = tracking_uri or spec.baseline.mlflow.tracking_uri
     if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
         uri = "sqlite:///" + str(root / uri.removeprefix("sqlite:///"))
-    return load_run(mlflow_baseline(spec.baseline.mlflow, uri), options)
+    with mlflow_baseline(spec.baseline.mlflow, uri) as folder:
+        return load_run(folder, options)
 
 
 def latest_run(runs: Path) -> Path:
@@ -85,17 +88,18 @@ def champion_card(spec: GateSpec, tracking_uri: str) -> tuple[str, dict[str, Any
     if source is None:
         return None
     if source.mlflow is not None:
-        folder = mlflow_baseline(source.mlflow, tracking_uri)
-        label = f"{source.mlflow.registered_model} alias {source.mlflow.alias}"
-    else:
-        assert source.path is not None
-        folder = source.path if source.path.is_absolute() else REPO_ROOT / source.path
-        label = f"the committed baseline {source.path}"
-    return label, json.loads((folder / SCORECARD).read_text(encoding="utf-8"))
+        with mlflow_baseline(source.mlflow, tracking_uri) as folder:
+            card = json.loads((folder / SCORECARD).read_text(encoding="utf-8"))
+        return f"{source.mlflow.registered_model} alias {source.mlflow.alias}", card
+    assert source.path is not None
+    folder = source.path if source.path.is_absolute() else REPO_ROOT / source.path
+    return f"the committed baseline {source.path}", json.loads((folder / SCORECARD).read_text(encoding="utf-8"))
 
 
-def mlflow_baseline(source: MlflowBaseline, tracking_uri: str) -> Path:
-    """Download the baseline run's scorecard and turn records from MLflow into a temporary folder."""
+@contextmanager
+def mlflow_baseline(source: MlflowBaseline, tracking_uri: str) -> Iterator[Path]:
+    """The baseline run's scorecard and turn records, downloaded from MLflow into a temporary folder that is
+    removed when the block ends."""
     import mlflow
 
     client = mlflow.MlflowClient(tracking_uri=tracking_uri)
@@ -129,10 +133,10 @@ def mlflow_baseline(source: MlflowBaseline, tracking_uri: str) -> Path:
                 "--baseline <run folder>"
             ],
         ) from None
-    folder = Path(tempfile.mkdtemp(prefix="baseline-"))
-    for name in (SCORECARD, TURNS):
-        client.download_artifacts(run_id, name, str(folder))
-    return folder
+    with tempfile.TemporaryDirectory(prefix="baseline-") as folder:
+        for name in (SCORECARD, TURNS):
+            client.download_artifacts(run_id, name, folder)
+        yield Path(folder)
 
 
 def promote(run_folder: Path, *, tracking_uri: str, experiment: str, registered_model: str, alias: str) -> str:

@@ -52,17 +52,20 @@ def test_a_promoted_run_is_the_champion_baseline(tmp_path: Path) -> None:
     client = mlflow.MlflowClient(tracking_uri=uri)
     (run,) = client.search_runs([client.get_experiment_by_name("exp").experiment_id])
     assert run.data.tags["release_gate"] == "passed" and version == "1"
-    downloaded = mlflow_baseline(MlflowBaseline(registered_model="bot", alias="champion"), uri)
-    baseline = load_run(downloaded)
+    with mlflow_baseline(MlflowBaseline(registered_model="bot", alias="champion"), uri) as downloaded:
+        baseline = load_run(downloaded)
     assert baseline.stamp["run_id"] == folder.name and baseline.core is not None
-    by_tag = load_run(
-        mlflow_baseline(MlflowBaseline(experiment="exp", alias=None, tag={"release_gate": "passed"}), uri)
-    )
+    assert not downloaded.exists(), "the downloaded baseline is a temporary folder, removed after use"
+    with mlflow_baseline(MlflowBaseline(experiment="exp", alias=None, tag={"release_gate": "passed"}), uri) as tagged:
+        by_tag = load_run(tagged)
     assert by_tag.stamp["eval_set_hash"] == "h" * 64
 
 
 def test_a_missing_alias_says_how_to_fix_it(tmp_path: Path) -> None:
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     logged_run(tmp_path, uri)
-    with pytest.raises(InputError, match="Promote a run first"):
-        mlflow_baseline(MlflowBaseline(registered_model="bot", alias="champion"), uri)
+    with (
+        pytest.raises(InputError, match="Promote a run first"),
+        mlflow_baseline(MlflowBaseline(registered_model="bot", alias="champion"), uri),
+    ):
+        pass

@@ -72,8 +72,8 @@ def test_a_retrained_model_is_a_registered_version_linked_to_its_evaluation_and_
     assert (
         promote(folder, tracking_uri=uri, experiment="exp", registered_model=REGISTERED_MODEL, alias="champion") == "1"
     )
-    baseline = mlflow_baseline(MlflowBaseline(registered_model=REGISTERED_MODEL, alias="champion"), uri)
-    assert json.loads((baseline / "scorecard.json").read_text())["run_id"] == folder.name
+    with mlflow_baseline(MlflowBaseline(registered_model=REGISTERED_MODEL, alias="champion"), uri) as baseline:
+        assert json.loads((baseline / "scorecard.json").read_text())["run_id"] == folder.name
     spec = GateSpec.model_validate(
         {
             "version": 1,
