@@ -16,10 +16,15 @@ Kinds are looked for in a fixed order, and text taken by an earlier kind is not 
 4. phone numbers: UK numbers with a leading 0 (10-11 digits, area code optionally in brackets), +44 / 0044
    numbers (optionally with `(0)`), and other international numbers written with `+` or `00` (8-15 digits);
 5. UK sort codes written 12-34-56 or 12 34 56;
-6. account numbers: 6-12 digits in a row (8 is the UK norm), not part of a word, a decimal or a money amount.
+6. digits read out in groups (`3192 6819`, `31 92 68 19`, `4111 11111111 1111`): 8-19 digits in two or more
+   groups separated by single spaces or dashes, not a date and not a money amount; a card number if 13-19
+   digits pass the Luhn check, otherwise an account number;
+7. account numbers: 6-12 digits in a row (8 is the UK norm), not part of a word, a decimal or a money amount,
+   except straight after an account cue (`acc12345678`, `acct#12345678`, `a/c12345678`).
 
-Left alone on purpose: money amounts, dates, times, years, postcodes, and short numbers such as the last four
-digits of a card, which QA needs to follow the conversation.
+Left alone on purpose: money amounts, dates, times, years, postcodes, references with digits glued to other
+letters (`AB12345678`), and short numbers such as the last four digits of a card, which QA needs to follow the
+conversation.
 """
 
 from __future__ import annotations
@@ -74,7 +79,7 @@ _CARD = re.compile(
 # Candidates only: the digit count decides (`_is_phone`), and trailing number groups are trimmed off.
 _PHONE = re.compile(
     r"""
-    (?<![\w+])
+    (?<![\w+])(?<!\d-)                               # not glued on, not the end of a date
     (?:
         (?:\+|00)\d{1,3}[ -]?(?:\(\d{1,4}\)[ -]?)?   # +44, 0044, +353; then (0) or an area code like (212)
       | \(0\d{2,4}\)[ -]?                           # UK area code in brackets: (0161)
@@ -94,12 +99,31 @@ _SORT_CODE = re.compile(
     re.VERBOSE,
 )
 
+_GROUPED = re.compile(
+    r"""
+    (?<![\w£$€.,()+])(?<![£$€][ ])(?<!\d[ -])             # not in a word, amount or phone, not mid-sequence
+    \d{1,8}(?:[ -]\d{1,8}){1,18}                           # two or more groups; the validator counts digits
+    (?!\w)(?![.,]\d)
+    (?![ ]?(?i:pounds?|quid|gbp|euros?|eur|usd|dollars?)\b)
+    """,
+    re.VERBOSE,
+)
+
 _ACCOUNT = re.compile(
     r"""
     (?<![\w£$€])(?<![£$€][ ])(?<!\d[.,])                  # not in a word, a money amount or a decimal
     \d{6,12}
     (?!\w)(?![.,]\d)
     (?![ ]?(?i:pounds?|quid|gbp|euros?|eur|usd|dollars?)\b)
+    """,
+    re.VERBOSE,
+)
+
+# Only the digits (group `pii`) are masked; the cue stays for QA to read.
+_CUED_ACCOUNT = re.compile(
+    r"""
+    (?<![A-Za-z])(?i:acc|acct|account|a/c)(?i:[ ]?(?:no|num|number))?[.:#]?
+    (?P<pii>\d{6,12})(?!\w)(?![.,]\d)
     """,
     re.VERBOSE,
 )
@@ -144,6 +168,40 @@ def _is_phone(candidate: str) -> bool:
     return 8 <= len(digits) <= 15
 
 
+def _digit_groups(candidate: str) -> list[str]:
+    return re.split(r"[ -]", candidate)
+
+
+def _starts_with_a_date(groups: list[str]) -> bool:
+    """2024-03-12, 12 03 2024, 1-3-2024: a year of four digits before or after a day and month of one or two."""
+    if len(groups) < 3:
+        return False
+    lengths = [len(group) for group in groups[:3]]
+    return (lengths[0] == 4 and lengths[1] <= 2 and lengths[2] <= 2) or (
+        lengths[0] <= 2 and lengths[1] <= 2 and lengths[2] == 4
+    )
+
+
+def _luhn(digits: str) -> bool:
+    """The check digit of payment card numbers (ISO/IEC 7812)."""
+    total = 0
+    for position, char in enumerate(reversed(digits)):
+        value = int(char) * (2 if position % 2 else 1)
+        total += value - 9 if value > 9 else value
+    return total % 10 == 0
+
+
+def _is_grouped_card(candidate: str) -> bool:
+    groups = _digit_groups(candidate)
+    digits = "".join(groups)
+    return 13 <= len(digits) <= 19 and digits[0] != "0" and _luhn(digits) and not _starts_with_a_date(groups)
+
+
+def _is_grouped_account(candidate: str) -> bool:
+    groups = _digit_groups(candidate)
+    return 8 <= len("".join(groups)) <= 19 and not _starts_with_a_date(groups)
+
+
 def _valid_end(text: str, start: int, end: int, is_valid: Validator) -> int | None:
     """The end of the longest valid prefix of text[start:end] that stops before a separator (or at `end`)."""
     cuts = [end] + [i for i in range(end - 1, start, -1) if text[i] in _SEPARATORS]
@@ -157,6 +215,9 @@ _FINDERS: Final[tuple[tuple[str, re.Pattern[str], Validator], ...]] = (
     ("card", _CARD, _always),
     ("phone", _PHONE, _is_phone),
     ("sort_code", _SORT_CODE, _always),
+    ("card", _GROUPED, _is_grouped_card),
+    ("account", _GROUPED, _is_grouped_account),
+    ("account", _CUED_ACCOUNT, _always),
     ("account", _ACCOUNT, _always),
 )
 
@@ -164,12 +225,14 @@ _FINDERS: Final[tuple[tuple[str, re.Pattern[str], Validator], ...]] = (
 def _take(kind: str, pattern: re.Pattern[str], is_valid: Validator, text: str) -> tuple[list[PiiMatch], str]:
     """The valid matches of one kind, and `text` with each blanked out as soon as it is found: the next match
     then sees filler where masked text will have a placeholder, which keeps masking idempotent. A rejected
-    candidate is retried one character further on."""
+    candidate is retried one character further on. Where the pattern has a group named `pii`, only that group
+    is personal data (the rest is context, such as a cue word)."""
     found: list[PiiMatch] = []
+    group = "pii" if "pii" in pattern.groupindex else 0
     pos = 0
     while match := pattern.search(text, pos):
-        start = match.start()
-        end = _valid_end(text, start, match.end(), is_valid)
+        start = match.start(group)
+        end = _valid_end(text, start, match.end(group), is_valid)
         if end is None:
             pos = start + 1
             continue

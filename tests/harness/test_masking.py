@@ -34,6 +34,17 @@ MASKED = [
     ("sort code 12 34 56 thanks", "sort code [sort code] thanks"),
     ("12-34-56 12345678", "[sort code] [account number]"),
     ("12345678 12 34 56", "[account number] [sort code]"),
+    # Account numbers read out in groups, or glued to a cue word; a grouped card number passes the Luhn check.
+    ("my account is 3192 6819", "my account is [account number]"),
+    ("acct no 31 92 68 19 thanks", "acct no [account number] thanks"),
+    ("12-34-56-78", "[account number]"),  # four pairs: not a sort code, but an account number
+    ("it's 3 1 9 2 6 8 1 9", "it's [account number]"),
+    (
+        "acc31926819, ACCT#31926819 or a/c 31926819",
+        "acc[account number], ACCT#[account number] or a/c [account number]",
+    ),
+    ("number 4111 11111111 1111", "number [card number]"),
+    ("on 2024-11-03 31926819", "on 2024-11-03 [account number]"),
     # Phone numbers: UK mobile and landline, +44 with and without (0), brackets, 0044, other countries.
     ("call me on 07700 900123", "call me on [phone number]"),
     ("07700900123", "[phone number]"),
@@ -82,8 +93,10 @@ UNCHANGED = [
     "Lost my card, please help!",
     "ab12 word more text here",  # looks like an IBAN, but the check digits are wrong
     "ref AB12345678",  # digits glued to letters are a reference, not an account number
-    "12-34-56-78",  # not a sort code: four pairs
-    "12 34 56 78",
+    "accommodation123456",  # ... unless the letters are an account cue
+    "on 12 03 2024, 2024 03 12 or 1-3-2024",  # dates written with spaces or dashes
+    "I sent 10 000 000 pounds",
+    "card ending 4421 expiring 03 27",
     "12345678901234567890",  # 20 digits: too long for any kind
     "price 0.123456",
 ]
@@ -117,6 +130,9 @@ def test_masking_twice_changes_nothing(text: str) -> None:
         ("4111 1111 1111 1111", [("card", "4111 1111 1111 1111")]),
         ("GB82 WEST 1234 5698 7654 32", [("iban", "GB82 WEST 1234 5698 7654 32")]),
         ("account 12345678", [("account", "12345678")]),
+        ("acct#12345678", [("account", "12345678")]),  # the cue word stays readable
+        ("4111 11111111 1111", [("card", "4111 11111111 1111")]),  # passes the Luhn check: a card
+        ("4111 11111111 1112", [("account", "4111 11111111 1112")]),  # fails it: an account number
         ("sort code 12-34-56", [("sort_code", "12-34-56")]),
         ("on +44 7700 900123 now", [("phone", "+44 7700 900123")]),
         ("mail a.b@example.com.", [("email", "a.b@example.com")]),
