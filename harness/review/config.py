@@ -35,8 +35,11 @@ class LongDialog(Rule):
 
 
 class Repetition(Rule):
-    similarity: float = Field(default=0.8, gt=0, le=1)
+    similarity: float = Field(default=0.85, gt=0, le=1)
     """Two customer turns at least this similar (character-level ratio of their normalised texts) are a repeat."""
+    meaning: float | None = Field(default=0.5, gt=0, le=1)
+    """Two customer turns whose MiniLM sentence embeddings have at least this cosine similarity are a
+    rephrasing; null switches the meaning check off (no model is loaded)."""
 
 
 class FlagRules(Strict):

@@ -15,6 +15,7 @@ import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from harness.embeddings import embed
 from harness.errors import InputError
 from harness.gate.baseline import TURNS
 from harness.metrics.core import ScoringOptions, build_core
@@ -74,7 +75,10 @@ def topic(turns: pd.DataFrame) -> str | None:
 
 def build_dialogs(records: pd.DataFrame, config: ReviewConfig) -> list[Dialog]:
     """Dialog rows (unsaved) for the conversations selected for review."""
-    chosen: dict[str, Selection] = {s.conversation_id: s for s in select_dialogs(records, config.flags, config.sample)}
+    encoder = embed if config.flags.repetition.meaning is not None else None
+    chosen: dict[str, Selection] = {
+        s.conversation_id: s for s in select_dialogs(records, config.flags, config.sample, encoder=encoder)
+    }
     facts = dict(conversation_facts(records))
     conversations = build_core(records, ScoringOptions(bootstrap_replicates=1)).conversations.set_index(
         "conversation_id"

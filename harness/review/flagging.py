@@ -14,18 +14,14 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from difflib import SequenceMatcher
+from dataclasses import dataclass, replace
 
 import pandas as pd
 
-from harness.intents import normalise
 from harness.metrics.core import ScoringOptions, build_core
 from harness.records import TurnStatus
 from harness.review.config import FlagRules, Rule, Sample
-
-MIN_REPEAT_WORDS = 3
-"""Shorter turns ("yes", "no thanks") repeat by nature and are not counted as the customer repeating."""
+from harness.review.similarity import Encoder, Meaning, lexical, long_enough
 
 _UNLABELLED = "<unlabelled>"
 """Stands in for a null expected outcome (production logs) when the scoring core is built."""
@@ -57,6 +53,9 @@ class Facts:
     bot_messages: int
     critical: str | None
     tags: list[str]
+    meaning: Callable[[str, str], float] | None = None
+    """How alike two of the conversation's texts are in meaning (cosine of sentence embeddings); None when
+    no encoder was given, and then the repetition rule looks at characters only."""
 
 
 RuleCheck = Callable[[Facts, Rule], list[str]]
@@ -122,15 +121,19 @@ def long_dialog(facts: Facts, rule: Rule) -> list[str]:
 
 
 def repetition(facts: Facts, rule: Rule) -> list[str]:
-    threshold = rule.similarity  # type: ignore[attr-defined]
-    texts = [(row.turn_index, normalise(row.text) if pd.notna(row.text) else "") for row in facts.turns.itertuples()]
-    texts = [(i, t) for i, t in texts if len(t.split()) >= MIN_REPEAT_WORDS]
+    """Two customer turns alike in characters (a repeat) or, with an encoder, in meaning (a rephrasing)."""
+    characters = rule.similarity  # type: ignore[attr-defined]
+    meaning = rule.meaning if facts.meaning is not None else None  # type: ignore[attr-defined]
+    texts = [(row.turn_index, row.text) for row in facts.turns.itertuples() if pd.notna(row.text)]
+    texts = [(i, t) for i, t in texts if long_enough(t)]
     reasons = []
     for position, (first, a) in enumerate(texts):
         for second, b in texts[position + 1 :]:
-            ratio = SequenceMatcher(None, a, b).ratio()
-            if ratio >= threshold:
+            ratio = lexical(a, b)
+            if ratio >= characters:
                 reasons.append(f"turns {first} and {second}: the customer repeated themselves (similarity {ratio:.2f})")
+            elif meaning is not None and facts.meaning is not None and (cosine := facts.meaning(a, b)) >= meaning:
+                reasons.append(f"turns {first} and {second}: the customer rephrased (meaning similarity {cosine:.2f})")
     return reasons
 
 
@@ -194,14 +197,26 @@ def flags_of(facts: Facts, rules: FlagRules) -> list[Flag]:
     return flags
 
 
-def select(records: pd.DataFrame, rules: FlagRules, sample: Sample) -> list[Selection]:
-    """The conversations to review (flagged or sampled), highest priority first, then by id."""
+def _customer_texts(records: pd.DataFrame) -> list[str]:
+    sent = records[(records["status"] != TurnStatus.not_sent.value) & records["text"].notna()]
+    return [text for text in sent["text"].astype(str) if long_enough(text)]
+
+
+def select(
+    records: pd.DataFrame, rules: FlagRules, sample: Sample, *, encoder: Encoder | None = None
+) -> list[Selection]:
+    """The conversations to review (flagged or sampled), highest priority first, then by id. With an `encoder`
+    (and a `meaning` threshold configured), the repetition rule also finds rephrasings; every customer text of
+    the run is encoded once, in one batch."""
     if records.empty:
         return []
     run_id = str(records["run_id"].iloc[0])
+    meaning = None
+    if encoder is not None and rules.repetition.enabled and rules.repetition.meaning is not None:
+        meaning = Meaning(_customer_texts(records), encoder)
     chosen = []
     for conversation_id, facts in conversation_facts(records):
-        flags = flags_of(facts, rules)
+        flags = flags_of(replace(facts, meaning=meaning), rules)
         sampled = in_sample(run_id, conversation_id, sample)
         if flags or sampled:
             priority = sum(getattr(rules, name).priority for name in {f.rule for f in flags})

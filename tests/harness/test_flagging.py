@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 from records_factory import turn
@@ -51,9 +52,9 @@ def say(conversation: str, index: int, text: str, **kwargs: Any) -> dict:
 
 
 def test_default_rules_are_the_review_yml_ones() -> None:
-    # The tests below lean on these defaults (threshold 0.3, 8 messages, similarity 0.8).
+    # The tests below lean on these defaults (threshold 0.3, 8 messages, similarity 0.85, meaning 0.5).
     assert (DEFAULT.low_confidence.below, DEFAULT.long_dialog.max_bot_messages) == (0.3, 8)
-    assert DEFAULT.repetition.similarity == 0.8
+    assert (DEFAULT.repetition.similarity, DEFAULT.repetition.meaning) == (0.85, 0.5)
     assert all(getattr(DEFAULT, name).enabled for name in RULES)
 
 
@@ -285,6 +286,76 @@ def test_repetition_ignores_turns_without_text_and_turns_not_sent() -> None:
         {**turn("N", 3, "inform", status="not_sent"), "text": "I want to block my card"},
     ]
     assert fired(rows, "repetition") == {"N": ["turns 0 and 2: the customer repeated themselves (similarity 1.00)"]}
+
+
+class TableEncoder:
+    """A stand-in sentence encoder: each text's unit vector is written out here, so cosines are worked out by hand.
+    Records every call, to check the run is encoded once, in one batch."""
+
+    VECTORS = {
+        "I want to stop my card": (1.0, 0.0),
+        "can you block my debit card please": (0.6, 0.8),  # cosine with the first: 0.60
+        "where is my money transfer": (0.0, 1.0),  # cosine with the first: 0.00
+        "has my salary arrived yet": (0.0, -1.0),
+    }
+
+    def __init__(self) -> None:
+        self.calls: list[list[str]] = []
+
+    def __call__(self, texts: list[str]) -> np.ndarray:
+        self.calls.append(texts)
+        return np.array([self.VECTORS[text] for text in texts])
+
+
+def repetition_reasons(selections: list[Selection]) -> dict[str, list[str]]:
+    return {s.conversation_id: [f.reason for f in s.flags if f.rule == "repetition"] for s in selections}
+
+
+def test_with_an_encoder_a_rephrasing_is_flagged_by_meaning() -> None:
+    rows = [
+        say("P", 0, "I want to stop my card"),
+        say("P", 1, "can you block my debit card please"),
+        say("Q", 0, "I want to stop my card"),
+        say("Q", 1, "where is my money transfer"),
+        say("Q", 2, "has my salary arrived yet"),  # cosine -1 with the transfer: opposite, not alike
+    ]
+    encoder = TableEncoder()
+    chosen = select(to_frame(rows), only("repetition"), NO_SAMPLE, encoder=encoder)
+    assert repetition_reasons(chosen) == {"P": ["turns 0 and 1: the customer rephrased (meaning similarity 0.60)"]}
+    assert len(encoder.calls) == 1 and sorted(encoder.calls[0]) == sorted(TableEncoder.VECTORS)
+    stricter = select(to_frame(rows), only("repetition", meaning=0.61), NO_SAMPLE, encoder=TableEncoder())
+    assert stricter == []
+
+
+def test_without_an_encoder_or_with_meaning_off_only_repeats_count() -> None:
+    rows = [say("P", 0, "I want to stop my card"), say("P", 1, "can you block my debit card please")]
+    assert select(to_frame(rows), only("repetition"), NO_SAMPLE) == []
+    encoder = TableEncoder()
+    assert select(to_frame(rows), only("repetition", meaning=None), NO_SAMPLE, encoder=encoder) == []
+    assert encoder.calls == [], "with the meaning check off, nothing is encoded"
+
+
+def test_a_repeat_is_reported_as_a_repeat_even_when_the_meaning_matches_too() -> None:
+    rows = [say("R", 0, "I want to stop my card"), say("R", 1, "i want to STOP my card!")]
+    encoder = TableEncoder()
+    encoder.VECTORS = {**TableEncoder.VECTORS, "i want to STOP my card!": (1.0, 0.0)}
+    assert repetition_reasons(select(to_frame(rows), only("repetition"), NO_SAMPLE, encoder=encoder)) == {
+        "R": ["turns 0 and 1: the customer repeated themselves (similarity 1.00)"]
+    }
+
+
+def test_the_minilm_encoder_finds_a_rephrasing_that_shares_few_characters() -> None:
+    from harness.embeddings import embed
+
+    rows = [
+        say("P", 0, "I want to stop my card"),
+        say("P", 1, "can you block my debit card please"),
+        say("Q", 0, "what's my current balance"),
+        say("Q", 1, "show me my last five transactions"),
+    ]
+    assert fired(rows, "repetition") == {"P": [], "Q": []}, "too few characters in common for a repeat"
+    reasons = repetition_reasons(select(to_frame(rows), only("repetition"), NO_SAMPLE, encoder=embed))
+    assert list(reasons) == ["P"] and reasons["P"][0].startswith("turns 0 and 1: the customer rephrased")
 
 
 # --- critical_tag -----------------------------------------------------------------------------------------------
