@@ -17,7 +17,7 @@ from typing import Any
 from flask import Flask, abort, flash, g, redirect, render_template, request, url_for
 from flask_login import LoginManager, current_user, login_required, login_user, logout_user
 from flask_wtf.csrf import CSRFError, CSRFProtect
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from harness.bot_config import load_queue_config
@@ -63,6 +63,9 @@ class Vocabulary:
 LOCKOUT_FAILURES = 5
 LOCKOUT_WINDOW = timedelta(minutes=15)
 """After LOCKOUT_FAILURES failed logins for one user name within LOCKOUT_WINDOW, further attempts are refused."""
+ADDRESS_LOCKOUT_FAILURES = 30
+"""... and after this many from one network address, whatever the names (password spraying). Higher than
+LOCKOUT_FAILURES: a whole team may share an address behind a proxy."""
 PAGE_SIZE = 100
 """Dialogs per page of the queue."""
 
@@ -134,22 +137,33 @@ def create_app(
 
     # ------------------------------------------------------------------------------------------------ session
 
-    def failed_logins(name: str) -> int:
+    def lockout(name: str, address: str | None) -> str | None:
+        """Why a login attempt is refused unheard (too many recent failures for the name or from the address)."""
         since = now() - LOCKOUT_WINDOW
-        query = select(func.count(AuditEvent.id)).where(
-            AuditEvent.action == "login.failed", AuditEvent.actor == (name or "?"), AuditEvent.at >= since
+        failures = db().execute(
+            select(AuditEvent.actor, AuditEvent.detail).where(
+                AuditEvent.action == "login.failed", AuditEvent.at >= since
+            )
         )
-        return int(db().scalar(query) or 0)
+        by_name = by_address = 0
+        for actor, detail in failures:
+            by_name += actor == (name or "?")
+            by_address += address is not None and (detail or {}).get("remote") == address
+        minutes = int(LOCKOUT_WINDOW.total_seconds() // 60)
+        if by_name >= LOCKOUT_FAILURES:
+            return f"Too many failed logins for {name}: try again in {minutes} minutes."
+        if by_address >= ADDRESS_LOCKOUT_FAILURES:
+            return f"Too many failed logins from your network address: try again in {minutes} minutes."
+        return None
 
     @app.route("/login", methods=["GET", "POST"])
     def login() -> Any:
         if request.method == "POST":
             name = request.form.get("username", "").strip()[:64]
-            if failed_logins(name) >= LOCKOUT_FAILURES:
+            if refused := lockout(name, request.remote_addr):
                 audit(db(), name or "?", "login.locked", f"user {name}", remote=request.remote_addr)
                 db().commit()
-                minutes = int(LOCKOUT_WINDOW.total_seconds() // 60)
-                flash(f"Too many failed logins for {name}: try again in {minutes} minutes.", "error")
+                flash(refused, "error")
                 return render_template("login.html"), 429
             user = db().scalar(select(User).where(User.username == name))
             if user is not None and user.active and user.check_password(request.form.get("password", "")):

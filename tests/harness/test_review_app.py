@@ -23,7 +23,7 @@ from harness.intents import load_catalog
 from harness.provenance import read_provenance, reviewed_from
 from harness.records import read, to_frame, write
 from harness.review import reports
-from harness.review.app import Vocabulary, create_app
+from harness.review.app import ADDRESS_LOCKOUT_FAILURES, Vocabulary, create_app
 from harness.review.config import load_review_config
 from harness.review.dialogs import load_run
 from harness.review.store import AuditEvent, Dialog, connect
@@ -430,6 +430,22 @@ def test_repeated_failed_logins_lock_the_user_name_out(world) -> None:
     with Session(connect(database)) as session:
         actions = [e.action for e in session.scalars(select(AuditEvent).where(AuditEvent.actor == "ann"))]
     assert actions.count("login.failed") == 5 and actions.count("login.locked") == 1
+
+
+def test_failed_logins_from_one_address_across_many_names_lock_the_address_out(world) -> None:
+    app, database, _ = world
+    sprayer = app.test_client()
+    for attempt in range(ADDRESS_LOCKOUT_FAILURES):  # one guess per name: no name reaches its own limit
+        page = sprayer.get("/login").get_data(as_text=True)
+        form = {"username": f"user{attempt}", "password": "Winter2026!", "csrf_token": token(page)}
+        assert sprayer.post("/login", data=form).status_code == 200
+    page = sprayer.get("/login").get_data(as_text=True)
+    response = sprayer.post("/login", data={"username": "ann", "password": PASSWORD, "csrf_token": token(page)})
+    assert response.status_code == 429 and "from your network address" in response.get_data(as_text=True)
+    elsewhere = app.test_client()
+    page = elsewhere.get("/login").get_data(as_text=True)
+    form = {"username": "ann", "password": PASSWORD, "csrf_token": token(page)}
+    assert elsewhere.post("/login", data=form, environ_base={"REMOTE_ADDR": "10.0.0.7"}).status_code == 302
 
 
 def test_a_blind_rereview_measures_consistency_and_decides_nothing(world) -> None:
