@@ -5,7 +5,7 @@ HARNESS := .venv/bin/harness
 PY := .venv/bin/python
 BOT_PY := .venv-bot/bin/python
 
-.PHONY: eval gate review setup system harness-env bot-env intents model bot retrain experiment test test-harness test-bot test-integration lint bench bench-bot bench-harness bench-nlu bench-rephrase clean
+.PHONY: eval gate review setup system harness-env bot-env intents model bot retrain experiment test test-harness test-bot test-integration lint bench bench-bot bench-harness bench-nlu bench-rephrase bench-review clean
 
 ## The main job: replay every eval set through the reference bot and print the KPI scorecard.
 ## Trains the bot if its data changed, starts it on loopback, stops it afterwards (also on failure or Ctrl-C).
@@ -81,7 +81,7 @@ lint: harness-env
 	.venv/bin/mypy harness
 
 ## Benchmarks with committed results in bench/results/ (see bench/README.md).
-bench: bench-bot bench-harness bench-nlu bench-rephrase
+bench: bench-bot bench-harness bench-nlu bench-rephrase bench-review
 
 bench-bot: setup
 	$(PY) bench/bot_bench.py
@@ -95,6 +95,9 @@ bench-nlu: setup
 
 bench-rephrase: setup
 	$(PY) bench/rephrase_sweep.py
+
+bench-review: setup
+	$(PY) bench/review_queue.py
 
 clean:
 	rm -rf bot/models bot/.rasa bot/var runs

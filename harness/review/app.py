@@ -17,8 +17,8 @@ from typing import Any
 from flask import Flask, abort, flash, g, redirect, render_template, request, url_for
 from flask_login import LoginManager, current_user, login_required, login_user, logout_user
 from flask_wtf.csrf import CSRFError, CSRFProtect
-from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload, sessionmaker
+from sqlalchemy import ColumnElement, case, func, literal, select
+from sqlalchemy.orm import InstrumentedAttribute, Session, defer, selectinload, sessionmaker
 
 from harness.bot_config import load_queue_config
 from harness.errors import HarnessError
@@ -33,6 +33,7 @@ from harness.review.store import (
     Assignment,
     AuditEvent,
     Dialog,
+    DialogFlag,
     Rereview,
     Review,
     Role,
@@ -70,9 +71,11 @@ PAGE_SIZE = 100
 """Dialogs per page of the queue."""
 
 
-def queue_order(dialog: Dialog, tasks: Mapping[int, str]) -> tuple[bool, int, int]:
-    """Open assignments (to review or re-review) first, then by priority (highest first), then by dialog number."""
-    return (dialog.id not in tasks, -dialog.priority, dialog.id)
+def queue_order(tasks: Mapping[int, str]) -> tuple[ColumnElement[Any] | InstrumentedAttribute[int], ...]:
+    """ORDER BY for the queue: open assignments (to review or re-review) first, then by priority (highest
+    first), then by dialog number."""
+    assigned_first = case((Dialog.id.in_(list(tasks)), 0), else_=1) if tasks else literal(1)
+    return (assigned_first, Dialog.priority.desc(), Dialog.id)
 
 
 def lead_required(view: Callable[..., Any]) -> Callable[..., Any]:
@@ -189,33 +192,44 @@ def create_app(
     @login_required
     def queue() -> Any:
         filters = {k: request.args.get(k, "") for k in ("flag", "intent", "queue", "run", "status", "sample")}
-        query = select(Dialog).options(selectinload(Dialog.reviews), selectinload(Dialog.run))
-        if filters["intent"]:
-            query = query.where(Dialog.intent == filters["intent"])
-        if filters["queue"]:
-            query = query.where((Dialog.actual_queue == filters["queue"]) | (Dialog.expected_queue == filters["queue"]))
-        if filters["run"]:
-            query = query.join(Run).where(Run.run_id == filters["run"])
-        if filters["sample"] == "1":
-            query = query.where(Dialog.sampled.is_(True))
-        dialogs = db().scalars(query.order_by(Dialog.priority.desc(), Dialog.id)).all()
+        reviewed_by_me = Dialog.reviews.any(Review.analyst_id == current_user.id)
+        conditions: list[ColumnElement[bool]] = []
         if filters["flag"]:
-            dialogs = [d for d in dialogs if filters["flag"] in d.flag_rules]
-        tasks = open_tasks()
-        mine = {d.id for d in dialogs if any(r.analyst_id == current_user.id for r in d.reviews)}
+            conditions.append(Dialog.flag_rows.any(DialogFlag.rule == filters["flag"]))
+        if filters["intent"]:
+            conditions.append(Dialog.intent == filters["intent"])
+        if filters["queue"]:
+            conditions.append((Dialog.actual_queue == filters["queue"]) | (Dialog.expected_queue == filters["queue"]))
+        if filters["run"]:
+            conditions.append(Dialog.run.has(Run.run_id == filters["run"]))
+        if filters["sample"] == "1":
+            conditions.append(Dialog.sampled.is_(True))
         if filters["status"] == "open":
-            dialogs = [d for d in dialogs if d.id not in mine]
+            conditions.append(~reviewed_by_me)
         elif filters["status"] == "reviewed":
-            dialogs = [d for d in dialogs if d.id in mine]
-        dialogs = sorted(dialogs, key=lambda d: queue_order(d, tasks))
-        total, pages = len(dialogs), max(1, -(-len(dialogs) // PAGE_SIZE))
+            conditions.append(reviewed_by_me)
+        total = int(db().scalar(select(func.count(Dialog.id)).where(*conditions)) or 0)
+        pages = max(1, -(-total // PAGE_SIZE))
         page = min(max(request.args.get("page", 1, type=int) or 1, 1), pages)
-        dialogs = dialogs[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
-        every = db().scalars(select(Dialog)).all()
+        tasks = open_tasks()
+        dialogs = (
+            db()
+            .scalars(
+                select(Dialog)
+                .options(defer(Dialog.turns), selectinload(Dialog.reviews), selectinload(Dialog.run))
+                .where(*conditions)
+                .order_by(*queue_order(tasks))
+                .offset((page - 1) * PAGE_SIZE)
+                .limit(PAGE_SIZE)
+            )
+            .all()
+        )
+        mine = {d.id for d in dialogs if any(r.analyst_id == current_user.id for r in d.reviews)}
+        queues = select(Dialog.actual_queue).union(select(Dialog.expected_queue)).subquery()
         options = {
-            "flag": sorted({r for d in every for r in d.flag_rules}),
-            "intent": sorted({d.intent for d in every if d.intent}),
-            "queue": sorted({q for d in every for q in (d.actual_queue, d.expected_queue) if q}),
+            "flag": list(db().scalars(select(DialogFlag.rule).distinct().order_by(DialogFlag.rule))),
+            "intent": sorted(i for i in db().scalars(select(Dialog.intent).distinct()) if i),
+            "queue": sorted(q for q in db().scalars(select(queues.c[0])) if q),
             "run": [r.run_id for r in db().scalars(select(Run).order_by(Run.id.desc()))],
         }
         return render_template(
@@ -245,13 +259,16 @@ def create_app(
     def next_to_review(current: int) -> Dialog | None:
         """The first dialog in queue order with something left for the current user (other than `current`)."""
         tasks = open_tasks()
-        candidates = db().scalars(
-            select(Dialog).where(
+        return db().scalar(
+            select(Dialog)
+            .options(defer(Dialog.turns))
+            .where(
                 Dialog.id != current,
                 ~Dialog.reviews.any(Review.analyst_id == current_user.id) | Dialog.id.in_(list(tasks)),
             )
+            .order_by(*queue_order(tasks))
+            .limit(1)
         )
-        return min(candidates, key=lambda d: queue_order(d, tasks), default=None)
 
     def rereview_due(dialog: Dialog) -> bool:
         return open_tasks().get(dialog.id) == TaskKind.rereview.value

@@ -24,7 +24,7 @@ from harness.review.config import ReviewConfig
 from harness.review.flagging import Selection, conversation_facts
 from harness.review.flagging import select as select_dialogs
 from harness.review.masking import mask, mask_value
-from harness.review.store import Dialog, Run, audit
+from harness.review.store import Dialog, DialogFlag, Run, audit
 
 TOP_ALTERNATIVES = 3
 
@@ -106,6 +106,7 @@ def build_dialogs(records: pd.DataFrame, config: ReviewConfig) -> list[Dialog]:
                 priority=selection.priority,
                 sampled=selection.sampled,
                 flags=[{"rule": f.rule, "reason": mask(f.reason)} for f in selection.flags],
+                flag_rows=[DialogFlag(rule=rule) for rule in sorted({f.rule for f in selection.flags})],
                 turns=[turn_view(t) for _, t in turns.iterrows()],
             )
         )

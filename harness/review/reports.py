@@ -9,8 +9,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, defer, selectinload
 
 from harness.errors import InputError
 from harness.review.calibration import CalibrationReport, Consistency, Rating, calibration_report
@@ -41,7 +41,9 @@ def deciding_review(dialog: Dialog) -> Review | None:
 def verdicts(session: Session, scorecard: Scorecard, run_id: str | None = None) -> list[Verdict]:
     """One verdict per reviewed dialog (of one run, or of every run)."""
     query = (
-        select(Dialog).options(selectinload(Dialog.reviews).selectinload(Review.analyst)).where(Dialog.reviews.any())
+        select(Dialog)
+        .options(defer(Dialog.turns), selectinload(Dialog.reviews).selectinload(Review.analyst))
+        .where(Dialog.reviews.any())
     )
     if run_id:
         query = query.join(Run).where(Run.run_id == run_id)
@@ -76,7 +78,7 @@ class SampleCoverage:
 
 def sample_coverage(session: Session, run_id: str | None = None) -> SampleCoverage:
     """How many dialogs of the random sample exist, and how many of them have a review."""
-    query = select(Dialog).options(selectinload(Dialog.reviews)).where(Dialog.sampled.is_(True))
+    query = select(Dialog).options(defer(Dialog.turns), selectinload(Dialog.reviews)).where(Dialog.sampled.is_(True))
     if run_id:
         query = query.join(Run).where(Run.run_id == run_id)
     sampled = session.scalars(query).all()
@@ -104,11 +106,14 @@ def calibration_items(scorecard: Scorecard) -> list[str]:
 
 def ratings(session: Session, scorecard: Scorecard) -> list[Rating]:
     """Every review of a dialog reviewed by at least two people, as calibration ratings (see `answers_of`)."""
-    dialogs = session.scalars(select(Dialog).options(selectinload(Dialog.reviews).selectinload(Review.analyst))).all()
+    reviewed_twice = select(Review.dialog_id).group_by(Review.dialog_id).having(func.count(Review.id) >= 2)
+    dialogs = session.scalars(
+        select(Dialog)
+        .options(defer(Dialog.turns), selectinload(Dialog.reviews).selectinload(Review.analyst))
+        .where(Dialog.id.in_(reviewed_twice))
+    ).all()
     out = []
     for dialog in dialogs:
-        if len(dialog.reviews) < 2:
-            continue
         for review in dialog.reviews:
             out.append(Rating(dialog.id, review.analyst.username, answers_of(review, scorecard), review.reference))
     return out

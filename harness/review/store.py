@@ -2,7 +2,8 @@
 
 SQLAlchemy models over SQLite (the default, a file under experiments/) or PostgreSQL (give its URL). Dialogs are
 stored already masked (see masking.py): the database never holds a card number, IBAN, phone or e-mail address.
-Tables are created on first use; every change made through the app or the CLI writes an AuditEvent.
+The schema is versioned with Alembic (`migrations/`): on first use a database is created, or upgraded in place
+with its reviews kept. Every change made through the app or the CLI writes an AuditEvent.
 """
 
 from __future__ import annotations
@@ -10,11 +11,27 @@ from __future__ import annotations
 import os
 from datetime import UTC, datetime
 from enum import StrEnum
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, String, Text, UniqueConstraint, create_engine, event, inspect, select
-from sqlalchemy.engine import Engine
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import (
+    JSON,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+    inspect,
+    select,
+)
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -25,6 +42,9 @@ from harness.problems import unknown
 DEFAULT_DATABASE = f"sqlite:///{REPO_ROOT / 'experiments' / 'review.db'}"
 DATABASE_ENV = "HARNESS_REVIEW_DB"
 MIN_PASSWORD = 8
+MIGRATIONS = Path(__file__).parent / "migrations"
+BASELINE = "0001"
+"""The revision of databases made before migrations existed (they have the tables but no version table)."""
 
 
 def now() -> datetime:
@@ -106,6 +126,8 @@ class Dialog(Base):
     """[{rule, reason}] from flagging.py."""
     turns: Mapped[list[Any]]
     """Per turn, masked: text, bot messages, intent, confidence, ranking, actions, slots, handoff, expectation."""
+    flag_rows: Mapped[list[DialogFlag]] = relationship(cascade="all, delete-orphan")
+    """The rules that fired, one row each, for filtering in SQL (the reasons are in `flags`)."""
     run: Mapped[Run] = relationship(back_populates="dialogs")
     reviews: Mapped[list[Review]] = relationship(back_populates="dialog", order_by="Review.id")
     rereviews: Mapped[list[Rereview]] = relationship(back_populates="dialog", order_by="Rereview.id")
@@ -114,6 +136,16 @@ class Dialog(Base):
     @property
     def flag_rules(self) -> list[str]:
         return sorted({f["rule"] for f in self.flags})
+
+
+class DialogFlag(Base):
+    """One rule that flagged a dialog."""
+
+    __tablename__ = "dialog_flags"
+    __table_args__ = (UniqueConstraint("dialog_id", "rule"), Index("ix_dialog_flags_rule", "rule"))
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dialog_id: Mapped[int] = mapped_column(ForeignKey("dialogs.id"))
+    rule: Mapped[str] = mapped_column(String(64))
 
 
 class TaskKind(StrEnum):
@@ -178,6 +210,7 @@ class Rereview(ScorecardFields, Base):
 
 class AuditEvent(Base):
     __tablename__ = "audit"
+    __table_args__ = (Index("ix_audit_action_at", "action", "at"),)
     id: Mapped[int] = mapped_column(primary_key=True)
     at: Mapped[datetime] = mapped_column(default=now)
     actor: Mapped[str] = mapped_column(String(64))
@@ -215,7 +248,8 @@ def database_url(url: str | None = None) -> str:
 
 
 def connect(url: str | None = None) -> Engine:
-    """An engine on the review database, with its tables created; InputError if it cannot be reached."""
+    """An engine on the review database, created or upgraded to the newest schema; InputError if it cannot be
+    reached, or was made by a newer version of the harness."""
     resolved = database_url(url)
     if resolved.startswith("sqlite:///"):
         Path(resolved.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
@@ -223,8 +257,11 @@ def connect(url: str | None = None) -> Engine:
         engine = create_engine(resolved)
         if engine.dialect.name == "sqlite":
             event.listen(engine, "connect", _sqlite_foreign_keys)
-        Base.metadata.create_all(engine)
-        missing = _missing_columns(engine)
+        with engine.begin() as connection:
+            newer = migrate(connection)
+        missing = [] if newer else _missing_columns(engine)
+    except InputError as error:
+        raise InputError(error.summary, [f"{_redact(resolved)}: {error.problems[0]}", *error.problems[1:]]) from None
     except Exception as exc:  # the driver's own errors vary; all mean the same to the user
         raise InputError(
             "cannot open the review database",
@@ -233,19 +270,77 @@ def connect(url: str | None = None) -> Engine:
                 f"give a reachable database with --db or ${DATABASE_ENV} (sqlite:///path or postgresql://...)",
             ],
         ) from None
+    if newer:
+        raise InputError(
+            "the review database was made by a newer version of the harness",
+            [f"{_redact(resolved)}: schema revision {newer}, unknown here; upgrade the harness to open it"],
+        )
     if missing:
         raise InputError(
-            "the review database was made by an older version of the harness",
+            "the review database does not have the schema its version says",
             [
                 f"{_redact(resolved)}: missing columns {', '.join(missing)}",
-                "keep it for its reviews and give a new database with --db, or add the columns by hand",
+                "keep it for its reviews and give a new database with --db",
             ],
         )
     return engine
 
 
+def alembic_config(connection: Connection) -> Config:
+    """Alembic's configuration for the review migrations, running on `connection`."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    return config
+
+
+def migrate(connection: Connection, revision: str = "head") -> str | None:
+    """Bring the database to `revision`: every migration from the start for a new database; for one made
+    before migrations existed (tables, no version table), a stamp at BASELINE first, if it has the baseline's
+    columns (InputError naming the missing ones if not). Returns the database's revision instead, changing
+    nothing, when this harness does not know it (a newer harness made it)."""
+    config = alembic_config(connection)
+    current = MigrationContext.configure(connection).get_current_revision()
+    known = {script.revision for script in ScriptDirectory.from_config(config).walk_revisions()}
+    if current is not None and current not in known:
+        return current
+    tables = set(inspect(connection).get_table_names())
+    if current is None and tables & set(_baseline_schema()):  # other applications' tables do not count
+        inspector = inspect(connection)
+        present = {t: {c["name"] for c in inspector.get_columns(t)} for t in _baseline_schema() if t in tables}
+        missing = [
+            f"{table}.{column}"
+            for table, columns in _baseline_schema().items()
+            for column in sorted(columns - present.get(table, set()))
+        ]
+        if missing:
+            raise InputError(
+                "the review database was made by an older version of the harness",
+                [
+                    f"missing columns {', '.join(missing)}",
+                    "keep it for its reviews and give a new database with --db",
+                ],
+            )
+        command.stamp(config, BASELINE)
+    command.upgrade(config, revision)
+    return None
+
+
+@lru_cache(maxsize=1)
+def _baseline_schema() -> dict[str, set[str]]:
+    """Table -> columns at BASELINE, read off a throw-away in-memory database migrated to it."""
+    with create_engine("sqlite://").begin() as connection:
+        command.upgrade(alembic_config(connection), BASELINE)
+        inspector = inspect(connection)
+        return {
+            table: {column["name"] for column in inspector.get_columns(table)}
+            for table in inspector.get_table_names()
+            if table != "alembic_version"
+        }
+
+
 def _missing_columns(engine: Engine) -> list[str]:
-    """Columns of the models that the database's tables lack (create_all adds tables, never columns)."""
+    """Columns of the models that the database's tables lack: a safety net for databases changed by hand."""
     inspector = inspect(engine)
     missing = []
     for table in Base.metadata.sorted_tables:

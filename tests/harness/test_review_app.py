@@ -3,14 +3,12 @@ trail, masking, calibration and the exports round-tripping through the project's
 
 from __future__ import annotations
 
-import os
 import re
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from postgres_server import binaries, create_database, postgres_server
+from postgres_server import create_database, postgres  # noqa: F401 - postgres is a fixture
 from review_world import EVAL_TURN, FRAUD_MASKED, PASSWORD, add_users, review_project, review_run
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
@@ -30,18 +28,6 @@ from harness.review.store import AuditEvent, Dialog, connect
 from harness.run import load_suite
 
 CONFIG = load_review_config()
-
-
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[str]:
-    if binaries() is None:
-        # `make test` installs them (scripts/setup_system.sh); under CI their absence is a failure, not a skip.
-        message = "PostgreSQL binaries missing: scripts/setup_system.sh installs them"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    with postgres_server() as url:
-        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -148,6 +134,39 @@ def test_queue_filters_by_flag(world) -> None:
     app, _, _ = world
     page = login(app, "ann").get("/?flag=repetition").get_data(as_text=True)
     assert re.findall(r'<tr data-conversation="([^"]+)">', page) == ["demo-contact"]
+
+
+def rows(client, query: str) -> list[str]:  # type: ignore[no-untyped-def]
+    return re.findall(r'<tr data-conversation="([^"]+)">', client.get(query).get_data(as_text=True))
+
+
+def test_queue_filters_combine(world) -> None:
+    app, database, _ = world
+    ann = login(app, "ann")
+    assert rows(ann, "/?intent=report_fraud") == ["demo-fraud", "escalation-002"]
+    assert rows(ann, "/?queue=fraud") == ["demo-fraud", "escalation-002"]
+    assert rows(ann, "/?run=20261122-000000-abcdef&flag=fallback") == ["demo-contact"]
+    assert rows(ann, "/?run=no-such-run") == [] and rows(ann, "/?flag=no_such_rule") == []
+    fraud = dialog_id(database, "demo-fraud")
+    ann.post(f"/dialogs/{fraud}/review", data=review_form(ann, fraud))
+    assert rows(ann, "/?status=reviewed") == ["demo-fraud"]
+    assert rows(ann, "/?status=open")[:2] == ["demo-contact", "escalation-002"]
+    assert rows(login(app, "bob"), "/?status=reviewed") == []  # ann's review is not bob's
+    page = ann.get("/").get_data(as_text=True)
+    for option in ("repetition", "missed_escalation", "report_fraud", "update_address", "fraud"):
+        assert f'<option value="{option}"' in page
+
+
+def test_dialogs_assigned_to_me_come_first_whatever_their_priority(world) -> None:
+    app, database, _ = world
+    lead = login(app, "lea")
+    page = lead.get("/calibration").get_data(as_text=True)
+    analysts = re.findall(r'name="analysts" value="(\d+)" ?> (?:ann|bob)', page)
+    third = dialog_id(database, "escalation-002")
+    form = {"csrf_token": token(page), "dialogs": str(third), "analysts": analysts}
+    assert lead.post("/calibration", data=form).status_code == 302
+    assert rows(login(app, "bob"), "/")[:3] == ["escalation-002", "demo-fraud", "demo-contact"]
+    assert rows(lead, "/")[:3] == ["demo-fraud", "demo-contact", "escalation-002"]  # not assigned to the lead
 
 
 def test_personal_data_is_masked_in_the_database_and_the_view(world) -> None:
