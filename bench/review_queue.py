@@ -26,8 +26,9 @@ from sqlalchemy.orm import Session
 from harness.paths import ProjectPaths
 from harness.review.app import Vocabulary, create_app
 from harness.review.config import load_review_config
+from harness.review.database import connect
 from harness.review.flagging import RULES
-from harness.review.store import Dialog, DialogFlag, Role, Run, add_user, connect
+from harness.review.store import Dialog, DialogFlag, Role, Run, add_user
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PASSWORD = "benchmark password"

@@ -27,6 +27,7 @@ from harness.intents import load_catalog
 from harness.paths import ProjectPaths
 from harness.review import exports, reports
 from harness.review.config import ReviewConfig
+from harness.review.database import connect
 from harness.review.forms import ReviewInput, outcome_choices, parse_review
 from harness.review.masking import mask
 from harness.review.store import (
@@ -41,7 +42,6 @@ from harness.review.store import (
     TaskKind,
     User,
     audit,
-    connect,
     now,
     setting,
 )

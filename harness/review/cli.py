@@ -15,7 +15,8 @@ from harness.cli import DEFAULT_PATHS, RootOption, out, reports_errors
 from harness.errors import InputError
 from harness.paths import ProjectPaths
 from harness.review.config import DEFAULT_REVIEW_CONFIG, load_review_config
-from harness.review.store import DATABASE_ENV, Role, User, add_user, connect, set_active, set_password
+from harness.review.database import DATABASE_ENV, connect
+from harness.review.store import Role, User, add_user, set_active, set_password
 
 review_app: typer.Typer = typer.Typer(
     help="QA review of the bot's decisions: flagged dialogs, scorecards, calibration, exports."

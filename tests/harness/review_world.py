@@ -11,7 +11,8 @@ from sqlalchemy.orm import Session
 
 from harness.paths import ProjectPaths
 from harness.records import to_frame, write
-from harness.review.store import Role, add_user, connect
+from harness.review.database import connect
+from harness.review.store import Role, add_user
 
 PASSWORD = "correct horse battery"
 USERS = {"lea": Role.lead, "ann": Role.analyst, "bob": Role.analyst}

@@ -23,8 +23,9 @@ from harness.records import read, to_frame, write
 from harness.review import reports
 from harness.review.app import ADDRESS_LOCKOUT_FAILURES, Vocabulary, create_app
 from harness.review.config import load_review_config
+from harness.review.database import connect
 from harness.review.dialogs import load_run
-from harness.review.store import AuditEvent, Dialog, connect
+from harness.review.store import AuditEvent, Dialog
 from harness.run import load_suite
 
 CONFIG = load_review_config()

@@ -19,8 +19,8 @@ from review_world import FRAUD_MASKED, PASSWORD, add_users, review_project, revi
 from sqlalchemy.orm import Session
 
 from harness.review.config import load_review_config
+from harness.review.database import connect
 from harness.review.dialogs import load_run
-from harness.review.store import connect
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

@@ -12,7 +12,8 @@ from typer.testing import CliRunner
 from harness.cli import app
 from harness.review.app import Vocabulary, create_app
 from harness.review.config import load_review_config
-from harness.review.store import Review, User, connect, find_user
+from harness.review.database import connect
+from harness.review.store import Review, User, find_user
 
 runner = CliRunner()
 

@@ -18,16 +18,8 @@ from postgres_server import create_database, postgres  # noqa: F401 - postgres i
 from sqlalchemy.orm import Session
 
 from harness.errors import InputError
-from harness.review.store import (
-    BASELINE,
-    Base,
-    Dialog,
-    Review,
-    alembic_config,
-    connect,
-    database_url,
-    migrate,
-)
+from harness.review.database import BASELINE, alembic_config, connect, database_url, migrate
+from harness.review.store import Base, Dialog, Review
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
