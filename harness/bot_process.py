@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -95,10 +97,9 @@ def train(layout: BotLayout = BotLayout(), *, log: Path | None = None) -> Path:
     log = log or layout.bot_dir / "var" / "train.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     command = train_command(layout, layout.models, name)
-    with log.open("w") as out:
-        result = subprocess.run(
-            command, cwd=layout.bot_dir, env=bot_env(layout), stdout=out, stderr=subprocess.STDOUT, check=False
-        )
+    with log.open("w") as out, tempfile.TemporaryDirectory(prefix="bot-train-") as scratch:
+        env = bot_env(layout, {"TMPDIR": scratch})  # Rasa and TensorFlow leave files in the temporary folder
+        result = subprocess.run(command, cwd=layout.bot_dir, env=env, stdout=out, stderr=subprocess.STDOUT, check=False)
     if result.returncode != 0 or not model.exists():
         raise BotProcessError(f"training the bot failed (exit {result.returncode}); see {log}")
     return model
@@ -126,6 +127,8 @@ class BotServer:
     """A different escalation policy file (for example a degraded variant); default bot/escalation.yml."""
     startup_timeout_s: float = 180.0
     _processes: list[subprocess.Popen] = field(default_factory=list, init=False, repr=False)
+    _scratch: Path | None = field(default=None, init=False, repr=False)
+    """The processes' temporary folder (TMPDIR), removed when they stop: Rasa and TensorFlow leave files there."""
 
     @property
     def url(self) -> str:
@@ -154,6 +157,8 @@ class BotServer:
         }
         if self.escalation_policy is not None:
             extra["ESCALATION_POLICY"] = str(self.escalation_policy)
+        self._scratch = Path(tempfile.mkdtemp(prefix="bot-serve-"))
+        extra["TMPDIR"] = str(self._scratch)
         env = bot_env(self.layout, extra)
         try:
             self._spawn(
@@ -243,3 +248,6 @@ class BotServer:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
         self._processes.clear()
+        if self._scratch is not None:
+            shutil.rmtree(self._scratch, ignore_errors=True)
+            self._scratch = None

@@ -166,11 +166,12 @@ def run_trials(config: str, trials: list[dict[str, Any]], workdir: Path, layout:
     if not python.exists():
         raise TrialError(f"the bot environment is missing ({python}): run `make bot-env`")
     log = workdir / "trial.log"
-    with log.open("w") as out:
+    with log.open("w") as out, tempfile.TemporaryDirectory(prefix="trial-") as scratch:
         done = subprocess.run(
             [str(python), "-m", "bankbot.nlu.trial", str(plan), str(workdir / "results.json")],
             cwd=layout.bot_dir,
-            env=bot_env(layout, {"TF_CPP_MIN_LOG_LEVEL": "2"}),
+            # TMPDIR: TensorFlow's autograph and the CRF entity extractor leave files in the temporary folder.
+            env=bot_env(layout, {"TF_CPP_MIN_LOG_LEVEL": "2", "TMPDIR": scratch}),
             stdout=out,
             stderr=subprocess.STDOUT,
             check=False,

@@ -1,0 +1,58 @@
+"""BotServer gives the bot's processes a temporary folder of their own and removes it when they stop: Rasa and
+TensorFlow write files there (autograph modules, the CRF extractor's model) and never delete them. Fast: a fake
+`rasa` executable that serves the health checks stands in for the bot environment."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from harness.bot_process import BotLayout, BotServer, free_port
+
+FAKE_RASA = f"""#!{sys.executable}
+import http.server, os, sys
+port = int(sys.argv[sys.argv.index("--port") + 1])
+folder = os.environ["TMPDIR"]
+with open(os.path.join(folder, f"leftover-{{port}}.py"), "w") as leftover:
+    leftover.write("# what autograph leaves behind")
+with open(os.path.join(os.environ["RECORD"], f"tmpdir-{{port}}"), "w") as record:
+    record.write(folder)
+
+class Healthy(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+http.server.HTTPServer(("127.0.0.1", port), Healthy).serve_forever()
+"""
+
+
+def test_the_bot_processes_temporary_folder_is_removed_when_they_stop(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    rasa = venv / "bin" / "rasa"
+    rasa.write_text(FAKE_RASA)
+    rasa.chmod(0o755)
+    record = tmp_path / "record"
+    record.mkdir()
+    monkeypatch.setenv("RECORD", str(record))
+    server = BotServer(
+        model=tmp_path / "model.tar.gz",
+        token="t",
+        handoff_db=tmp_path / "handoff.sqlite3",
+        layout=BotLayout(bot_dir=tmp_path, venv=venv),
+        rasa_port=free_port(),
+        action_port=free_port(),
+        log_dir=tmp_path / "logs",
+        startup_timeout_s=30,
+    )
+    with server:
+        folders = {Path(p.read_text()) for p in record.iterdir()}
+        assert len(folders) == 1, "both processes share one temporary folder"
+        (folder,) = folders
+        assert folder.is_dir() and len(list(folder.glob("leftover-*.py"))) == 2
+        assert tmp_path not in folder.parents and folder != Path(sys.prefix)
+    assert not folder.exists(), "the temporary folder goes with the processes"
