@@ -7,6 +7,7 @@ store). Analysts see only their own reviews, so calibration stays blind; leads s
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from datetime import timedelta
 from functools import wraps
 from typing import Any
 
-from flask import Flask, abort, flash, g, redirect, render_template, request, url_for
+from flask import Flask, Response, abort, flash, g, redirect, render_template, request, url_for
 from flask_login import LoginManager, current_user, login_required, login_user, logout_user
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from sqlalchemy import ColumnElement, case, func, literal, select
@@ -30,6 +31,7 @@ from harness.review.config import ReviewConfig
 from harness.review.database import connect
 from harness.review.forms import ReviewInput, outcome_choices, parse_review
 from harness.review.masking import mask
+from harness.review.scorecard_table import scorecard_frame, scorecard_rows, to_csv
 from harness.review.store import (
     Assignment,
     AuditEvent,
@@ -456,6 +458,20 @@ def create_app(
             corrections=exports.pending_corrections(db()),
             regressions=exports.pending_regressions(db(), config.scorecard),
             done=db().scalars(select(exports.Export).order_by(exports.Export.id.desc())).all(),
+        )
+
+    @app.get("/exports/scorecards.csv")
+    @lead_required
+    def scorecards_csv() -> Any:
+        run_id = request.args.get("run") or None
+        table = scorecard_frame(scorecard_rows(db(), run_id), config.scorecard)
+        audit(db(), current_user.username, "export.scorecards", "download", run=run_id, reviews=len(table))
+        db().commit()
+        name = f"scorecards-{re.sub(r'[^A-Za-z0-9_.-]', '_', run_id)}.csv" if run_id else "scorecards.csv"
+        return Response(
+            to_csv(table),
+            mimetype="text/csv",
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
         )
 
     @app.get("/audit")

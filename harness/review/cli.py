@@ -16,7 +16,7 @@ from harness.errors import InputError
 from harness.paths import ProjectPaths
 from harness.review.config import DEFAULT_REVIEW_CONFIG, load_review_config
 from harness.review.database import DATABASE_ENV, connect
-from harness.review.store import Role, User, add_user, set_active, set_password
+from harness.review.store import Role, User, add_user, audit, set_active, set_password
 
 review_app: typer.Typer = typer.Typer(
     help="QA review of the bot's decisions: flagged dialogs, scorecards, calibration, exports."
@@ -162,23 +162,44 @@ def serve_command(
 @review_app.command("export")
 @reports_errors
 def export_command(
-    what: Annotated[str, typer.Argument(help="intents (corrections) or eval-sets (critical dialogs).")],
+    what: Annotated[
+        str,
+        typer.Argument(help="intents (corrections), eval-sets (critical dialogs) or scorecards (every review, CSV)."),
+    ],
+    out_file: Annotated[
+        Path | None, typer.Option("--out", help="scorecards: the CSV file to write (default: print it).")
+    ] = None,
+    run: Annotated[str | None, typer.Option("--run", help="scorecards: only this run's dialogs (a run id).")] = None,
     db: DbOption = None,
     config: ConfigOption = DEFAULT_REVIEW_CONFIG,
     root: RootOption = DEFAULT_PATHS.root,
 ) -> None:
-    """Export verdicts: corrected intents into intents/ (with provenance), critical dialogs into eval_sets/."""
+    """Export verdicts: corrected intents into intents/ (with provenance), critical dialogs into eval_sets/, or
+    every review as a CSV table for reporting."""
     from harness.review import exports
 
     paths = ProjectPaths(root)
     settings = load_review_config(config)
+    if what == "scorecards":
+        from harness.review.scorecard_table import scorecard_frame, scorecard_rows, to_csv
+
+        with Session(connect(db)) as session:
+            table = scorecard_frame(scorecard_rows(session, run), settings.scorecard)
+            audit(session, "cli", "export.scorecards", str(out_file or "stdout"), run=run, reviews=len(table))
+            session.commit()
+        if out_file is None:
+            sys.stdout.write(to_csv(table))
+        else:
+            out_file.write_text(to_csv(table), encoding="utf-8")
+            out.print(f"wrote {len(table)} review(s) to {out_file}", highlight=False, markup=False)
+        return
     with Session(connect(db)) as session:
         if what == "intents":
             result = exports.export_corrections(session, paths, actor="cli")
         elif what == "eval-sets":
             result = exports.export_regressions(session, paths, settings.scorecard, actor="cli")
         else:
-            raise InputError("unknown export", [f"{what!r}: give 'intents' or 'eval-sets'"])
+            raise InputError("unknown export", [f"{what!r}: give 'intents', 'eval-sets' or 'scorecards'"])
         session.commit()
     for line in result.added:
         out.print(f"added {line}", highlight=False, markup=False)

@@ -3,10 +3,12 @@ trail, masking, calibration and the exports round-tripping through the project's
 
 from __future__ import annotations
 
+import io
 import re
 import uuid
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from postgres_server import create_database, postgres  # noqa: F401 - postgres is a fixture
 from review_world import EVAL_TURN, FRAUD_MASKED, PASSWORD, add_users, review_project, review_run
@@ -450,6 +452,26 @@ def test_repeated_failed_logins_lock_the_user_name_out(world) -> None:
     with Session(connect(database)) as session:
         actions = [e.action for e in session.scalars(select(AuditEvent).where(AuditEvent.actor == "ann"))]
     assert actions.count("login.failed") == 5 and actions.count("login.locked") == 1
+
+
+def test_a_lead_downloads_every_review_as_a_csv_table_and_an_analyst_cannot(world) -> None:
+    app, database, _ = world
+    ann = login(app, "ann")
+    fraud = dialog_id(database, "demo-fraud")
+    form = review_form(ann, fraud, critical_errors="fraud_not_escalated", note='=HYPERLINK("http://x")')
+    ann.post(f"/dialogs/{fraud}/review", data=form)
+    assert ann.get("/exports/scorecards.csv").status_code == 403
+    response = login(app, "lea").get("/exports/scorecards.csv?run=20261122-000000-abcdef")
+    assert response.status_code == 200 and response.mimetype == "text/csv"
+    assert 'filename="scorecards-20261122-000000-abcdef.csv"' in response.headers["Content-Disposition"]
+    table = pd.read_csv(io.StringIO(response.get_data(as_text=True)), keep_default_na=False)
+    assert list(table["conversation_id"]) == ["demo-fraud"]
+    row = table.iloc[0]
+    assert (row["analyst"], row["verdict"], row["critical_errors"]) == ("ann", "failed", "fraud_not_escalated")
+    assert row["note"] == '\'=HYPERLINK("http://x")'  # defused: a spreadsheet shows it, never runs it
+    assert bool(row["decides_verdict"]) and not bool(row["reference"])
+    with Session(connect(database)) as session:
+        assert session.scalar(select(AuditEvent).where(AuditEvent.action == "export.scorecards")) is not None
 
 
 def test_failed_logins_from_one_address_across_many_names_lock_the_address_out(world) -> None:

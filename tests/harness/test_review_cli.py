@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import pandas as pd
 from review_world import FRAUD_MASKED, PASSWORD, review_project, review_run
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
@@ -109,7 +110,16 @@ def test_exports_and_report_from_the_command_line(tmp_path: Path) -> None:
     assert regressions.exit_code == 0 and "qa-demo-fraud-r1" in regressions.output
     assert "0 added" in invoke("export", "intents", "--db", db, "--root", str(paths.root)).output
     bad = invoke("export", "intent", "--db", db)
-    assert bad.exit_code == 2 and "give 'intents' or 'eval-sets'" in bad.output
+    assert bad.exit_code == 2 and "give 'intents', 'eval-sets' or 'scorecards'" in bad.output
+    table = tmp_path / "scorecards.csv"
+    written = invoke("export", "scorecards", "--out", str(table), "--db", db)
+    assert written.exit_code == 0 and "wrote 1 review(s)" in written.output
+    row = pd.read_csv(table, keep_default_na=False).iloc[0]
+    assert (row["analyst"], row["verdict"], row["critical_classes"]) == ("ann", "failed", "business")
+    assert row["corrected_intents"] == '{"0": "report_fraud"}' and row["rating:tone"] == "good"
+    printed = invoke("export", "scorecards", "--run", "no-such-run", "--db", db)
+    assert printed.exit_code == 0 and printed.output.startswith("run_id,dialog_id,conversation_id")
+    assert len(printed.output.strip().splitlines()) == 1  # the header only
     report = invoke("report", "--db", db).output
     assert "critical_accuracy.business" in report and "0.0% (n=1)" in report
     assert invoke("report", "--mlflow", "--db", db).exit_code == 2  # --mlflow needs --run
