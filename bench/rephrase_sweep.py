@@ -38,12 +38,12 @@ def scores(flagged: list[bool], labels: list[bool]) -> dict[str, float | int]:
     return {"flagged": flagged_n, "true_positives": true_pos, "precision": precision, "recall": recall, "f1": f1}
 
 
-def eval_conversations() -> list[list[str]]:
-    """The customer turns (long enough to count) of every conversation in eval_sets/."""
-    conversations = []
+def eval_conversations() -> dict[str, list[str]]:
+    """Conversation id -> its customer turns (long enough to count), for every conversation in eval_sets/."""
+    conversations = {}
     for path in sorted(EVAL_SETS.glob("*.yml")):
         for conversation in yaml.safe_load(path.read_text(encoding="utf-8"))["conversations"]:
-            conversations.append([t["text"] for t in conversation["turns"] if long_enough(t["text"])])
+            conversations[conversation["id"]] = [t["text"] for t in conversation["turns"] if long_enough(t["text"])]
     return conversations
 
 
@@ -56,10 +56,10 @@ def main() -> int:
     pairs = yaml.safe_load(PAIRS.read_text(encoding="utf-8"))["pairs"]
     labels = [bool(p["rephrase"]) for p in pairs]
     conversations = eval_conversations()
-    texts = [t for p in pairs for t in (p["first"], p["second"])] + [t for c in conversations for t in c]
+    texts = [t for p in pairs for t in (p["first"], p["second"])] + [t for c in conversations.values() for t in c]
     meaning = Meaning(texts, embed)
-    eval_characters = [highest(turns, lexical) for turns in conversations]
-    eval_meaning = [highest(turns, meaning) for turns in conversations]
+    eval_characters = [highest(turns, lexical) for turns in conversations.values()]
+    eval_meaning = [highest(turns, meaning) for turns in conversations.values()]
     eligible = [long_enough(p["first"]) and long_enough(p["second"]) for p in pairs]
     by_characters = [lexical(p["first"], p["second"]) for p in pairs]
     by_meaning = [meaning(p["first"], p["second"]) for p in pairs]
@@ -85,6 +85,21 @@ def main() -> int:
         e and (c >= rule.similarity or (rule.meaning is not None and m >= rule.meaning))
         for e, c, m in zip(eligible, by_characters, by_meaning, strict=True)
     ]
+    eval_flagged = []
+    for conversation_id, turns in conversations.items():
+        for i, first in enumerate(turns):
+            for second in turns[i + 1 :]:
+                c, m = lexical(first, second), meaning(first, second)
+                if c >= rule.similarity or (rule.meaning is not None and m >= rule.meaning):
+                    eval_flagged.append(
+                        {
+                            "conversation": conversation_id,
+                            "first": first,
+                            "second": second,
+                            "characters": c,
+                            "meaning": m,
+                        }
+                    )
     missed = [p for p, f, y in zip(pairs, configured, labels, strict=True) if y and not f]
     wrong = [p for p, f, y in zip(pairs, configured, labels, strict=True) if f and not y]
     result = {
@@ -96,6 +111,7 @@ def main() -> int:
         "configured": {"similarity": rule.similarity, "meaning": rule.meaning, **scores(configured, labels)},
         "missed": missed,
         "wrongly_flagged": wrong,
+        "eval_flagged": eval_flagged,
     }
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "rephrase.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
@@ -135,6 +151,14 @@ def report(result: dict) -> str:
         "",
         "Flagged, but a different request:",
         *[f"- {p['first']!r} / {p['second']!r}" for p in result["wrongly_flagged"]],
+        "",
+        f"In `eval_sets/`, as configured, the rule fires on {len(result['eval_flagged'])} pair(s) of customer turns "
+        "(unlabelled: judge them yourself):",
+        *[
+            f"- {f['conversation']}: {f['first']!r} / {f['second']!r} "
+            f"(characters {f['characters']:.2f}, meaning {f['meaning']:.2f})"
+            for f in result["eval_flagged"]
+        ],
         "",
     ]
     return "\n".join(lines)
