@@ -134,8 +134,9 @@ def kpi_check(name: str, check: KpiCheck, spec: GateSpec, run: ScoredRun, baseli
 
 
 def must_pass_checks(rule: MustPass, run: ScoredRun, baseline: ScoredRun | None = None) -> list[Check]:
-    """One check per conversation the rule selects (a failing check when it selects none). Under a
-    no_new_failures rule, conversations that fail in the baseline too are known failures."""
+    """One check per conversation the rule selects (a failing check when it selects none, no check at all if the
+    rule allows that). Under a no_new_failures rule, conversations that fail in the baseline too are known
+    failures."""
     checks = _conversation_checks(rule, run)
     if rule.mode == "absolute" or not checks or checks[0].name == f"must-pass: {rule.name}":
         return checks
@@ -164,13 +165,16 @@ def _conversation_checks(rule: MustPass, run: ScoredRun) -> list[Check]:
     if rule.critical:
         selected |= c["critical"].notna()
     if not selected.any():
+        selection = f"tags {rule.tags}, critical {rule.critical}"
+        if rule.allow_empty:
+            return []  # `decide` notes it
         return [
             Check(
                 f"must-pass: {rule.name}",
                 "must_pass",
                 False,
-                f"must-pass '{rule.name}' selects no conversation (tags {rule.tags}, critical "
-                f"{rule.critical}); fix the selection so the requirement is really checked",
+                f"must-pass '{rule.name}' selects no conversation ({selection}); fix the selection so the "
+                "requirement is really checked, or set allow_empty: true if it is meant to select nothing yet",
             )
         ]
     checks = []
@@ -213,7 +217,10 @@ def decide(spec: GateSpec, run: ScoredRun, baseline: ScoredRun | None) -> GateRe
         notes.append("no baseline: regression checks skipped")
     checks = [kpi_check(name, check, spec, run, baseline) for name, check in spec.kpis.items()]
     for rule in spec.must_pass:
-        checks += must_pass_checks(rule, run, baseline)
+        selected = must_pass_checks(rule, run, baseline)
+        if not selected:
+            notes.append(f"must-pass '{rule.name}' selects no conversation yet (allow_empty)")
+        checks += selected
     summary = {k: run.stamp.get(k) for k in ("run_id", "bot_model", "eval_set_hash")} | {"source": run.source}
     base = (
         None

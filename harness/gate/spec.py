@@ -71,6 +71,9 @@ class MustPass(Strict):
     mode: Literal["absolute", "no_new_failures"] = "absolute"
     """absolute: every selected conversation must pass. no_new_failures (a ratchet): a conversation that also
     fails in the baseline is reported as a known failure and does not block; any new failure blocks."""
+    allow_empty: bool = False
+    """By default a rule that selects no conversation fails (its requirement would go unchecked). True for a
+    rule over conversations that may not exist yet, such as the QA review's exported regressions."""
 
     @model_validator(mode="after")
     def _selection_and_pattern(self) -> MustPass:

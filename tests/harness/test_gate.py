@@ -22,11 +22,14 @@ from harness.records import to_frame
 OPTIONS = ScoringOptions(bootstrap_replicates=500, seed=3)
 
 
-def run(outcomes: list[bool], *, fraud_ok: bool = True, eval_hash: str = "h1", run_id: str = "r") -> ScoredRun:
+def run(
+    outcomes: list[bool], *, fraud: bool = True, fraud_ok: bool = True, eval_hash: str = "h1", run_id: str = "r"
+) -> ScoredRun:
     """Conversations c000.. whose single turn is understood (True) or falls back (False, so the conversation is
-    not recognised and not completed), plus one fraud conversation."""
+    not recognised and not completed), plus (unless `fraud` is False) one fraud conversation."""
     rows = [turn(f"c{i:03d}", 0, "fees", "fees", fallback=not ok) for i, ok in enumerate(outcomes)]
-    rows.append(fraud_conversation(handed_to_fraud=fraud_ok))
+    if fraud:
+        rows.append(fraud_conversation(handed_to_fraud=fraud_ok))
     core = build_core(to_frame(rows), OPTIONS)
     return scored(core, {"run_id": run_id, "eval_set_hash": eval_hash, "bot_model": "m"}, f"runs/{run_id}")
 
@@ -117,7 +120,18 @@ def test_a_must_pass_rule_that_selects_nothing_fails() -> None:
         {"version": 1, "kpis": {"availability.v1": {}}, "must_pass": [{"name": "pin", "tags": ["no-such-tag"]}]}
     )
     (failure,) = decide(gate, run([True] * 40), None).failures()
-    assert "selects no conversation" in failure.message
+    assert "selects no conversation" in failure.message and "allow_empty" in failure.message
+
+
+def test_a_must_pass_rule_allowed_to_be_empty_passes_with_a_note_until_it_selects_something() -> None:
+    rule = {"name": "qa", "tags": ["fraud"], "allow_empty": True, "mode": "no_new_failures"}
+    gate = GateSpec.model_validate({"version": 1, "kpis": {"availability.v1": {}}, "must_pass": [rule]})
+    empty = decide(gate, run([True] * 40, fraud=False), None)
+    assert empty.passed and not [c for c in empty.checks if c.group == "must_pass"]
+    assert "must-pass 'qa' selects no conversation yet (allow_empty)" in empty.notes
+    selected = decide(gate, run([True] * 40, fraud_ok=False), run([True] * 40, run_id="b"))
+    (failure,) = selected.failures()
+    assert failure.message.startswith("fraud-1 fails 'qa'")
 
 
 def test_a_baseline_on_different_eval_sets_is_refused() -> None:
