@@ -122,8 +122,8 @@ def long_dialog(facts: Facts, rule: Rule) -> list[str]:
 
 def repetition(facts: Facts, rule: Rule) -> list[str]:
     """Two customer turns alike in characters (a repeat) or, with an encoder, in meaning (a rephrasing)."""
-    characters = rule.similarity  # type: ignore[attr-defined]
-    meaning = rule.meaning if facts.meaning is not None else None  # type: ignore[attr-defined]
+    characters, meaning = rule.similarity, rule.meaning  # type: ignore[attr-defined]
+    alike = facts.meaning if meaning is not None else None
     texts = [(row.turn_index, row.text) for row in facts.turns.itertuples() if pd.notna(row.text)]
     texts = [(i, t) for i, t in texts if long_enough(t)]
     reasons = []
@@ -132,7 +132,7 @@ def repetition(facts: Facts, rule: Rule) -> list[str]:
             ratio = lexical(a, b)
             if ratio >= characters:
                 reasons.append(f"turns {first} and {second}: the customer repeated themselves (similarity {ratio:.2f})")
-            elif meaning is not None and facts.meaning is not None and (cosine := facts.meaning(a, b)) >= meaning:
+            elif alike is not None and (cosine := alike(a, b)) >= meaning:
                 reasons.append(f"turns {first} and {second}: the customer rephrased (meaning similarity {cosine:.2f})")
     return reasons
 
