@@ -185,13 +185,18 @@ def export_command(
 
         with Session(connect(db)) as session:
             table = scorecard_frame(scorecard_rows(session, run), settings.scorecard)
+            if out_file is None:
+                sys.stdout.write(to_csv(table))
+            else:
+                try:
+                    out_file.write_text(to_csv(table), encoding="utf-8")
+                except OSError as exc:
+                    raise InputError(
+                        "cannot write the scorecards", [f"{out_file}: {exc.strerror}; give a writable file with --out"]
+                    ) from None
+                out.print(f"wrote {len(table)} review(s) to {out_file}", highlight=False, markup=False)
             audit(session, "cli", "export.scorecards", str(out_file or "stdout"), run=run, reviews=len(table))
             session.commit()
-        if out_file is None:
-            sys.stdout.write(to_csv(table))
-        else:
-            out_file.write_text(to_csv(table), encoding="utf-8")
-            out.print(f"wrote {len(table)} review(s) to {out_file}", highlight=False, markup=False)
         return
     with Session(connect(db)) as session:
         if what == "intents":

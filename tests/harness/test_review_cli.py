@@ -117,6 +117,9 @@ def test_exports_and_report_from_the_command_line(tmp_path: Path) -> None:
     row = pd.read_csv(table, keep_default_na=False).iloc[0]
     assert (row["analyst"], row["verdict"], row["critical_classes"]) == ("ann", "failed", "business")
     assert row["corrected_intents"] == '{"0": "report_fraud"}' and row["rating:tone"] == "good"
+    unwritable = invoke("export", "scorecards", "--out", str(tmp_path / "no-such-folder" / "s.csv"), "--db", db)
+    assert unwritable.exit_code == 2 and "cannot write the scorecards" in unwritable.output
+    assert "give a writable file with --out" in unwritable.output
     printed = invoke("export", "scorecards", "--run", "no-such-run", "--db", db)
     assert printed.exit_code == 0 and printed.output.startswith("run_id,dialog_id,conversation_id")
     assert len(printed.output.strip().splitlines()) == 1  # the header only
