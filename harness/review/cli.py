@@ -181,9 +181,11 @@ def export_command(
     paths = ProjectPaths(root)
     settings = load_review_config(config)
     if what == "scorecards":
+        from harness.review import reports
         from harness.review.scorecard_table import scorecard_frame, scorecard_rows, to_csv
 
         with Session(connect(db)) as session:
+            reports.check_run_loaded(session, run)
             table = scorecard_frame(scorecard_rows(session, run), settings.scorecard)
             if out_file is None:
                 sys.stdout.write(to_csv(table))
@@ -232,6 +234,7 @@ def report_command(
         raise InputError("--mlflow needs --run", ["name the run whose MLflow run gets the reviewed KPIs: --run RUN_ID"])
     settings = load_review_config(config)
     with Session(connect(db)) as session:
+        reports.check_run_loaded(session, run)
         table = reports.kpi_table(session, settings.scorecard, run)
         for kpi in table:
             value = "undefined" if kpi.reviewed.value is None else f"{kpi.reviewed.value:.1%}"

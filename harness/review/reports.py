@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, defer, selectinload
 
 from harness.errors import InputError
+from harness.problems import unknown
 from harness.review.calibration import CalibrationReport, Consistency, Rating, calibration_report
 from harness.review.calibration import consistency as calibration_consistency
 from harness.review.config import CriticalClass, Scorecard
@@ -29,6 +30,18 @@ from harness.review.store import (
     User,
     audit,
 )
+
+
+def check_run_loaded(session: Session, run_id: str | None) -> None:
+    """InputError (with a did-you-mean) when `run_id` is given but no such run was loaded for review."""
+    if run_id is None:
+        return
+    loaded = list(session.scalars(select(Run.run_id)))
+    if run_id not in loaded:
+        raise InputError(
+            "no such run in the review database",
+            [unknown("run", run_id, loaded) + "; load it with `harness review load RUN_FOLDER`"],
+        )
 
 
 def deciding_review(dialog: Dialog) -> Review | None:

@@ -120,9 +120,13 @@ def test_exports_and_report_from_the_command_line(tmp_path: Path) -> None:
     unwritable = invoke("export", "scorecards", "--out", str(tmp_path / "no-such-folder" / "s.csv"), "--db", db)
     assert unwritable.exit_code == 2 and "cannot write the scorecards" in unwritable.output
     assert "give a writable file with --out" in unwritable.output
-    printed = invoke("export", "scorecards", "--run", "no-such-run", "--db", db)
+    unknown_run = invoke("export", "scorecards", "--run", "20261122-000000-abcdeg", "--db", db)
+    assert unknown_run.exit_code == 2 and "unknown run '20261122-000000-abcdeg'" in unknown_run.output
+    assert "did you mean '20261122-000000-abcdef'" in unknown_run.output
+    assert "unknown run 'nope'" in invoke("report", "--run", "nope", "--db", db).output
+    printed = invoke("export", "scorecards", "--run", "20261122-000000-abcdef", "--db", db)
     assert printed.exit_code == 0 and printed.output.startswith("run_id,dialog_id,conversation_id")
-    assert len(printed.output.strip().splitlines()) == 1  # the header only
+    assert len(printed.output.strip().splitlines()) == 2  # the header and ann's review
     report = invoke("report", "--db", db).output
     assert "critical_accuracy.business" in report and "0.0% (n=1)" in report
     assert invoke("report", "--mlflow", "--db", db).exit_code == 2  # --mlflow needs --run
