@@ -3,8 +3,10 @@
 Reads the hand-labelled pairs of customer turns in bench/data/rephrase_pairs.yml and, for each threshold,
 counts how many pairs the character-level rule (a repeat) and the MiniLM meaning rule (a rephrasing) would
 flag: precision, recall and F1 against the labels. Also scores the rule as configured in experiments/review.yml
-(either similarity at or above its threshold), and counts how many conversations of eval_sets/ each threshold
-would flag, as a measure of the review load it adds. Writes bench/results/rephrase.{json,md}.
+(either similarity at or above its threshold), on those pairs and on the held-out pairs of
+bench/data/rephrase_pairs_heldout.yml, written after the thresholds were chosen and never used to choose them.
+Counts how many conversations of eval_sets/ each threshold would flag, as a measure of the review load it adds.
+Writes bench/results/rephrase.{json,md}.
 
     make bench-rephrase        # or: .venv/bin/python bench/rephrase_sweep.py
 """
@@ -19,11 +21,12 @@ from pathlib import Path
 import yaml
 
 from harness.embeddings import embed
-from harness.review.config import load_review_config
+from harness.review.config import Repetition, load_review_config
 from harness.review.similarity import Meaning, lexical, long_enough
 
 ROOT = Path(__file__).resolve().parent
 PAIRS = ROOT / "data" / "rephrase_pairs.yml"
+HELD_OUT = ROOT / "data" / "rephrase_pairs_heldout.yml"
 RESULTS = ROOT / "results"
 THRESHOLDS = [round(0.3 + 0.05 * step, 2) for step in range(14)]
 EVAL_SETS = ROOT.parent / "eval_sets"
@@ -52,12 +55,30 @@ def highest(turns: list[str], similarity: Callable[[str, str], float]) -> float:
     return max((similarity(a, b) for i, a in enumerate(turns) for b in turns[i + 1 :]), default=0.0)
 
 
+def configured_scores(
+    pairs: list[dict], rule: Repetition, meaning: Callable[[str, str], float]
+) -> dict[str, float | int | list[dict]]:
+    """The rule as configured on `pairs`: its scores, and the pairs it misses or flags wrongly."""
+    labels = [bool(p["rephrase"]) for p in pairs]
+    flagged = []
+    for p in pairs:
+        a, b = p["first"], p["second"]
+        alike = lexical(a, b) >= rule.similarity or (rule.meaning is not None and meaning(a, b) >= rule.meaning)
+        flagged.append(long_enough(a) and long_enough(b) and alike)
+    return {
+        **scores(flagged, labels),
+        "missed": [p for p, f, y in zip(pairs, flagged, labels, strict=True) if y and not f],
+        "wrongly_flagged": [p for p, f, y in zip(pairs, flagged, labels, strict=True) if f and not y],
+    }
+
+
 def main() -> int:
     pairs = yaml.safe_load(PAIRS.read_text(encoding="utf-8"))["pairs"]
+    held_out = yaml.safe_load(HELD_OUT.read_text(encoding="utf-8"))["pairs"]
     labels = [bool(p["rephrase"]) for p in pairs]
     conversations = eval_conversations()
-    texts = [t for p in pairs for t in (p["first"], p["second"])] + [t for c in conversations.values() for t in c]
-    meaning = Meaning(texts, embed)
+    texts = [t for p in [*pairs, *held_out] for t in (p["first"], p["second"])]
+    meaning = Meaning(texts + [t for c in conversations.values() for t in c], embed)
     eval_characters = [highest(turns, lexical) for turns in conversations.values()]
     eval_meaning = [highest(turns, meaning) for turns in conversations.values()]
     eligible = [long_enough(p["first"]) and long_enough(p["second"]) for p in pairs]
@@ -81,10 +102,8 @@ def main() -> int:
             }
         )
     rule = load_review_config().flags.repetition
-    configured = [
-        e and (c >= rule.similarity or (rule.meaning is not None and m >= rule.meaning))
-        for e, c, m in zip(eligible, by_characters, by_meaning, strict=True)
-    ]
+    configured = configured_scores(pairs, rule, meaning)
+    held_out_scores = configured_scores(held_out, rule, meaning)
     eval_flagged = []
     for conversation_id, turns in conversations.items():
         for i, first in enumerate(turns):
@@ -100,17 +119,17 @@ def main() -> int:
                             "meaning": m,
                         }
                     )
-    missed = [p for p, f, y in zip(pairs, configured, labels, strict=True) if y and not f]
-    wrong = [p for p, f, y in zip(pairs, configured, labels, strict=True) if f and not y]
     result = {
         "pairs": len(pairs),
         "rephrasings": sum(labels),
         "too_short": len(pairs) - sum(eligible),
         "eval_conversations": len(conversations),
         "sweep": sweep,
-        "configured": {"similarity": rule.similarity, "meaning": rule.meaning, **scores(configured, labels)},
-        "missed": missed,
-        "wrongly_flagged": wrong,
+        "rule": {"similarity": rule.similarity, "meaning": rule.meaning},
+        "configured": configured,
+        "held_out_pairs": len(held_out),
+        "held_out_rephrasings": sum(bool(p["rephrase"]) for p in held_out),
+        "held_out": held_out_scores,
         "eval_flagged": eval_flagged,
     }
     RESULTS.mkdir(exist_ok=True)
@@ -141,17 +160,25 @@ def report(result: dict) -> str:
             f"| {me['precision']:.2f} | {me['recall']:.2f} | {me['f1']:.2f} "
             f"| {load['characters']} | {load['meaning']} |"
         )
+    rule, held = result["rule"], result["held_out"]
+
+    def listed(title: str, found: list[dict]) -> list[str]:
+        return [title, *[f"- {p['first']!r} / {p['second']!r}" for p in found], ""]
+
     lines += [
         "",
-        f"As configured in `experiments/review.yml` (characters >= {c['similarity']} or meaning >= {c['meaning']}): "
-        f"{c['flagged']} flagged, precision {c['precision']:.2f}, recall {c['recall']:.2f}, F1 {c['f1']:.2f}.",
+        f"As configured in `experiments/review.yml` (characters >= {rule['similarity']} or meaning >= "
+        f"{rule['meaning']}), on these pairs, which chose the thresholds: {c['flagged']} flagged, precision "
+        f"{c['precision']:.2f}, recall {c['recall']:.2f}, F1 {c['f1']:.2f}.",
         "",
-        "Missed rephrasings:",
-        *[f"- {p['first']!r} / {p['second']!r}" for p in result["missed"]],
+        f"**Held out** (`bench/data/rephrase_pairs_heldout.yml`, {result['held_out_pairs']} pairs, "
+        f"{result['held_out_rephrasings']} rephrasings, written after the thresholds were chosen): {held['flagged']} "
+        f"flagged, precision {held['precision']:.2f}, recall {held['recall']:.2f}, F1 {held['f1']:.2f}.",
         "",
-        "Flagged, but a different request:",
-        *[f"- {p['first']!r} / {p['second']!r}" for p in result["wrongly_flagged"]],
-        "",
+        *listed("Missed rephrasings (tuning pairs):", c["missed"]),
+        *listed("Flagged, but a different request (tuning pairs):", c["wrongly_flagged"]),
+        *listed("Missed rephrasings (held out):", held["missed"]),
+        *listed("Flagged, but a different request (held out):", held["wrongly_flagged"]),
         f"In `eval_sets/`, as configured, the rule fires on {len(result['eval_flagged'])} pair(s) of customer turns "
         "(unlabelled: judge them yourself):",
         *[
