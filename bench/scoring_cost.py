@@ -92,7 +92,7 @@ def synthetic_records(turns: int, seed: int = 1) -> pd.DataFrame:
             "check_failures": None,
         }
     )
-    return frame.astype(COLUMNS)
+    return frame.reindex(columns=list(COLUMNS)).astype(COLUMNS)  # columns it does not set are null
 
 
 def reset_peak_rss() -> None:

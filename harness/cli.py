@@ -15,7 +15,6 @@ from rich.console import Console
 from rich.markup import escape
 
 from harness import __version__
-from harness.config import RunConfig
 from harness.errors import EXIT_BAD_INPUT, EXIT_CHECK_FAILED, HarnessError
 from harness.paths import ProjectPaths
 
@@ -280,7 +279,17 @@ def run_command(
 
     from harness.channel import BotUnreachable
     from harness.config import load_config
-    from harness.run import http_channel, new_run, replay_all, resume_run, score, write_outputs
+    from harness.run import (
+        check_served_model,
+        http_channel,
+        new_run,
+        record_resume,
+        replay_all,
+        resume_notice,
+        resume_run,
+        score,
+        write_outputs,
+    )
     from harness.scorecard import print_scorecard
     from harness.tracking import ARTIFACT_DIR, log_run
 
@@ -294,8 +303,12 @@ def run_command(
         "tracking.uri": tracking_uri,
         "tracking.experiment": experiment,
     }
-    config = load_config(config_file, overrides).resolved()
+    # A resume talks to the bot the run recorded, with the run's settings; only flags given now change them.
+    resumed = resume_run(resume.resolve(), overrides, serving=serve_bot) if resume else None
+    config = resumed.config if resumed else load_config(config_file, overrides).resolved()
+    token_flag = bool(token)
     with ExitStack() as stack:
+        served_model = None
         if serve_bot:
             import secrets
 
@@ -305,6 +318,9 @@ def run_command(
             build(DEFAULT_PATHS)
             out.print("training the bot if its data changed...")
             model = train(BotLayout())
+            served_model = model.name.removesuffix(".tar.gz")
+            if resumed:
+                check_served_model(resumed, served_model)
             token = secrets.token_urlsafe(16)
             server = stack.enter_context(
                 BotServer(
@@ -316,31 +332,44 @@ def run_command(
                 )
             )
             config = config.model_copy(update={"bot": config.bot.model_copy(update={"url": server.url})})
+            if resumed:
+                resumed = resumed.serving(server.url, served_model)
             out.print(f"bot {model.name} serving at {server.url} (stopped when the run ends)")
         token = token or config.token()
-
-        def keep_bot(c: RunConfig) -> RunConfig:
-            return c.model_copy(update={"bot": config.bot, "replay": config.replay})
-
-        plan = resume_run(resume.resolve(), keep_bot) if resume else new_run(config)
+        channel = http_channel(config, token)
+        if resumed:
+            plan = resumed
+            record_resume(plan)
+            for line in resume_notice(plan):
+                err.print(f"[yellow]resume:[/] {escape(line)}" if not line.startswith(" ") else escape(line))
+        else:
+            plan = new_run(config, served_model=served_model)
         already = len(plan.journal.finished())
         out.print(
             f"run {plan.run_id}: {len(plan.suite)} conversations from {len(plan.suite.files)} eval-set "
-            f"file(s) (hash {plan.suite.content_hash[:12]})" + (f", {already} already done" if already else "")
+            f"file(s) (hash {plan.suite.content_hash[:12]})"
+            + (f", {already} already done" if already else "")
+            + f"; bot at {plan.config.bot.url}"
         )
         columns = (TextColumn("replaying"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
         try:
             with Progress(*columns, console=err, transient=True) as progress:
                 task = progress.add_task("replay", total=len(plan.suite), completed=already)
-                records = replay_all(plan, http_channel(plan.config, token), lambda _: progress.advance(task))
+                records = replay_all(plan, channel, lambda _: progress.advance(task))
         except (BotUnreachable, KeyboardInterrupt) as exc:
             done = len(plan.journal.finished())
             reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else str(exc)
-            err.print(f"[bold red]run stopped:[/] {reason}")
+            err.print(f"[bold red]run stopped:[/] {escape(reason)}")
+            needs_token = token_flag and not plan.bot.served and not plan.config.token()
             err.print(
                 f"{done} of {len(plan.suite)} conversations are journaled in {plan.run_dir}; nothing was "
-                f"logged to MLflow. When the bot is back, finish with:\n  harness run --resume {plan.run_dir}"
-                + (" --serve-bot" if serve_bot else "")
+                f"logged to MLflow. When the bot is back, finish with:\n  {plan.resume_command()}"
+                + (
+                    f"\n  (with the bot's bearer token: set ${plan.config.bot.token_env} or add --token)"
+                    if needs_token
+                    else ""
+                ),
+                highlight=False,
             )
             raise typer.Exit(EXIT_BAD_INPUT) from None
     core, scorecard = score(records, plan.meta, plan.config)

@@ -41,6 +41,7 @@ COLUMNS: dict[str, str] = {
     "run_id": "string",
     "eval_set": "string",
     "conversation_id": "string",
+    "sender_id": "string",  # the bot-side conversation of this attempt: <run id>:<conversation id>:<nonce>
     "tags": "string",  # JSON list
     "critical": "string",
     "expected_outcome": "string",  # self_served | escalated
@@ -86,7 +87,13 @@ def write(frame: pd.DataFrame, path: Path) -> None:
 
 
 def read(path: Path) -> pd.DataFrame:
-    """A record table from Parquet, with the canonical dtypes; InputError if the file is missing."""
+    """A record table from Parquet, with the canonical dtypes; InputError if the file is missing.
+
+    A table written before a column existed (for example `sender_id`, added in records version 1 without a bump,
+    absent from older runs and baselines) gets that column as null.
+    """
     if not path.is_file():
         raise InputError("no turn records", [f"{path}: missing; give a finished run folder (one with turns.parquet)"])
-    return pd.read_parquet(path).astype(COLUMNS)
+    frame = pd.read_parquet(path)
+    extra = [column for column in frame.columns if column not in COLUMNS]
+    return frame.reindex(columns=[*COLUMNS, *extra]).astype(COLUMNS)

@@ -1,23 +1,27 @@
 """`harness run`: validate the eval sets, replay them through the channel, score, report, and track.
 
-A run folder (`runs/<run id>/`) holds run.json (what is being measured), journal.jsonl (finished conversations,
-written as they finish), and at the end turns.parquet, scorecard.json and report.html. An interrupted run is
-finished with `harness run --resume <run folder>`: only the conversations missing from the journal are sent.
+A run folder (`runs/<run id>/`) holds run.json (what is being measured, the bot it talked to, and one entry per
+resume), journal.jsonl (conversation attempts as they start and finish), and at the end turns.parquet,
+scorecard.json and report.html. An interrupted run is finished with `harness run --resume <run folder>`: only the
+conversations missing from the journal are sent, each as a fresh conversation on the bot, to the bot the run
+recorded (unless told otherwise) and only if it still serves the model the run measured.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import secrets
 import subprocess
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from pydantic import ValidationError
 
 from harness import __version__
 from harness.bot_config import load_queue_config
@@ -28,12 +32,35 @@ from harness.eval_set import EvalSuite, load_eval_sets
 from harness.intents import load_catalog
 from harness.metrics import ScoringCore, ScoringOptions, build_core
 from harness.paths import REPO_ROOT, ProjectPaths
+from harness.problems import yaml_location
 from harness.records import read, to_frame, write
-from harness.replay import Journal, replay
+from harness.replay import Interrupted, Journal, replay
 from harness.report import write_report
 from harness.scorecard import KPI_DEFINITIONS, Scorecard, build_scorecard
 
 RUN_FILE = "run.json"
+RESUMABLE = (
+    "bot.url",
+    "replay.concurrency",
+    "replay.turn_timeout_s",
+    "replay.retries",
+    "tracking.uri",
+    "tracking.experiment",
+)
+"""Settings a resume may change; the others (eval sets, output folder, scoring) are what the run measures."""
+
+
+@dataclass(frozen=True)
+class BotSession:
+    """The bot one sitting of a run (its start, or a resume) talks to; recorded in run.json."""
+
+    url: str
+    """The reference channel's webhook URL."""
+    served: bool = False
+    """True when `harness run --serve-bot` started the bot for this sitting (its URL dies with the sitting)."""
+    model: str | None = None
+    """The served model's name (`bankbot-<fingerprint>`, as the channel's trace reports it); None for a bot the
+    harness did not start, whose model is known from its replies."""
 
 
 @dataclass(frozen=True)
@@ -45,10 +72,33 @@ class RunPlan:
     config: RunConfig
     suite: EvalSuite
     meta: dict[str, Any]
+    bot: BotSession
+    """The bot this sitting talks to."""
+    expected_model: str | None = None
+    """The bot model the run measures, when known before sending: journaled replies, else the served model."""
+    resumed: bool = False
+    interrupted: tuple[Interrupted, ...] = ()
+    """On a resume: conversations cut off mid-way, re-sent from their first turn under new sender ids."""
+    journal_tracks_attempts: bool = True
+    """False on a resume of a journal written before attempts were journaled (interruptions unknown)."""
 
     @property
     def journal(self) -> Journal:
         return Journal(self.run_dir / "journal.jsonl")
+
+    def serving(self, url: str, model: str) -> RunPlan:
+        """This plan talking to a bot the harness serves at `url` with `model` (the URL also goes in the config)."""
+        bot = self.config.bot.model_copy(update={"url": url})
+        return replace(
+            self,
+            config=self.config.model_copy(update={"bot": bot}),
+            bot=BotSession(url, served=True, model=model),
+            expected_model=self.expected_model or model,
+        )
+
+    def resume_command(self) -> str:
+        """The command that finishes this run: the recorded URL needs no flag, a served bot needs `--serve-bot`."""
+        return f"harness run --resume {self.run_dir}" + (" --serve-bot" if self.bot.served else "")
 
 
 def git_sha(root: Path = REPO_ROOT) -> str:
@@ -68,8 +118,11 @@ def load_suite(config: RunConfig, paths: ProjectPaths | None = None) -> EvalSuit
     return load_eval_sets(config.eval_sets, intents=catalog.names(), queues=queues.queues, rules=queues.rules)
 
 
-def new_run(config: RunConfig) -> RunPlan:
-    """Validate the eval sets and create the run folder with run.json."""
+def new_run(config: RunConfig, *, served_model: str | None = None) -> RunPlan:
+    """Validate the eval sets and create the run folder with run.json.
+
+    `served_model` names the model when the harness serves the bot itself (`--serve-bot`).
+    """
     suite = load_suite(config)
     run_id = f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
     run_dir = config.output_dir / run_id
@@ -86,17 +139,82 @@ def new_run(config: RunConfig) -> RunPlan:
         "git_sha": git_sha(),
         "config": json.loads(config.model_dump_json()),
     }
-    (run_dir / RUN_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-    return RunPlan(run_id, run_dir, config, suite, meta)
+    bot = BotSession(config.bot.url, served=served_model is not None, model=served_model)
+    meta["bot"] = asdict(bot)
+    write_meta(run_dir, meta)
+    return RunPlan(run_id, run_dir, config, suite, meta, bot, expected_model=served_model)
 
 
-def resume_run(run_dir: Path, overrides: Callable[[RunConfig], RunConfig] = lambda c: c) -> RunPlan:
-    """Reopen an interrupted run; refuses when the eval sets changed since it started."""
+def write_meta(run_dir: Path, meta: dict[str, Any]) -> None:
+    """Write run.json whole or not at all (a crash mid-write leaves the previous version)."""
+    staged = run_dir / (RUN_FILE + ".tmp")
+    staged.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    os.replace(staged, run_dir / RUN_FILE)
+
+
+def bot_sessions(meta: dict[str, Any]) -> list[BotSession]:
+    """The bots a run talked to, its start's first, then one per resume, from run.json.
+
+    A run.json written before sessions were recorded gives its configured URL, not known to be served.
+    """
+    recorded = [meta.get("bot")] + [resume.get("bot") for resume in meta.get("resumes", [])]
+    sessions = [BotSession(**session) for session in recorded if session]
+    return sessions or [BotSession(meta["config"]["bot"]["url"])]
+
+
+def with_overrides(raw: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of a config mapping with dotted-key overrides applied; None values are ignored."""
+    raw = json.loads(json.dumps(raw))
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        node = raw
+        *parents, leaf = key.split(".")
+        for parent in parents:
+            node = node.setdefault(parent, {})
+        node[leaf] = value
+    return raw
+
+
+def resume_run(run_dir: Path, overrides: Mapping[str, Any] | None = None, *, serving: bool = False) -> RunPlan:
+    """Reopen an interrupted run with the configuration and bot it recorded, changed only by `overrides`
+    (dotted keys among RESUMABLE, such as {"bot.url": ...}; None values are ignored).
+
+    `serving` says the caller will serve the bot itself (then `RunPlan.serving`). Raises InputError when the
+    eval sets changed since the run started, when an override is not resumable, and when the run served its bot
+    and neither `serving` nor a bot URL is given (the recorded loopback URL died with that bot).
+    """
     try:
         meta = json.loads((run_dir / RUN_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise InputError("cannot resume", [f"{run_dir / RUN_FILE}: {exc}; is this a run folder?"]) from None
-    config = overrides(RunConfig.model_validate(meta["config"]))
+    given = {k: v for k, v in (overrides or {}).items() if v is not None}
+    try:
+        asked = RunConfig.model_validate(with_overrides(meta["config"], given)).resolved()
+    except ValidationError as exc:
+        where = f"{run_dir / RUN_FILE} with the flags given"
+        raise InputError(
+            "invalid settings", [f"{where}: {yaml_location(e['loc'], {})}: {e['msg']}" for e in exc.errors()]
+        ) from None
+    raw = json.loads(asked.model_dump_json())
+    fixed = [k for k in sorted(set(given) - set(RESUMABLE)) if _dotted(raw, k) != _dotted(meta["config"], k)]
+    if fixed:
+        raise InputError(
+            "cannot resume with these settings changed",
+            [f"{k}: the run measured {_dotted(meta['config'], k)!r}; drop the flag, or start a new run" for k in fixed],
+        )
+    bot = bot_sessions(meta)[-1]
+    if "bot.url" in given:
+        bot = BotSession(given["bot.url"])
+    elif bot.served and not serving:
+        raise InputError(
+            "cannot resume: the run served the reference bot itself",
+            [
+                f"{run_dir / RUN_FILE}: the bot at {bot.url} (model {bot.model}) stopped with the run; finish with "
+                f"`harness run --resume {run_dir} --serve-bot`, or give --bot-url of a bot serving {bot.model}"
+            ],
+        )
+    config = asked.model_copy(update={"bot": asked.bot.model_copy(update={"url": bot.url})})
     suite = load_suite(config)
     if suite.content_hash != meta["eval_set_hash"]:
         raise InputError(
@@ -106,7 +224,76 @@ def resume_run(run_dir: Path, overrides: Callable[[RunConfig], RunConfig] = lamb
                 f"{meta['eval_set_hash'][:12]}; start a new run instead"
             ],
         )
-    return RunPlan(meta["run_id"], run_dir, config, suite, meta)
+    journal = Journal(run_dir / "journal.jsonl")
+    return RunPlan(
+        meta["run_id"],
+        run_dir,
+        config,
+        suite,
+        meta,
+        bot,
+        expected_model=journal.model() or next((s.model for s in reversed(bot_sessions(meta)) if s.model), None),
+        resumed=True,
+        interrupted=tuple(journal.interrupted()),
+        journal_tracks_attempts=journal.tracks_attempts(),
+    )
+
+
+def _dotted(raw: Any, key: str) -> Any:
+    for part in key.split("."):
+        raw = raw.get(part) if isinstance(raw, dict) else None
+    return raw
+
+
+def check_served_model(plan: RunPlan, model: str) -> None:
+    """Refuse, before anything is served or sent, to resume a run with another model than it measured."""
+    if plan.expected_model is not None and model != plan.expected_model:
+        raise InputError(
+            "cannot resume: --serve-bot would serve another bot model than the run measured",
+            [
+                f"{plan.run_dir / RUN_FILE}: the run measured {plan.expected_model}; the bot's training inputs now "
+                f"give {model}. Start a new run (`harness run --serve-bot`) to measure {model}"
+            ],
+        )
+
+
+def record_resume(plan: RunPlan) -> dict[str, Any]:
+    """Append this resume to run.json's `resumes` (time, bot, conversations interrupted mid-way with their
+    abandoned sender ids) before anything is sent; returns the entry."""
+    entry = {
+        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "bot": asdict(plan.bot),
+        "journaled": len(plan.journal.finished()),
+        "interrupted": [
+            {"conversation_id": i.conversation_id, "abandoned_sender_ids": list(i.sender_ids)} for i in plan.interrupted
+        ],
+        "journal_tracks_attempts": plan.journal_tracks_attempts,
+    }
+    meta = json.loads((plan.run_dir / RUN_FILE).read_text(encoding="utf-8"))
+    meta.setdefault("resumes", []).append(entry)
+    write_meta(plan.run_dir, meta)
+    plan.meta.setdefault("resumes", []).append(entry)
+    return entry
+
+
+def resume_notice(plan: RunPlan) -> list[str]:
+    """What a person resuming must know about the bot side: conversations cut off mid-way (the bot may hold
+    partial conversations and stray handoff tickets under their abandoned sender ids)."""
+    if not plan.journal_tracks_attempts:
+        return [
+            "this run's journal predates attempt tracking: it does not say which conversations were in flight when "
+            f"the run stopped; the bot may hold partial conversations under `{plan.run_id}:<conversation id>` for "
+            "the unfinished ones, which are now sent again as fresh conversations"
+        ]
+    if not plan.interrupted:
+        return []
+    lines = [
+        f"{len(plan.interrupted)} conversation(s) were interrupted mid-way and are sent again from their first turn "
+        "as fresh conversations; the bot may hold partial conversations (and handoff tickets) under the abandoned "
+        f"sender ids (listed in {plan.run_dir / RUN_FILE} under `resumes`):"
+    ]
+    lines += [f"  {i.conversation_id}: {', '.join(i.sender_ids)}" for i in plan.interrupted]
+    return lines
 
 
 def replay_all(plan: RunPlan, channel: Channel, on_conversation: Callable[[str], None]) -> pd.DataFrame:
@@ -121,6 +308,7 @@ def replay_all(plan: RunPlan, channel: Channel, on_conversation: Callable[[str],
                 journal=plan.journal,
                 concurrency=plan.config.replay.concurrency,
                 on_conversation=on_conversation,
+                expect_model=plan.expected_model,
             )
         finally:
             await channel.aclose()

@@ -139,14 +139,14 @@ def test_a_bot_dying_mid_run_leaves_a_journal_that_resume_finishes(tmp_path: Pat
         log_dir=tmp_path / "logs2",
     )
     with second:
-        resumed = resume_run(
-            plan.run_dir, lambda c: c.model_copy(update={"bot": c.bot.model_copy(update={"url": second.url})})
-        )
+        resumed = resume_run(plan.run_dir, {"bot.url": second.url})
         channel = Counting(second.url, "two")
         channel.sent = []
         records = replay_all(resumed, channel, lambda _: None)
-    resent = {sender.split(":", 1)[1] for sender in channel.sent}
+    resent = {sender.split(":")[1] for sender in channel.sent}
     assert resent.isdisjoint(journaled)
+    resumed_senders = records.loc[~records["conversation_id"].isin(journaled), "sender_id"]
+    assert set(resumed_senders) == set(channel.sent)
     assert records["conversation_id"].nunique() == 10
 
 
