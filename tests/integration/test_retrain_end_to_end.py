@@ -4,6 +4,8 @@ change against the gate's committed baseline is written."""
 
 from __future__ import annotations
 
+import json
+
 import mlflow
 import pandas as pd
 import pytest
@@ -46,5 +48,8 @@ def test_retrain_logs_linked_runs_registers_the_model_and_compares_with_the_cham
 
     (run_dir,) = (tmp_path / "runs").iterdir()
     table = pd.read_csv(run_dir / "champion_comparison.csv").set_index("kpi")
-    assert table.loc["conversation_count.v1", "champion"] == 245 and table.loc["conversation_count.v1", "new"] == 6
+    committed = json.loads((ProjectPaths().experiments / "baseline" / "scorecard.json").read_text())
+    champion_count = committed["kpis"]["conversation_count.v1"]["value"]
+    assert table.loc["conversation_count.v1", "champion"] == champion_count
+    assert table.loc["conversation_count.v1", "new"] == 6
     assert "KPI change against the champion (the committed baseline" in result.stdout
