@@ -1,5 +1,10 @@
 """report.html: a self-contained page for a run: scorecard, outcome matrix and confusion-matrix plots, per-intent
-table, and every failed conversation with its transcript and the bot's decision per turn."""
+table, and every failed conversation with its transcript and the bot's decision per turn.
+
+The page renders any record table a run can leave: every turn status, labelled or not, with nulls wherever the
+bot's trace can be null (a failed turn has no intent, confidence, fallback or actions). Which turns count as
+understood comes from the scoring core's turn facts, the same the KPIs read.
+"""
 
 from __future__ import annotations
 
@@ -13,8 +18,7 @@ import numpy as np
 import pandas as pd
 
 from harness.metrics import ScoringCore
-from harness.metrics.core import predicted_label
-from harness.metrics.diagnostics import intent_confusion, intent_report
+from harness.metrics.diagnostics import intent_confusion, intent_report, unlabelled_conversations
 from harness.scorecard import Scorecard, format_interval, format_value
 
 STYLE = """
@@ -27,20 +31,21 @@ summary{cursor:pointer;font-weight:600}code{font-size:.85rem}
 
 
 def failed_conversations(core: ScoringCore) -> dict[int, list[str]]:
-    """Conversation code -> why it failed: wrong outcome, failed checks, channel failures, misrecognised turns."""
+    """Conversation code -> why it failed: wrong outcome (labelled conversations only), failed checks, channel
+    failures, labelled turns missed (not recognised, or out of scope and not rejected: the KPIs' misses)."""
     c = core.conversations
     t = core.turns
     reasons: dict[int, list[str]] = {}
-    for code, row in c.iterrows():
-        if row["actual_outcome"] != row["expected_label"]:
-            reasons.setdefault(code, []).append(f"outcome {row['actual_outcome']}, expected {row['expected_label']}")
-        if not row["checks_ok"]:
+    rows = zip(c["labelled"], c["expected_label"], c["actual_outcome"], c["checks_failed"], c["errored"], strict=True)
+    for code, (labelled, expected, actual, checks_failed, errored) in enumerate(rows):
+        if labelled and actual != expected:
+            reasons.setdefault(code, []).append(f"outcome {actual}, expected {expected}")
+        if checks_failed:
             reasons.setdefault(code, []).append("a check on the bot's reply failed")
-        if row["errored"]:
+        if errored:
             reasons.setdefault(code, []).append("the channel failed (error, timeout or empty reply)")
-    labelled = t[t["sent"] & t["expected_intent"].notna()]
-    wrong = labelled[labelled["expected_intent"].astype(str) != predicted_label(labelled).astype(str)]
-    for code, count in wrong.groupby("conv").size().items():
+    missed = t[t["scored"].to_numpy(dtype=bool) & ~t["understood"].to_numpy(dtype=bool)]
+    for code, count in missed.groupby("conv").size().items():
         reasons.setdefault(int(code), []).append(f"{count} turn(s) not recognised as labelled")
     return dict(sorted(reasons.items()))
 
@@ -101,40 +106,66 @@ def _table(frame: pd.DataFrame, float_format: str = "{:.2f}") -> str:
     return f"<table><tr>{head}</tr>{''.join(body)}</table>"
 
 
-def _decision(turn: pd.Series) -> str:
+def _missing(value: object) -> bool:
+    """True for None and pandas' or numpy's missing values (a scalar from a record cell)."""
+    return value is None or (pd.api.types.is_scalar(value) and bool(pd.isna(value)))
+
+
+def _text(value: object) -> str:
+    """A record cell as escaped HTML text; empty when null."""
+    return "" if _missing(value) else html.escape(str(value))
+
+
+def _true(value: object) -> bool:
+    """A nullable boolean cell: null reads as False (never pandas' ambiguous NA)."""
+    return not _missing(value) and bool(value)
+
+
+def _texts(value: object) -> list[str]:
+    """A JSON-list cell (bot messages, actions, check failures) as strings: [] when null, JSON null or not a
+    list; a cell that is not JSON is shown as it is."""
+    if _missing(value) or not str(value).strip():
+        return []
+    try:
+        decoded = json.loads(str(value))
+    except ValueError:
+        return [str(value)]
+    return [str(v) for v in decoded] if isinstance(decoded, list) else []
+
+
+def _decision(turn: dict[str, object]) -> str:
     if turn["status"] == "not_sent":
         return "<span class=muted>not sent</span>"
     parts = []
-    if pd.notna(turn["intent"]):
-        parts.append(f"<b>{html.escape(str(turn['intent']))}</b> {turn['confidence']:.2f}")
-    if turn["fallback"] is True:
+    if not _missing(turn["intent"]):
+        confidence = turn["confidence"]
+        score = "" if _missing(confidence) else f" {float(confidence):.2f}"  # type: ignore[arg-type]
+        parts.append(f"<b>{_text(turn['intent'])}</b>{score}")
+    if _true(turn["fallback"]):
         parts.append("fallback")
-    if pd.notna(turn["actions"]) and turn["actions"]:
-        parts.append("actions: " + html.escape(", ".join(json.loads(turn["actions"]))))
-    if pd.notna(turn["handoff_queue"]):
-        parts.append(
-            f"<b>handoff → {html.escape(str(turn['handoff_queue']))}</b> ({html.escape(str(turn['handoff_rule']))})"
-        )
+    if actions := _texts(turn["actions"]):
+        parts.append("actions: " + html.escape(", ".join(actions)))
+    if not _missing(turn["handoff_queue"]):
+        rule = f" ({_text(turn['handoff_rule'])})" if not _missing(turn["handoff_rule"]) else ""
+        parts.append(f"<b>handoff → {_text(turn['handoff_queue'])}</b>{rule}")
     if turn["status"] != "ok":
-        parts.append(f"<b>{html.escape(str(turn['status']))}</b> {html.escape(str(turn['error'] or ''))}")
-    if pd.notna(turn["check_failures"]) and json.loads(turn["check_failures"]):
-        parts.append("checks failed: " + html.escape("; ".join(json.loads(turn["check_failures"]))))
+        parts.append(f"<b>{_text(turn['status'])}</b> {_text(turn['error'])}".rstrip())
+    if failures := _texts(turn["check_failures"]):
+        parts.append("checks failed: " + html.escape("; ".join(failures)))
     return "<br>".join(parts)
 
 
 def transcript(turns: pd.DataFrame) -> str:
+    """The turns of one conversation (rows of the scoring core's `turns`, in turn order) as an HTML table; red
+    rows are the turns the KPIs count as missed (`scored` and not `understood`)."""
     rows = []
-    for _, turn in turns.iterrows():
-        expected = turn["expected_intent"] if pd.notna(turn["expected_intent"]) else "(free text)"
-        recognised = (
-            pd.isna(turn["expected_intent"])
-            or turn["status"] == "not_sent"
-            or (turn["intent"] == turn["expected_intent"] and turn["fallback"] is not True and turn["status"] == "ok")
-        )
-        bot = "<br>".join(html.escape(m) for m in json.loads(turn["bot_messages"] or "[]"))
+    for turn in turns.sort_values("turn_index").to_dict("records"):
+        expected = turn["expected_intent"] if not _missing(turn["expected_intent"]) else "(free text)"
+        missed = _true(turn["scored"]) and not _true(turn["understood"])
+        bot = "<br>".join(html.escape(m) for m in _texts(turn["bot_messages"]))
         rows.append(
-            f"<tr class={'ok' if recognised else 'bad'}><td class=num>{turn['turn_index']}</td>"
-            f"<td>{html.escape(str(turn['text']))}</td><td>{html.escape(str(expected))}</td>"
+            f"<tr class={'bad' if missed else 'ok'}><td class=num>{turn['turn_index']}</td>"
+            f"<td>{_text(turn['text'])}</td><td>{html.escape(str(expected))}</td>"
             f"<td>{_decision(turn)}</td><td>{bot}</td></tr>"
         )
     return (
@@ -153,13 +184,20 @@ def render(core: ScoringCore, scorecard: Scorecard) -> str:
     errors = scorecard.escalation_errors
     failed = failed_conversations(core)
     sections = []
+    ids = core.conversations["conversation_id"]
     for code, reasons in failed.items():
-        conversation = core.conversations.loc[code]
-        turns = core.turns[core.turns["conv"] == code]
+        turns = core.turns[core.turns["conv"].to_numpy() == code]
         sections.append(
-            f"<details><summary>{html.escape(conversation['conversation_id'])}: {html.escape('; '.join(reasons))}"
+            f"<details><summary>{_text(ids.iloc[code])}: {html.escape('; '.join(reasons))}"
             f"</summary>{transcript(turns)}</details>"
         )
+    unlabelled = unlabelled_conversations(core)
+    unlabelled_note = (
+        f"<p class=muted>{unlabelled} unlabelled conversation(s) (no expected outcome) are not in the matrix and "
+        "count in no labelled KPI.</p>"
+        if unlabelled
+        else ""
+    )
     confusion = intent_confusion(core)
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>Run {html.escape(str(stamp.get("run_id")))}</title>
 <style>{STYLE}</style></head><body>
@@ -171,13 +209,13 @@ git {html.escape(str(stamp.get("git_sha"))[:12])}. KPI definitions: {html.escape
 <table><tr><th>KPI</th><th>value</th><th>95% interval</th><th>n</th><th>interval method</th></tr>{kpi_rows}</table>
 <p>Escalation errors: {len(errors["missed"])} missed, {len(errors["unnecessary"])} unnecessary,
 {len(errors["wrong_queue"])} to the wrong queue.</p>
-<h2>Outcome matrix</h2>{_table(scorecard.outcome_matrix)}
+<h2>Outcome matrix</h2>{_table(scorecard.outcome_matrix)}{unlabelled_note}
 {heatmap(scorecard.outcome_matrix, "Conversations: expected vs actual outcome", (6, 4))}
 <h2>Intents</h2>{_table(intent_report(core))}
 {heatmap(confusion, "Turns: expected intent vs what the bot acted on", (11, 9))}
 <h2>Failed conversations ({len(failed)} of {core.n_conversations})</h2>
-<p class=muted>Wrong outcome, failed checks, channel failures or misrecognised turns. Red rows are turns the bot did
-not recognise as labelled.</p>
+<p class=muted>Wrong outcome, failed checks, channel failures or misrecognised turns. Red rows are labelled turns the
+KPIs count as missed: not recognised, or out of scope and not rejected (a failed turn is a miss).</p>
 {"".join(sections)}
 </body></html>"""
 

@@ -1,5 +1,8 @@
-"""The scorecard: every KPI with its value, support, interval and definition version, plus the outcome
-breakdowns. Built from metric results (pure); written as scorecard.json and printed as a table."""
+"""The scorecard: the current version of every KPI with its value, support, interval and definition version,
+plus the outcome breakdowns. Built from metric results (pure); written as scorecard.json and printed as a table.
+
+Superseded KPI versions (see `harness.metrics.registry`) are not on it; they stay computable by name.
+"""
 
 from __future__ import annotations
 
@@ -13,10 +16,10 @@ from rich.console import Console
 from rich.table import Table
 
 from harness.metrics import MetricResult, ScoringCore, compute_all
-from harness.metrics.diagnostics import escalation_errors, outcome_matrix
+from harness.metrics.diagnostics import escalation_errors, outcome_matrix, unlabelled_conversations
 
 SCORECARD_VERSION = 1
-KPI_DEFINITIONS = "kpis.md v1"
+KPI_DEFINITIONS = "kpis.md v1 with the clarifications of 2026-11-30"
 
 
 @dataclass(frozen=True)
@@ -26,9 +29,16 @@ class Scorecard:
     escalation_errors: dict[str, list[str]]
     stamp: dict[str, Any]
     """What was measured: run id, eval-set hash and version, bot model, harness version, git SHA, config."""
+    unlabelled_conversations: int = 0
+    """Conversations without an expected outcome: in no outcome-matrix row and no labelled KPI."""
 
     def kpi(self, name: str) -> MetricResult:
-        return next(k for k in self.kpis if k.name == name)
+        """The KPI `name` (versioned); KeyError naming what the scorecard holds (current versions only)."""
+        found = next((k for k in self.kpis if k.name == name), None)
+        if found is None:
+            held = ", ".join(k.name for k in self.kpis)
+            raise KeyError(f"{name} is not on this scorecard (it shows current KPI versions: {held})")
+        return found
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -52,6 +62,7 @@ class Scorecard:
                 "rows": list(self.outcome_matrix.index),
                 "columns": list(self.outcome_matrix.columns),
                 "counts": self.outcome_matrix.to_numpy().tolist(),
+                "unlabelled_conversations": self.unlabelled_conversations,
             },
             "escalation_errors": {
                 key: {"count": len(ids), "conversations": ids} for key, ids in self.escalation_errors.items()
@@ -69,6 +80,7 @@ def build_scorecard(core: ScoringCore, stamp: dict[str, Any]) -> Scorecard:
         outcome_matrix=outcome_matrix(core),
         escalation_errors={k: v for k, v in asdict(errors).items()},
         stamp=stamp,
+        unlabelled_conversations=unlabelled_conversations(core),
     )
 
 
@@ -102,6 +114,11 @@ def print_scorecard(scorecard: Scorecard, console: Console) -> None:
     console.print(
         f"escalation errors: {len(errors['missed'])} missed, {len(errors['unnecessary'])} unnecessary, "
         f"{len(errors['wrong_queue'])} to the wrong queue"
+        + (
+            f" ({scorecard.unlabelled_conversations} unlabelled conversation(s) not judged)"
+            if scorecard.unlabelled_conversations
+            else ""
+        )
     )
     for k in scorecard.kpis:
         if k.warning:

@@ -1,12 +1,16 @@
 """Fallback-threshold sweep: how recognition and false acceptance of out-of-scope turns move with the confidence
 the bot needs before acting alone, from a run's turn records (no bot needed).
 
-Each record keeps the classifier's best intent and its confidence, also for turns that fell back. At threshold
-t, an in-scope turn counts as recognised when its best intent is the label and its confidence is at least t; an
-out-of-scope turn is falsely accepted when its best intent is an in-scope one with confidence at least t. This is
-turn-level and first-order: a different threshold would also change later turns of a conversation, which only a
-new replay measures. The recommendation is the threshold with the highest recognition among those whose false
-acceptance stays within the target, and the reason is printed with it.
+Each record keeps the classifier's best intent and its confidence, also for turns that fell back. The turns and
+what counts as recognised are the scoring core's (`harness.metrics.core.turn_facts`), with "no fallback" replaced
+by "confidence at least t": at threshold t an in-scope turn the bot owned counts as recognised when the bot
+answered, its best intent is the label and its confidence is at least t; an out-of-scope turn the bot owned is
+falsely accepted when the bot answered with an in-scope intent (no handoff) at confidence at least t. A failed
+turn (timeout, channel error, empty reply) is a miss at every threshold; silenced and unsent turns are not counted
+(as in `recognition_rate.v2` and `oos_rejection.v2`). This is turn-level and first-order: a different threshold
+would also change later turns of a conversation, which only a new replay measures. The recommendation is the
+threshold with the highest recognition among those whose false acceptance stays within the target, and the
+reason is printed with it.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from harness.metrics.core import OUT_OF_SCOPE
+from harness.metrics.core import turn_facts
 
 DEFAULT_THRESHOLDS = tuple(round(t, 2) for t in np.arange(0.10, 0.951, 0.05))
 
@@ -32,14 +36,14 @@ class Sweep:
 def sweep(
     records: pd.DataFrame, *, thresholds: tuple[float, ...] = DEFAULT_THRESHOLDS, max_false_acceptance: float = 0.10
 ) -> Sweep:
-    """Recognition and false acceptance at each threshold, and the recommended threshold."""
-    answered = records[(records["status"] == "ok") & records["expected_intent"].notna()]
-    confidence = answered["confidence"].astype("float64").fillna(0.0).to_numpy()
-    expected = answered["expected_intent"].astype(str).to_numpy()
-    best = answered["intent"].astype("string").fillna("").astype(str).to_numpy()
-    in_scope = expected != OUT_OF_SCOPE
-    correct = in_scope & (best == expected)
-    oos_accepted_candidate = ~in_scope & (best != OUT_OF_SCOPE) & (best != "")
+    """Recognition and false acceptance at each threshold, and the recommended threshold (NaN where a rate has no
+    turns: undefined, never 0)."""
+    facts = turn_facts(records)
+    confidence = records["confidence"].astype("float64").fillna(0.0).to_numpy()
+    in_scope = (facts["bot_owned"] & facts["in_scope"]).to_numpy()
+    out_of_scope = (facts["bot_owned"] & facts["out_of_scope"]).to_numpy()
+    correct = in_scope & facts["matched"].to_numpy()
+    oos_accepted_candidate = out_of_scope & facts["acts_in_scope"].to_numpy()
     rows = []
     for t in thresholds:
         confident = confidence >= t
@@ -47,12 +51,12 @@ def sweep(
             {
                 "threshold": t,
                 "recognition": (correct & confident).sum() / in_scope.sum() if in_scope.any() else np.nan,
-                "false_acceptance": (oos_accepted_candidate & confident).sum() / (~in_scope).sum()
-                if (~in_scope).any()
+                "false_acceptance": (oos_accepted_candidate & confident).sum() / out_of_scope.sum()
+                if out_of_scope.any()
                 else np.nan,
             }
         )
-    table = pd.DataFrame(rows).assign(in_scope_n=int(in_scope.sum()), out_of_scope_n=int((~in_scope).sum()))
+    table = pd.DataFrame(rows).assign(in_scope_n=int(in_scope.sum()), out_of_scope_n=int(out_of_scope.sum()))
     allowed = table[table["false_acceptance"] <= max_false_acceptance]
     if allowed.empty or table["recognition"].isna().all():
         return Sweep(table, None, f"no threshold keeps false acceptance within {max_false_acceptance:.0%}")

@@ -1,20 +1,31 @@
-"""The digital-assistant KPIs, exactly as the project's kpis.md (v1) defines them.
+"""The digital-assistant KPIs, exactly as the project's kpis.md defines them (v1 and its clarifications of
+2026-11-30).
 
 Ratio KPIs are pure functions `(core) -> Parts`: their numerator and denominator per conversation, from which
 the registry derives value, support and interval (and the gate its paired tests). Undefined is None, never 0.
+Every KPI reads the turn facts of the scoring core (`harness.metrics.core.turn_facts`), never the raw status.
+
+Versions: where the clarifications changed what a KPI counts (failed turns are never a success; silenced turns
+belong to no bot KPI) the KPI has a new version, and the old one stays registered, computable and marked
+superseded (`compute_all` leaves it out unless asked). Labelled KPIs count labelled conversations only: on
+fully labelled tables that is every conversation, so their values did not change and their version did not.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from harness.metrics.core import FALLBACK, OUT_OF_SCOPE, ScoringCore
-from harness.metrics.registry import BOOTSTRAP, Parts, register, register_ratio
-from harness.records import TurnStatus
+from harness.metrics.core import ScoringCore
+from harness.metrics.registry import TEST_INVERSION, Parts, register, register_ratio
 
 
 def _per_conversation(core: ScoringCore, flags: np.ndarray) -> np.ndarray:
     return np.bincount(core.turns["conv"].to_numpy(), weights=flags.astype(np.float64), minlength=core.n_conversations)
+
+
+def _fact(core: ScoringCore, name: str) -> np.ndarray:
+    """A turn fact of the scoring core (see `turn_facts`), as numpy booleans."""
+    return core.turns[name].to_numpy(dtype=bool)
 
 
 def _turn_parts(core: ScoringCore, hit: np.ndarray, eligible: np.ndarray) -> Parts:
@@ -68,15 +79,19 @@ def containment(core: ScoringCore) -> Parts:
     description="in-scope turns sent whose intent matched the label and were answered without fallback",
 )
 def recognition_rate(core: ScoringCore) -> Parts:
-    t = core.turns
-    expected = t["expected_intent"]
-    eligible = (t["sent"] & expected.notna() & (expected != OUT_OF_SCOPE)).fillna(False).to_numpy(dtype=bool)
-    hit = (
-        ((t["intent"] == expected) & ~t["fallback"].fillna(False).astype(bool) & (t["status"] == TurnStatus.ok.value))
-        .fillna(False)
-        .to_numpy(dtype=bool)
-    )
-    return _turn_parts(core, hit, eligible)
+    """Superseded by v2: a silenced turn (after a handoff) counts here as a sent turn the bot missed."""
+    return _turn_parts(core, _fact(core, "recognised"), _fact(core, "sent") & _fact(core, "in_scope"))
+
+
+@register_ratio(
+    "recognition_rate",
+    2,
+    higher_is_better=True,
+    description="in-scope turns the bot owned (sent, not silenced after a handoff) whose intent matched the label "
+    "and were answered without fallback; a failed turn is a miss",
+)
+def recognition_rate_v2(core: ScoringCore) -> Parts:
+    return _turn_parts(core, _fact(core, "recognised"), _fact(core, "bot_owned") & _fact(core, "in_scope"))
 
 
 @register_ratio(
@@ -86,39 +101,45 @@ def recognition_rate(core: ScoringCore) -> Parts:
     description="out-of-scope turns sent that the bot did not answer as if understood (1 - false acceptance)",
 )
 def oos_rejection(core: ScoringCore) -> Parts:
-    t = core.turns
-    eligible = (t["sent"] & (t["expected_intent"] == OUT_OF_SCOPE)).fillna(False).to_numpy(dtype=bool)
-    accepted = (
-        (t["status"] == TurnStatus.ok.value)
-        & ~t["fallback"].fillna(False).astype(bool)
-        & t["intent"].notna()
-        & ~t["intent"].isin([OUT_OF_SCOPE, FALLBACK])
-        & t["handoff_queue"].isna()
-    )
-    return _turn_parts(core, ~accepted.fillna(False).to_numpy(dtype=bool), eligible)
+    """Superseded by v2: a failed or silenced turn counts here as a rejection (a crash on every out-of-scope
+    question scores 100%)."""
+    return _turn_parts(core, ~_fact(core, "accepted"), _fact(core, "sent") & _fact(core, "out_of_scope"))
+
+
+@register_ratio(
+    "oos_rejection",
+    2,
+    higher_is_better=True,
+    description="out-of-scope turns the bot owned (sent, not silenced) that it answered without acting on an "
+    "in-scope intent (fallback, out_of_scope or handoff); a failed turn is a miss",
+)
+def oos_rejection_v2(core: ScoringCore) -> Parts:
+    return _turn_parts(core, _fact(core, "rejected"), _fact(core, "bot_owned") & _fact(core, "out_of_scope"))
 
 
 @register_ratio(
     "escalation_accuracy",
     1,
     higher_is_better=True,
-    description="handed-off conversations sent to the expected queue, over conversations handed off",
+    description="labelled handed-off conversations sent to the expected queue, over labelled conversations "
+    "handed off (undefined without labels)",
 )
 def escalation_accuracy(core: ScoringCore) -> Parts:
     c = core.conversations
-    correct = (c["actual_queue"] == c["expected_queue"]).fillna(False).to_numpy(dtype=bool)
-    return _conversations(core, correct, among=c["handed_off"].to_numpy(dtype=bool))
+    among = c["handed_off"].to_numpy(dtype=bool) & c["labelled"].to_numpy(dtype=bool)
+    return _conversations(core, c["correct_queue"].to_numpy(dtype=bool), among=among)
 
 
 @register_ratio(
     "resolution_rate",
     1,
     higher_is_better=True,
-    description="conversations whose labelled goal the bot achieved itself (expected self-service "
-    "outcome reached, checks passed), over conversations handled",
+    description="labelled conversations whose labelled goal the bot achieved itself (expected self-service "
+    "outcome reached, checks passed), over labelled conversations handled (undefined without labels)",
 )
 def resolution_rate(core: ScoringCore) -> Parts:
-    return _conversations(core, core.conversations["resolved"].to_numpy(dtype=bool))
+    c = core.conversations
+    return _conversations(core, c["resolved"].to_numpy(dtype=bool), among=c["labelled"].to_numpy(dtype=bool))
 
 
 @register_ratio(
@@ -152,15 +173,27 @@ def customer_turns_per_conversation(core: ScoringCore) -> Parts:
     description="turns answered without channel error, timeout or empty reply, over turns sent",
 )
 def availability(core: ScoringCore) -> Parts:
-    t = core.turns
-    return _turn_parts(core, t["answered"].to_numpy(dtype=bool), t["sent"].to_numpy(dtype=bool))
+    """Superseded by v2: a silenced turn counts here as sent and answered."""
+    answered = _fact(core, "answered") | _fact(core, "silenced")
+    return _turn_parts(core, answered, _fact(core, "sent"))
+
+
+@register_ratio(
+    "availability",
+    2,
+    higher_is_better=True,
+    description="turns the bot owned (sent, not silenced after a handoff) answered without channel error, "
+    "timeout or empty reply, over turns the bot owned",
+)
+def availability_v2(core: ScoringCore) -> Parts:
+    return _turn_parts(core, _fact(core, "answered"), _fact(core, "bot_owned"))
 
 
 def _latency(core: ScoringCore, q: float) -> tuple:
     values, intervals = core.latency()
     if values.size == 0:
-        return None, 0, None, BOOTSTRAP
-    return float(np.quantile(values, q, method="inverted_cdf")), int(values.size), intervals[q], BOOTSTRAP
+        return None, 0, None, TEST_INVERSION
+    return float(np.quantile(values, q, method="inverted_cdf")), int(values.size), intervals[q], TEST_INVERSION
 
 
 @register(

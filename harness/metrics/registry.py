@@ -1,6 +1,12 @@
 """The metric registry: every KPI declares its versioned name, direction and range where it is defined.
 
 The gate and the reports read direction and range from here; nothing hard-codes `>=`.
+
+Versions (kpis.md, "Versioning"): a change to what a KPI counts registers a new version beside the old one. The
+highest registered version of a KPI is its *current* version; every lower one is *superseded*: still registered,
+computable by name (`get("oos_rejection.v1")`) and usable by a gate specification, so runs scored months apart
+stay comparable, but no longer shown by default (`compute_all(core)` returns current versions only, which is
+what scorecards, reports and MLflow show; `compute_all(core, include_superseded=True)` returns every version).
 """
 
 from __future__ import annotations
@@ -14,10 +20,21 @@ import numpy as np
 
 from harness.errors import HarnessError
 from harness.metrics.core import ScoringCore
-from harness.metrics.intervals import Interval, wilson
+from harness.metrics.intervals import Interval, clustered_proportion, mean_interval, modified_wilson
 
 WILSON = "wilson"
+"""Conversation-level proportions: Wilson's score interval, with Brown, Cai & DasGupta's bound next to 0 and 1
+(`modified_wilson`)."""
+CLUSTERED_WILSON = "wilson (design effect)"
+"""Turn-level proportions: Wilson on the effective sample size (Korn & Graubard), see `clustered_proportion`."""
+T_CONVERSATIONS = "t (clustered)"
+"""Means per conversation: Student's t over conversations, see `mean_interval`."""
+TEST_INVERSION = "test inversion"
+"""Latency quantiles: the clustered proportion interval inverted over latencies (Francisco & Fuller, refining
+Woodruff), see `quantile_intervals`."""
 BOOTSTRAP = "conversation bootstrap"
+"""The percentile bootstrap over conversations: no longer printed (too narrow near 100%), kept as a name for
+comparisons such as bench/interval_coverage.py."""
 
 
 class UndefinedMetricWarning(UserWarning):
@@ -42,6 +59,8 @@ class MetricResult:
     higher_is_better: bool | None
     unit: str
     warning: str | None = None
+    superseded_by: str | None = None
+    """The KPI's current version when this one is superseded (see the module docstring), else None."""
 
 
 @dataclass(frozen=True)
@@ -74,6 +93,12 @@ class MetricSpec:
     def name(self) -> str:
         return f"{self.base}.v{self.version}"
 
+    @property
+    def superseded_by(self) -> str | None:
+        """The name of this KPI's current (highest registered) version when that is a later one, else None."""
+        latest = max(spec.version for spec in REGISTRY.values() if spec.base == self.base)
+        return f"{self.base}.v{latest}" if latest > self.version else None
+
     def __call__(self, core: ScoringCore) -> MetricResult:
         value, n, interval, method = self.compute(core)
         warning = None
@@ -89,6 +114,7 @@ class MetricSpec:
             self.higher_is_better,
             self.unit,
             warning,
+            self.superseded_by,
         )
 
 
@@ -119,15 +145,33 @@ def _add(spec: MetricSpec) -> None:
     REGISTRY[spec.name] = spec
 
 
-def ratio_value(parts: Parts, core: ScoringCore) -> tuple[float | None, int, Interval | None, str]:
-    """(value, n, interval, method) of a ratio KPI from its per-conversation parts."""
+def ratio_value(
+    parts: Parts, core: ScoringCore, *, mean: bool | None = None
+) -> tuple[float | None, int, Interval | None, str]:
+    """(value, n, interval, method) of a ratio KPI from its per-conversation parts.
+
+    The interval's method follows the parts: a proportion of conversations (`conversation_proportion`) gets
+    Wilson's (modified next to 0 and 1); a mean of a count per conversation (`mean`: the denominator is 1 per
+    conversation and the value unbounded) Student's t over conversations; a proportion of turns the clustered
+    Wilson interval. When `mean` is None it is inferred: a mean unless every numerator lies between 0 and its
+    denominator (a count that is 0 or 1 in every conversation then gets the proportion interval, capped at 1).
+    See `harness.metrics.intervals`; coverage in bench/results/interval_coverage.md."""
     n = int(parts.denominator.sum())
+    confidence = core.options.confidence
     if parts.conversation_proportion:
         k = int(parts.numerator.sum())
-        return (k / n if n else None), n, wilson(k, n, core.options.confidence), WILSON
+        return (k / n if n else None), n, modified_wilson(k, n, confidence), WILSON
+    if mean is None:
+        mean = not bool(((parts.numerator >= 0) & (parts.numerator <= parts.denominator)).all())
+    proportion = not mean
+    method = CLUSTERED_WILSON if proportion else T_CONVERSATIONS
     if n == 0:
-        return None, 0, None, BOOTSTRAP
-    return float(parts.numerator.sum() / n), n, core.bootstrap.ratio(parts.numerator, parts.denominator), BOOTSTRAP
+        return None, 0, None, method
+    if proportion:
+        interval = clustered_proportion(parts.numerator, parts.denominator, confidence)
+    else:
+        interval = mean_interval(parts.numerator[parts.denominator > 0], confidence)
+    return float(parts.numerator.sum() / n), n, interval, method
 
 
 def register_ratio(
@@ -139,7 +183,10 @@ def register_ratio(
     value_range: tuple[float, float | None] = (0.0, 1.0),
     unit: str = "ratio",
 ) -> Callable:
-    """Decorator registering a ratio KPI from a function `(core) -> Parts`."""
+    """Decorator registering a ratio KPI from a function `(core) -> Parts`. A KPI with no upper bound
+    (`value_range[1]` None: messages or turns per conversation) is a mean and gets the t interval; a bounded one a
+    proportion interval (never inferred from the data: a count that happens to be 0 or 1 stays a mean)."""
+    is_mean = value_range[1] is None
 
     def add(function: Callable[[ScoringCore], Parts]) -> Callable:
         spec = MetricSpec(
@@ -149,7 +196,7 @@ def register_ratio(
             higher_is_better,
             value_range,
             unit,
-            compute=lambda core: ratio_value(function(core), core),
+            compute=lambda core: ratio_value(function(core), core, mean=is_mean),
             parts=function,
         )
         _add(spec)
@@ -167,6 +214,7 @@ def get(name: str) -> MetricSpec:
     raise UnknownMetric(f"unknown metric {name!r}{hint}; registered: {', '.join(sorted(REGISTRY))}")
 
 
-def compute_all(core: ScoringCore) -> list[MetricResult]:
-    """Every registered metric on `core`, in registration order."""
-    return [spec(core) for spec in REGISTRY.values()]
+def compute_all(core: ScoringCore, *, include_superseded: bool = False) -> list[MetricResult]:
+    """The current version of every registered KPI on `core`, in registration order; with `include_superseded`,
+    every registered version (a gate specification may still name a superseded one)."""
+    return [spec(core) for spec in REGISTRY.values() if include_superseded or spec.superseded_by is None]

@@ -30,12 +30,15 @@ TOP_ALTERNATIVES = 3
 
 
 def _json(value: Any, default: Any) -> Any:
-    return json.loads(value) if isinstance(value, str) and value else default
+    """A JSON cell decoded; `default` when null, empty, JSON null, or not of the default's type (a list for a
+    list, a mapping for a mapping), so a bot whose trace leaves a field out never breaks the dialog view."""
+    decoded = json.loads(value) if isinstance(value, str) and value else None
+    return decoded if isinstance(decoded, type(default)) else default
 
 
 def _value(value: Any) -> Any:
     """A plain Python value (None for pandas' missing values)."""
-    if value is None or value is pd.NA or (isinstance(value, float) and pd.isna(value)):
+    if value is None or (pd.api.types.is_scalar(value) and pd.isna(value)):
         return None
     return value.item() if hasattr(value, "item") else value
 
@@ -53,7 +56,7 @@ def turn_view(row: pd.Series) -> dict[str, Any]:
         "fallback": bool(_value(row["fallback"]) or False),
         "alternatives": [
             {"name": r.get("name"), "confidence": round(float(r.get("confidence") or 0.0), 3)}
-            for r in ranking[1 : 1 + TOP_ALTERNATIVES]
+            for r in [r for r in ranking if isinstance(r, dict)][1 : 1 + TOP_ALTERNATIVES]
         ],
         "actions": _json(row["actions"], []),
         "slots": mask_value(_json(row["slots_set"], {})),

@@ -23,9 +23,6 @@ from harness.records import TurnStatus
 from harness.review.config import FlagRules, Rule, Sample
 from harness.review.similarity import Encoder, Meaning, lexical, long_enough
 
-_UNLABELLED = "<unlabelled>"
-"""Stands in for a null expected outcome (production logs) when the scoring core is built."""
-
 
 @dataclass(frozen=True)
 class Flag:
@@ -68,7 +65,11 @@ def _turn_list(indexes: list[int]) -> str:
 def low_confidence(facts: Facts, rule: Rule) -> list[str]:
     below = rule.below  # type: ignore[attr-defined]
     t = facts.turns
-    hits = t[(t["status"] == TurnStatus.ok.value) & ~t["fallback"].fillna(False) & (t["confidence"] < below)]
+    # Nulls (no fallback flag, no confidence in the trace) read as False: a turn without a confidence is not low.
+    answered = t["status"].eq(TurnStatus.ok.value).fillna(False).to_numpy(dtype=bool)
+    fell_back = t["fallback"].fillna(False).to_numpy(dtype=bool)
+    low = t["confidence"].lt(below).fillna(False).to_numpy(dtype=bool)
+    hits = t[answered & ~fell_back & low]
     return [
         f"turn {row.turn_index}: acted on {row.intent} at confidence {row.confidence:.2f} (below {below:.2f})"
         for row in hits.itertuples()
@@ -166,26 +167,32 @@ def in_sample(run_id: str, conversation_id: str, sample: Sample) -> bool:
 
 def conversation_facts(records: pd.DataFrame) -> Iterator[tuple[str, Facts]]:
     """Each conversation's facts, in conversation-id order."""
-    # build_core cannot compare a null expected outcome (production logs have none): it scores a placeholder
-    # label instead, which only marks the conversation unlabelled here.
-    scored = records.assign(expected_outcome=records["expected_outcome"].fillna(_UNLABELLED))
-    core = build_core(scored, ScoringOptions(bootstrap_replicates=1))
+    # The scoring core decides the outcome and whether the conversation is labelled (production logs are not):
+    # an unlabelled conversation's expected label is None.
+    core = build_core(records, ScoringOptions(bootstrap_replicates=1))
     by_id = {cid: group for cid, group in records.groupby("conversation_id", sort=False)}
     for row in core.conversations.itertuples():
         turns = by_id[row.conversation_id].sort_values("turn_index")
         first = turns.iloc[0]
-        labelled = row.expected_outcome != _UNLABELLED
         yield (
             row.conversation_id,
             Facts(
                 turns=turns[turns["status"] != TurnStatus.not_sent.value],
-                expected_label=str(row.expected_label) if labelled else None,
+                expected_label=str(row.expected_label) if row.labelled else None,
                 actual_outcome=str(row.actual_outcome),
                 bot_messages=int(row.bot_messages),
                 critical=None if pd.isna(row.critical) else str(row.critical),
-                tags=json.loads(first["tags"]) if pd.notna(first["tags"]) else [],
+                tags=_tags(first["tags"]),
             ),
         )
+
+
+def _tags(value: object) -> list[str]:
+    """A conversation's tags from its JSON cell: [] when null or JSON null."""
+    if value is None or (pd.api.types.is_scalar(value) and pd.isna(value)):
+        return []
+    decoded = json.loads(str(value))
+    return [str(tag) for tag in decoded] if isinstance(decoded, list) else []
 
 
 def flags_of(facts: Facts, rules: FlagRules) -> list[Flag]:

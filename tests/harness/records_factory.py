@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from hypothesis import strategies as st
 
 from harness.records import to_frame
 
@@ -17,7 +18,7 @@ def turn(
     expected_intent: str | None,
     intent: str | None = None,
     *,
-    expected: str = "self_served",
+    expected: str | None = "self_served",
     queue: str | None = None,
     resolvable: bool = True,
     status: str = "ok",
@@ -51,7 +52,8 @@ def turn(
         "fallback": fallback if sent else None,
         "handoff_queue": handoff,
         "active_form": active_form,
-        "latency_ms": latency if status == "ok" else None,
+        # A silenced turn was sent and answered by the channel (with no message): it has a latency too.
+        "latency_ms": latency if status in ("ok", "silenced") else None,
         "check_passed": check_passed,
     }
 
@@ -159,3 +161,79 @@ def random_records(seed: int, conversations: int = 30) -> pd.DataFrame:
             )
             stopped = handoff is not None or status != "ok"
     return to_frame(rows)
+
+
+STATUSES = ("ok", "empty_reply", "channel_error", "timeout", "silenced", "not_sent")
+"""Every turn status a record can have (harness.records.TurnStatus)."""
+
+
+def _maybe(strategy: Any) -> Any:
+    return st.one_of(st.none(), strategy)
+
+
+def record_tables(max_conversations: int = 6, max_turns: int = 4) -> Any:
+    """A hypothesis strategy of record tables over every status and label state (labelled, partially labelled,
+    unlabelled), with nulls wherever the bot's trace or an optional label can be null, JSON `null` in the JSON
+    cells a bot may leave out, and sequences a replay would never write (a turn sent after a failure) as well as
+    the ones it does."""
+    json_list = st.sampled_from([None, "null", "[]", '["x"]', '["a", "b"]'])
+    ranking = st.sampled_from(
+        [None, "null", "[]", '[{"name": "a", "confidence": 0.9}, {"name": "b", "confidence": 0.1}, 3]']
+    )
+
+    @st.composite
+    def one_turn(draw: Any, conversation: str, index: int, labels: dict[str, Any]) -> dict[str, Any]:
+        status = draw(st.sampled_from(STATUSES))
+        sent = status != "not_sent"
+        answered = status == "ok"
+        trace = sent and draw(st.booleans())  # a failed turn may still carry a trace, or none at all
+        return {
+            **labels,
+            "run_id": "r",
+            "eval_set": draw(_maybe(st.just("t"))),
+            "conversation_id": conversation,
+            "turn_index": index,
+            "text": draw(_maybe(st.sampled_from(["where is my card", "hello", "\x1b<b>bold</b>"]))),
+            "expected_intent": draw(_maybe(st.sampled_from(["a", "b", "out_of_scope"]))),
+            "checks": draw(st.sampled_from([None, '{"actions": ["x"]}'])),
+            "status": status,
+            "attempts": int(sent),
+            "http_status": draw(_maybe(st.sampled_from([200, 500]))) if sent else None,
+            "error": draw(_maybe(st.just("boom"))) if sent and not answered else None,
+            "bot_messages": draw(st.sampled_from([None, "null", "[]", '["hi <there>"]'])),
+            "n_bot_messages": draw(st.integers(0, 3)) if answered else 0,
+            "intent": draw(_maybe(st.sampled_from(["a", "b", "out_of_scope", "nlu_fallback"]))) if trace else None,
+            "confidence": draw(_maybe(st.floats(0, 1, width=32))) if trace else None,
+            "ranking": draw(ranking) if trace else None,
+            "fallback": draw(_maybe(st.booleans())) if trace else None,
+            "actions": draw(json_list) if trace else None,
+            "slots_set": draw(st.sampled_from([None, "null", "{}", '{"card": "x"}'])) if trace else None,
+            "handoff_queue": draw(_maybe(st.sampled_from(["q1", "q2"]))) if trace else None,
+            "handoff_rule": draw(_maybe(st.just("rule"))) if trace else None,
+            "state": draw(_maybe(st.sampled_from(["active", "handed_off"]))) if trace else None,
+            "active_form": draw(_maybe(st.just("form"))) if trace else None,
+            "latency_ms": draw(_maybe(st.floats(0, 5000, width=32))) if sent else None,
+            "model": draw(_maybe(st.just("m"))) if trace else None,
+            "check_passed": draw(_maybe(st.booleans())) if sent else None,
+            "check_failures": draw(json_list) if sent else None,
+        }
+
+    @st.composite
+    def conversation(draw: Any, code: int) -> list[dict[str, Any]]:
+        outcome = draw(st.sampled_from(["self_served", "escalated", None]))
+        labels = {
+            "tags": draw(st.sampled_from([None, "null", "[]", '["fraud"]'])),
+            "critical": draw(_maybe(st.just("pin asked"))),
+            "expected_outcome": outcome,
+            "expected_queue": draw(_maybe(st.sampled_from(["q1", "q2"]))) if outcome == "escalated" else None,
+            "resolvable": draw(_maybe(st.booleans())),
+        }
+        length = draw(st.integers(1, max_turns))
+        return [draw(one_turn(f"c{code}", i, labels)) for i in range(length)]
+
+    @st.composite
+    def table(draw: Any) -> pd.DataFrame:
+        size = draw(st.integers(0, max_conversations))
+        return to_frame([row for code in range(size) for row in draw(conversation(code))])
+
+    return table()

@@ -11,16 +11,18 @@ from records_factory import random_records, turn, worked_example
 
 from harness.metrics import REGISTRY, ScoringOptions, UndefinedMetricWarning, build_core, compute_all, get
 from harness.metrics.diagnostics import escalation_errors, intent_confusion, intent_report, outcome_matrix
-from harness.metrics.registry import UnknownMetric
+from harness.metrics.intervals import modified_wilson
+from harness.metrics.registry import CLUSTERED_WILSON, T_CONVERSATIONS, TEST_INVERSION, WILSON, UnknownMetric
 from harness.records import to_frame
 
 OPTIONS = ScoringOptions(bootstrap_replicates=400, seed=7)
 
 
 def results(records: pd.DataFrame) -> dict:
+    """Every registered metric, superseded versions included, by versioned name."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UndefinedMetricWarning)
-        return {r.name: r for r in compute_all(build_core(records, OPTIONS))}
+        return {r.name: r for r in compute_all(build_core(records, OPTIONS), include_superseded=True)}
 
 
 WORKED = results(worked_example())
@@ -37,8 +39,11 @@ WORKED = results(worked_example())
         # In-scope labelled turns sent: A 3, B 2, C 2, D 1 (fees; the out-of-scope turn is scored apart), E 1.
         # Hits: A 3, B 2, C 1 (request_human), D 0 (fallback), E 0 (channel error) = 6 of 9.
         ("recognition_rate.v1", 6 / 9, 9),
+        # No turn was silenced: v2 counts the same turns.
+        ("recognition_rate.v2", 6 / 9, 9),
         # D's out-of-scope turn was answered as top_up: falsely accepted.
         ("oos_rejection.v1", 0.0, 1),
+        ("oos_rejection.v2", 0.0, 1),
         # Handed off: B to fraud (right), C to general (payments expected).
         ("escalation_accuracy.v1", 1 / 2, 2),
         # Only A: resolvable, expected self-service, completed, checks passed.
@@ -48,6 +53,7 @@ WORKED = results(worked_example())
         ("customer_turns_per_conversation.v1", 10 / 5, 5),
         # Sent turns 10, of which E's first failed.
         ("availability.v1", 9 / 10, 10),
+        ("availability.v2", 9 / 10, 10),
         # Answered latencies 10..90 (9 turns): the 5th is the median, the 9th the 95th percentile.
         ("latency_p50.v1", 50.0, 9),
         ("latency_p95.v1", 90.0, 9),
@@ -59,18 +65,28 @@ def test_worked_example(name: str, value: float, n: int) -> None:
 
 
 def test_conversation_proportions_use_wilson_intervals() -> None:
-    # Wilson 95% for 1 of 5: [0.0362, 0.6245].
+    # 1 of 5 conversations: Wilson's interval, with Brown, Cai & DasGupta's bound next to 0 (harness.metrics.intervals).
     result = WORKED["self_service_completion.v1"]
-    assert result.interval_method == "wilson"
-    assert result.interval == pytest.approx((0.0362, 0.6245), abs=1e-4)
+    assert result.interval_method == WILSON
+    assert result.interval == pytest.approx(modified_wilson(1, 5))
 
 
-def test_turn_rates_and_means_use_a_conversation_bootstrap_that_brackets_the_value() -> None:
-    for name in ("recognition_rate.v1", "availability.v1", "messages_per_conversation.v1", "latency_p50.v1"):
-        result = WORKED[name]
-        assert result.interval_method == "conversation bootstrap"
-        low, high = result.interval
-        assert low <= result.value <= high and low < high, name
+@pytest.mark.parametrize(
+    ("name", "method"),
+    [
+        ("recognition_rate.v2", CLUSTERED_WILSON),
+        ("availability.v2", CLUSTERED_WILSON),
+        ("messages_per_conversation.v1", T_CONVERSATIONS),
+        ("latency_p50.v1", TEST_INVERSION),
+    ],
+)
+def test_turn_rates_means_and_quantiles_use_a_clustered_interval_that_brackets_the_value(
+    name: str, method: str
+) -> None:
+    result = WORKED[name]
+    assert result.interval_method == method
+    low, high = result.interval
+    assert low <= result.value <= high and low < high
 
 
 def test_the_outcome_matrix_and_escalation_errors() -> None:
@@ -121,8 +137,25 @@ def test_empty_records_give_none_except_the_count() -> None:
 
 
 def test_unknown_metric_names_fail_loudly_with_a_suggestion() -> None:
-    with pytest.raises(UnknownMetric, match="did you mean 'recognition_rate.v1'"):
-        get("recognition_rate.v2")
+    with pytest.raises(UnknownMetric, match="did you mean 'recognition_rate.v2'"):
+        get("recogniton_rate.v2")
+
+
+def test_compute_all_shows_the_current_version_of_each_kpi_and_can_include_the_superseded_ones() -> None:
+    core = build_core(worked_example(), OPTIONS)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UndefinedMetricWarning)
+        current = [r.name for r in compute_all(core)]
+        every = [r.name for r in compute_all(core, include_superseded=True)]
+    assert every == list(REGISTRY)
+    latest = {spec.base: max(s.version for s in REGISTRY.values() if s.base == spec.base) for spec in REGISTRY.values()}
+    assert current == [name for name, spec in REGISTRY.items() if spec.version == latest[spec.base]]
+    for base in ("recognition_rate", "oos_rejection", "availability"):
+        assert f"{base}.v2" in current and f"{base}.v1" not in current and f"{base}.v1" in every
+        assert get(f"{base}.v1").superseded_by == f"{base}.v2" and get(f"{base}.v2").superseded_by is None
+    # A superseded KPI stays computable by name and says what replaced it.
+    result = get("oos_rejection.v1")(core)
+    assert result.value == 0.0 and result.superseded_by == "oos_rejection.v2"
 
 
 @pytest.mark.parametrize("seed", range(6))
