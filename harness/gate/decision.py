@@ -1,6 +1,10 @@
 """The gate's decision: every KPI check and every must-pass conversation, each with a reason a release manager
 reads, for example `escalation_accuracy.v1 0.81 [0.74, 0.87] n=120 fell 0.07 below baseline 0.88 (paired
 p=0.01); allowed 0.03`. Pure: it reads two scored runs and the specification; it never stops at the first failure.
+
+A change and its allowance are printed with as many decimals as it takes to tell them apart (a failure never
+reads "fell 0.03 ... allowed 0.03"), and a drop equal to its allowance passes whatever floating-point rounding
+made of the subtraction (TOLERANCE).
 """
 
 from __future__ import annotations
@@ -8,12 +12,20 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
+
+import pandas as pd
+from scipy.stats import binomtest
 
 from harness.errors import InputError
 from harness.gate.paired import compare
 from harness.gate.spec import GateSpec, KpiCheck, MustPass
 from harness.metrics import MetricResult, ScoringCore, compute_all
+
+TOLERANCE = 1e-9
+"""A change counts as larger than its allowance only beyond this (KPI values are float ratios: 0.90 - 0.88 is
+0.020000000000000018)."""
 
 
 @dataclass(frozen=True)
@@ -36,7 +48,9 @@ class ScoredRun:
 
 
 def scored(core: ScoringCore, stamp: dict[str, Any], source: str) -> ScoredRun:
-    return ScoredRun(core, {k.name: k for k in compute_all(core)}, stamp, source)
+    """The run scored with every registered KPI version, superseded ones included (a specification may still
+    name one)."""
+    return ScoredRun(core, {k.name: k for k in compute_all(core, include_superseded=True)}, stamp, source)
 
 
 @dataclass(frozen=True)
@@ -47,8 +61,11 @@ class Check:
     passed: bool
     message: str
     known_failure: bool = False
-    """A must-pass conversation that fails now and in the baseline, under a no_new_failures rule: reported,
-    not blocking."""
+    """A must-pass conversation that fails now and in the baseline, under a no_new_failures or no_regression rule:
+    reported, not blocking."""
+    warning: bool = False
+    """A must-pass conversation that fails now but not in the baseline, under a no_regression rule: listed, not
+    blocking by itself (the rule's own check blocks when such failures significantly outnumber fixes)."""
 
 
 @dataclass(frozen=True)
@@ -57,6 +74,8 @@ class GateResult:
     run: dict[str, Any]
     baseline: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
+    detectability: list[Any] = field(default_factory=list)
+    """What each regression check and must-pass rule can see (harness.gate.power.Detectability), when computed."""
 
     @property
     def passed(self) -> bool:
@@ -66,10 +85,20 @@ class GateResult:
         return [c for c in self.checks if not c.passed]
 
 
-def fmt(value: float | None, unit: str) -> str:
+def fmt(value: float | None, unit: str, decimals: int = 2) -> str:
+    """A KPI value in its unit: ratios with `decimals` decimals, milliseconds whole (or with decimals - 2)."""
     if value is None:
         return "undefined"
-    return f"{value:.0f} ms" if unit == "ms" else f"{value:.2f}"
+    return f"{value:.{max(decimals - 2, 0)}f} ms" if unit == "ms" else f"{value:.{decimals}f}"
+
+
+def decimals_apart(change: float, allowance: float, unit: str) -> int:
+    """The fewest decimals (at least 2 for ratios, 0 for ms, as `fmt` counts them) at which `change` and
+    `allowance` print differently when they differ by more than TOLERANCE (at most 8)."""
+    for decimals in range(2, 11):
+        if abs(change - allowance) <= TOLERANCE or fmt(change, unit, decimals) != fmt(allowance, unit, decimals):
+            return decimals
+    return 10
 
 
 def kpi_check(name: str, check: KpiCheck, spec: GateSpec, run: ScoredRun, baseline: ScoredRun | None) -> Check:
@@ -109,49 +138,109 @@ def kpi_check(name: str, check: KpiCheck, spec: GateSpec, run: ScoredRun, baseli
             notes.append("the baseline has no value to compare with")
         else:
             worse = (base - result.value) if higher else (result.value - base)
+            places = decimals_apart(abs(worse), check.max_regression, unit)
+            allowed = fmt(check.max_regression, unit, places)
             moved = (
-                f"{'fell' if higher else 'rose'} {fmt(abs(worse), unit)} {'below' if higher else 'above'} "
-                f"baseline {fmt(base, unit)}"
+                f"{'fell' if higher else 'rose'} {fmt(abs(worse), unit, places)} {'below' if higher else 'above'} "
+                f"baseline {fmt(base, unit, places)}"
             )
-            if worse <= check.max_regression:
-                notes.append(f"baseline {fmt(base, unit)}, within the allowed {fmt(check.max_regression, unit)}")
+            alpha = check.alpha or spec.policy.alpha
+            if worse <= check.max_regression + TOLERANCE:
+                notes.append(f"baseline {fmt(base, unit, places)}, within the allowed {allowed}")
             elif spec.policy.comparison == "point" or run.core is None or baseline.core is None:
                 why = "" if spec.policy.comparison == "point" else " (point comparison: no baseline turn records)"
-                problems.append(f"{moved}{why}; allowed {fmt(check.max_regression, unit)}")
+                problems.append(f"{moved}{why}; allowed {allowed}")
             else:
                 paired = compare(name, run.core, baseline.core)
                 test = f"paired {paired.p_text()}, {paired.method}"
-                if paired.p_value < spec.policy.alpha:
-                    problems.append(f"{moved} ({test}); allowed {fmt(check.max_regression, unit)}")
+                if paired.p_value < alpha:
+                    problems.append(f"{moved} ({test}); allowed {allowed}")
                 else:
-                    notes.append(
-                        f"{moved}, more than the allowed {fmt(check.max_regression, unit)} but within "
-                        f"noise ({test} >= {spec.policy.alpha})"
-                    )
+                    notes.append(f"{moved}, more than the allowed {allowed} but within noise ({test} >= {alpha})")
     if problems:
         return Check(name, "kpi", False, f"{head} " + "; ".join(problems))
     return Check(name, "kpi", True, f"{head} passes" + (f" ({'; '.join(notes)})" if notes else ""))
 
 
-def must_pass_checks(rule: MustPass, run: ScoredRun, baseline: ScoredRun | None = None) -> list[Check]:
+def rule_alpha(rule: MustPass, spec: GateSpec) -> float:
+    """The significance of a no_regression rule's test."""
+    return rule.alpha or spec.policy.alpha
+
+
+def must_pass_checks(
+    rule: MustPass, run: ScoredRun, baseline: ScoredRun | None = None, *, alpha: float = 0.05
+) -> list[Check]:
     """One check per conversation the rule selects (a failing check when it selects none, no check at all if the
-    rule allows that). Under a no_new_failures rule, conversations that fail in the baseline too are known
-    failures."""
+    rule allows that). Under a no_new_failures or no_regression rule, conversations that fail in the baseline too
+    are known failures; under no_regression, new failures are warnings and one more check, the rule's own, fails
+    when they significantly outnumber fixes at `alpha` (one-sided exact McNemar) or exceed max_new_failures."""
     checks = _conversation_checks(rule, run)
     if rule.mode == "absolute" or not checks or checks[0].name == f"must-pass: {rule.name}":
         return checks
     if baseline is None or baseline.core is None:
         raise InputError(
-            "a no_new_failures must-pass rule needs a baseline with turn records",
+            f"a {rule.mode} must-pass rule needs a baseline with turn records",
             [f"must-pass '{rule.name}': give a baseline run folder (with turns.parquet) or use mode: absolute"],
         )
-    failing_before = {c.name for c in _conversation_checks(rule, baseline) if not c.passed}
-    return [
-        Check(c.name, c.group, True, c.message + " (known failure: it fails in the baseline too)", True)
-        if not c.passed and c.name in failing_before
-        else c
-        for c in checks
-    ]
+    before = {c.name: c.passed for c in _conversation_checks(rule, baseline)}
+    failing_before = {name for name, ok in before.items() if not ok}
+    marked = []
+    for c in checks:
+        if not c.passed and c.name in failing_before:
+            c = Check(c.name, c.group, True, c.message + " (known failure: it fails in the baseline too)", True)
+        elif not c.passed and rule.mode == "no_regression":
+            c = Check(
+                c.name, c.group, True, c.message + " (new failure: a warning, see the rule's check)", warning=True
+            )
+        marked.append(c)
+    if rule.mode == "no_regression":
+        new = sum(c.warning for c in marked)
+        fixed = sum(1 for c in checks if c.passed and before.get(c.name) is False)
+        marked.append(_no_regression_check(rule, new, fixed, len(checks), alpha))
+    return marked
+
+
+def _no_regression_check(rule: MustPass, new: int, fixed: int, selected: int, alpha: float) -> Check:
+    p = 1.0 if new + fixed == 0 else float(binomtest(new, new + fixed, 0.5, alternative="greater").pvalue)
+    counts = f"{new} new failure(s), {fixed} fixed, of {selected} conversation(s)"
+    reasons = []
+    if p < alpha:
+        reasons.append(f"new failures significantly outnumber fixes (paired p={p:.2g} < {alpha}, McNemar (exact))")
+    if rule.max_new_failures is not None and new > rule.max_new_failures:
+        reasons.append(f"more than the {rule.max_new_failures} new failure(s) allowed")
+    name = f"must-pass: {rule.name}: no regression"
+    if reasons:
+        return Check(name, "must_pass", False, f"'{rule.name}' regressed: {counts}; " + " and ".join(reasons))
+    cap = f", at most {rule.max_new_failures} allowed" if rule.max_new_failures is not None else ""
+    return Check(
+        name,
+        "must_pass",
+        True,
+        f"'{rule.name}' did not regress: {counts} (paired p={p:.2g} >= {alpha}, McNemar (exact){cap})",
+    )
+
+
+def conversation_outcomes(rule: MustPass, run: ScoredRun | None) -> pd.Series | None:
+    """Whether each conversation `rule` selects passes it in `run` (bool, indexed by conversation id); None when
+    the run has no turn records; empty when the rule selects nothing."""
+    if run is None or run.core is None:
+        return None
+    checks = _conversation_checks(rule, run)
+    prefix = f"must-pass: {rule.name}: "
+    kept = [c for c in checks if c.name.startswith(prefix)]
+    return pd.Series({c.name.removeprefix(prefix): c.passed for c in kept}, dtype=bool)
+
+
+@lru_cache(maxsize=65536)
+def _matches(pattern: str, message: str) -> bool:
+    """A never_matches pattern found in a bot message, ignoring case (cached: bot messages repeat templates)."""
+    return re.search(pattern, message, re.IGNORECASE) is not None
+
+
+@lru_cache(maxsize=4096)
+def _tags(raw: object) -> tuple[str, ...]:
+    """A conversation's tags from their JSON list (null: none)."""
+    return tuple(json.loads(raw)) if isinstance(raw, str) and raw else ()
 
 
 def _conversation_checks(rule: MustPass, run: ScoredRun) -> list[Check]:
@@ -159,9 +248,10 @@ def _conversation_checks(rule: MustPass, run: ScoredRun) -> list[Check]:
         raise InputError("cannot check must-pass conversations", [f"{run.source}: the run has no turn records"])
     c = run.core.conversations
     t = run.core.turns
-    first = t.drop_duplicates("conv").set_index("conv")
-    tags = first["tags"].reindex(c.index).fillna("[]").map(json.loads)
-    selected = tags.map(lambda ts: bool(set(ts) & set(rule.tags)))
+    wanted = set(rule.tags)
+    first = t[["conv", "tags"]].drop_duplicates("conv")
+    tagged = {int(code) for code, raw in zip(first["conv"], first["tags"], strict=True) if wanted & set(_tags(raw))}
+    selected = pd.Series(c.index.isin(list(tagged)), index=c.index)
     if rule.critical:
         selected |= c["critical"].notna()
     if not selected.any():
@@ -177,24 +267,31 @@ def _conversation_checks(rule: MustPass, run: ScoredRun) -> list[Check]:
                 "requirement is really checked, or set allow_empty: true if it is meant to select nothing yet",
             )
         ]
+    codes = c.index[selected.to_numpy()]
+    ids = c["conversation_id"].to_numpy(dtype=object)
+    positions = c.index.get_indexer(codes)
     checks = []
-    for code in c.index[selected.to_numpy()]:
-        row = c.loc[code]
-        cid = row["conversation_id"]
-        name = f"must-pass: {rule.name}: {cid}"
-        if rule.require == "expected_outcome":
-            ok = row["actual_outcome"] == row["expected_label"]
-            why = f"expected {row['expected_label']}, got {row['actual_outcome']}"
+    if rule.require == "expected_outcome":
+        actual = c["actual_outcome"].to_numpy(dtype=object)
+        expected = c["expected_label"].astype(object).to_numpy()
+        for i in positions:
+            cid, label = ids[i], expected[i]
+            ok = isinstance(label, str) and actual[i] == label
+            why = f"expected {label if isinstance(label, str) else 'nothing (unlabelled)'}, got {actual[i]}"
+            name = f"must-pass: {rule.name}: {cid}"
             checks.append(Check(name, "must_pass", ok, f"{cid} {'passes' if ok else 'fails'} '{rule.name}': {why}"))
-        else:
-            said = [m for raw in t.loc[t["conv"] == code, "bot_messages"] for m in json.loads(raw or "[]")]
-            bad = next((m for m in said if re.search(rule.pattern or "", m, re.IGNORECASE)), None)
-            message = (
-                f"{cid} passes '{rule.name}'"
-                if bad is None
-                else f"{cid} fails '{rule.name}': the bot said \"{bad[:160]}\""
-            )
-            checks.append(Check(name, "must_pass", bad is None, message))
+        return checks
+    mine = t["conv"].isin(codes).to_numpy()
+    said: dict[int, list[str]] = {}
+    for code, raw in zip(t["conv"].to_numpy()[mine], t["bot_messages"].to_numpy(dtype=object)[mine], strict=True):
+        said.setdefault(int(code), []).extend(json.loads(raw) if isinstance(raw, str) and raw else [])
+    for code, i in zip(codes, positions, strict=True):
+        cid = ids[i]
+        bad = next((m for m in said.get(int(code), []) if _matches(rule.pattern or "", m)), None)
+        message = (
+            f"{cid} passes '{rule.name}'" if bad is None else f"{cid} fails '{rule.name}': the bot said \"{bad[:160]}\""
+        )
+        checks.append(Check(f"must-pass: {rule.name}: {cid}", "must_pass", bad is None, message))
     return checks
 
 
@@ -217,7 +314,7 @@ def decide(spec: GateSpec, run: ScoredRun, baseline: ScoredRun | None) -> GateRe
         notes.append("no baseline: regression checks skipped")
     checks = [kpi_check(name, check, spec, run, baseline) for name, check in spec.kpis.items()]
     for rule in spec.must_pass:
-        selected = must_pass_checks(rule, run, baseline)
+        selected = must_pass_checks(rule, run, baseline, alpha=rule_alpha(rule, spec))
         if not selected:
             notes.append(f"must-pass '{rule.name}' selects no conversation yet (allow_empty)")
         checks += selected

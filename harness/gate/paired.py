@@ -55,7 +55,7 @@ def compare(name: str, current: ScoringCore, baseline: ScoringCore) -> PairedCom
         q = {"latency_p50.v1": 0.50, "latency_p95.v1": 0.95}.get(name)
         if q is None:
             raise ValueError(f"no paired comparison for {name}")
-        return _bootstrap_p(sign * (_latency_replicates(current, q) - _latency_replicates(baseline, q)))
+        return _bootstrap_p(sign * latency_difference_replicates(current, baseline, q))
     now, before = spec.parts(current), spec.parts(baseline)
     if (
         now.conversation_proportion
@@ -74,6 +74,12 @@ def compare(name: str, current: ScoringCore, baseline: ScoringCore) -> PairedCom
         now.numerator, now.denominator
     ) - baseline.bootstrap.ratio_replicates(before.numerator, before.denominator)
     return _bootstrap_p(sign * difference)
+
+
+def latency_difference_replicates(current: ScoringCore, baseline: ScoringCore, q: float) -> np.ndarray:
+    """The q-quantile latency of `current` minus `baseline`'s in each paired bootstrap replicate (ms; NaN where a
+    replicate has no answered turn)."""
+    return _latency_replicates(current, q) - _latency_replicates(baseline, q)
 
 
 def _latency_replicates(core: ScoringCore, q: float) -> np.ndarray:

@@ -46,6 +46,12 @@ class Policy(Strict):
     alpha: float = Field(0.05, gt=0, lt=0.5)
     min_n: int = Field(30, ge=1)
     """Default minimum support per KPI; fewer samples fail (the gate fails closed)."""
+    power: float = Field(0.8, gt=0, lt=1)
+    """The power at which the gate reports what it can see: the smallest drop each regression check and must-pass
+    rule catches with this probability (the minimal detectable effect, `harness gate` and `harness gate --plan`)."""
+    planning_discordance: float = Field(0.05, gt=0, lt=1)
+    """The share of outcomes assumed to change between two runs of equally good bots, for the minimal detectable
+    effect when the run and its baseline agree everywhere (a deterministic rerun shows no noise to measure)."""
 
 
 class KpiCheck(Strict):
@@ -56,6 +62,8 @@ class KpiCheck(Strict):
     min_n: int | None = Field(None, ge=1)
     allow_undefined: bool = False
     """Pass when the KPI is undefined (None) instead of failing closed."""
+    alpha: float | None = Field(None, gt=0, lt=0.5)
+    """Significance of this KPI's paired test (default: policy.alpha)."""
 
 
 class MustPass(Strict):
@@ -68,9 +76,18 @@ class MustPass(Strict):
     """expected_outcome: the actual outcome (self_served, abandoned or escalated:<queue>) equals the expected one;
     never_matches: no bot message in the conversation matches `pattern`."""
     pattern: str | None = None
-    mode: Literal["absolute", "no_new_failures"] = "absolute"
+    mode: Literal["absolute", "no_new_failures", "no_regression"] = "absolute"
     """absolute: every selected conversation must pass. no_new_failures (a ratchet): a conversation that also
-    fails in the baseline is reported as a known failure and does not block; any new failure blocks."""
+    fails in the baseline is reported as a known failure and does not block; any new failure blocks.
+    no_regression: every new failure is listed as a warning, and the rule blocks when new failures significantly
+    outnumber the conversations it fixed (one-sided exact McNemar test on the rule's conversations at `alpha`),
+    or when there are more than `max_new_failures`. Under flip noise, a ratchet blocks unchanged bots (each
+    passing conversation is a chance of a false alarm); no_regression does not, at the price of letting a few new
+    failures through: `harness gate` prints how many it can miss."""
+    alpha: float | None = Field(None, gt=0, lt=0.5)
+    """Significance of the no_regression test (default: policy.alpha)."""
+    max_new_failures: int | None = Field(None, ge=0)
+    """no_regression only: block whenever more conversations than this fail newly, significant or not."""
     allow_empty: bool = False
     """By default a rule that selects no conversation fails (its requirement would go unchecked). True for a
     rule over conversations that may not exist yet, such as the QA review's exported regressions."""
@@ -83,6 +100,8 @@ class MustPass(Strict):
             raise ValueError("require: never_matches needs a pattern, and only it takes one")
         if self.pattern is not None:
             re.compile(self.pattern)
+        if self.mode != "no_regression" and (self.alpha is not None or self.max_new_failures is not None):
+            raise ValueError("alpha and max_new_failures apply to mode: no_regression only")
         return self
 
 

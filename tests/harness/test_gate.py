@@ -177,13 +177,13 @@ def test_outputs_junit_markdown_json() -> None:
 def test_spec_errors_are_clear(tmp_path: Path) -> None:
     path = tmp_path / "gate.yml"
     path.write_text(
-        "version: 1\nkpis:\n  recognition_rate.v2: {threshold: 0.8}\n  messages_per_conversation.v1: "
+        "version: 1\nkpis:\n  recognition_rate.v9: {threshold: 0.8}\n  messages_per_conversation.v1: "
         "{threshold: 3}\nmust_pass: [{name: x, require: never_matches}]\n"
     )
     with pytest.raises(InputError) as info:
         load_spec(path)
     text = str(info.value)
-    assert "unknown KPI 'recognition_rate.v2' (did you mean 'recognition_rate.v1'?)" in text
+    assert "unknown KPI 'recognition_rate.v9' (did you mean 'recognition_rate.v" in text
     assert "must_pass[0]" in text
 
 
@@ -214,3 +214,116 @@ def test_a_ratchet_blocks_a_new_failure() -> None:
     result = decide(ratchet(), run([True] * 40, fraud_ok=False), run([True] * 40, run_id="b"))
     (failure,) = result.failures()
     assert failure.message.startswith("fraud-1 fails 'fraud reaches the fraud queue'")
+
+
+# --- issue 11: precision of the messages, a drop equal to its allowance, superseded KPI versions -------------------
+
+
+def point(kpi: str, allowance: float) -> GateSpec:
+    return GateSpec.model_validate(
+        {"version": 1, "policy": {"comparison": "point", "min_n": 1}, "kpis": {kpi: {"max_regression": allowance}}}
+    )
+
+
+def test_a_failure_never_reads_as_the_allowance_it_exceeds() -> None:
+    # 900 of 1000 completed before, 869 now: a drop of 0.031 against an allowance of 0.03. Two decimals printed
+    # both as 0.03 ("fell 0.03 below baseline 0.90; allowed 0.03").
+    before = run([True] * 900 + [False] * 100, fraud=False, run_id="b")
+    now = run([True] * 869 + [False] * 131, fraud=False)
+    (failure,) = decide(point("self_service_completion.v1", 0.03), now, before).failures()
+    assert "fell 0.031 below baseline 0.900; allowed 0.030" in failure.message, failure.message
+
+
+@pytest.mark.parametrize(("kept", "allowance"), [(880, 0.02), (870, 0.03), (850, 0.05)])
+def test_a_drop_exactly_equal_to_its_allowance_passes(kept: int, allowance: float) -> None:
+    # 0.90 - 0.88 is 0.020000000000000018 in floating point: the old gate failed it as "fell 0.02 ... allowed 0.02".
+    before = run([True] * 900 + [False] * 100, fraud=False, run_id="b")
+    now = run([True] * kept + [False] * (1000 - kept), fraud=False)
+    result = decide(point("self_service_completion.v1", allowance), now, before)
+    assert result.passed, [c.message for c in result.failures()]
+    assert "within the allowed" in result.checks[0].message
+
+
+def test_the_gate_reads_superseded_kpi_versions_too() -> None:
+    gate = GateSpec.model_validate({"version": 1, "kpis": {"recognition_rate.v1": {"threshold": 0.5}}})
+    result = decide(gate, run([True] * 40, fraud=False), None)
+    assert result.passed and result.checks[0].message.startswith("recognition_rate.v1 1.00")
+
+
+# --- issue 11: must-pass rules under noise: no_regression ---------------------------------------------------------
+
+
+def fraud_runs(now: list[bool], before: list[bool]) -> tuple[ScoredRun, ScoredRun]:
+    """Runs of len(now) fraud conversations (fraud-00..), each handed to the fraud queue (True) or not."""
+
+    def build(outcomes: list[bool], run_id: str) -> ScoredRun:
+        rows = [
+            {**fraud_conversation(handed_to_fraud=ok), "conversation_id": f"fraud-{i:02d}"}
+            for i, ok in enumerate(outcomes)
+        ]
+        rows += [turn(f"c{i:03d}", 0, "fees", "fees") for i in range(40)]
+        core = build_core(to_frame(rows), OPTIONS)
+        return scored(core, {"run_id": run_id, "eval_set_hash": "h1", "bot_model": "m"}, f"runs/{run_id}")
+
+    return build(now, "r"), build(before, "b")
+
+
+def no_regression(**extra: object) -> GateSpec:
+    rule = {"name": "fraud", "tags": ["fraud"], "mode": "no_regression"} | extra
+    return GateSpec.model_validate({"version": 1, "kpis": {"availability.v1": {}}, "must_pass": [rule]})
+
+
+def test_no_regression_lists_a_new_failure_as_a_warning_without_blocking() -> None:
+    # One new failure, one fix, one known failure: noise, not a regression.
+    before = [True] * 12 + [False, True, False]
+    now = [True] * 12 + [True, False, False]
+    result = decide(no_regression(), *fraud_runs(now, before))
+    assert result.passed, [c.message for c in result.failures()]
+    (warned,) = [c for c in result.checks if c.warning]
+    assert warned.name == "must-pass: fraud: fraud-13" and "new failure" in warned.message
+    (known,) = [c for c in result.checks if c.known_failure]
+    assert known.name.endswith("fraud-14")
+    verdict = next(c for c in result.checks if c.name == "must-pass: fraud: no regression")
+    assert (
+        verdict.passed and "1 new failure(s), 1 fixed, of 15 conversation(s) (paired p=0.75 >= 0.05" in verdict.message
+    )
+
+
+def test_no_regression_blocks_when_new_failures_significantly_outnumber_fixes() -> None:
+    # 5 new failures and no fix: one-sided exact McNemar p = 0.5^5 = 0.031 < 0.05.
+    result = decide(no_regression(), *fraud_runs([False] * 5 + [True] * 10, [True] * 15))
+    (failure,) = result.failures()
+    assert failure.name == "must-pass: fraud: no regression"
+    assert "5 new failure(s), 0 fixed, of 15 conversation(s)" in failure.message
+    assert "significantly outnumber fixes (paired p=0.031 < 0.05" in failure.message
+    # Four are not significant (p = 0.0625): they pass, each one listed as a warning.
+    four = decide(no_regression(), *fraud_runs([False] * 4 + [True] * 11, [True] * 15))
+    assert four.passed and sum(c.warning for c in four.checks) == 4
+
+
+def test_no_regression_blocks_above_its_cap_whatever_the_test_says() -> None:
+    result = decide(no_regression(max_new_failures=1), *fraud_runs([False] * 2 + [True] * 13, [True] * 15))
+    (failure,) = result.failures()
+    assert "more than the 1 new failure(s) allowed" in failure.message
+
+
+def test_no_regression_uses_its_own_alpha() -> None:
+    runs = fraud_runs([False] * 5 + [True] * 10, [True] * 15)
+    assert decide(no_regression(alpha=0.01), *runs).passed
+
+
+def test_rule_options_belong_to_no_regression_only() -> None:
+    with pytest.raises(ValueError, match="apply to mode: no_regression only"):
+        GateSpec.model_validate(
+            {
+                "version": 1,
+                "kpis": {"availability.v1": {}},
+                "must_pass": [{"name": "x", "tags": ["fraud"], "max_new_failures": 1}],
+            }
+        )
+
+
+def test_a_kpi_check_may_set_its_own_alpha() -> None:
+    now = [True] * 87 + [False] * 3 + [True] + [False] * 9  # 3 worse, 1 better: paired p about 0.3
+    loose = spec(**{"recognition_rate.v1": {"max_regression": 0.01, "alpha": 0.45}})
+    assert not decide(loose, run(now), BASELINE).checks[0].passed

@@ -1,6 +1,6 @@
 """The release gate end to end on the real bot, with the committed specification and baseline: the unchanged
-bot passes; a degraded variant (the fraud escalation rule removed from its policy) fails for the expected
-reasons."""
+bot passes and says what each check can see; a degraded variant (the fraud escalation rule removed from its
+policy) fails for the expected reasons."""
 
 from __future__ import annotations
 
@@ -38,6 +38,9 @@ def test_the_unchanged_bot_passes_the_committed_gate(bot: BotServer, tmp_path: P
     result = gate(full_eval(bot, tmp_path / "runs"))
     assert result.exit_code == 0, result.stdout + result.stderr
     assert "release gate PASSED" in result.stdout
+    seen = [line for line in result.stdout.splitlines() if line.startswith("can see ")]
+    assert any("self_service_completion.v1: catches a drop of" in line for line in seen), result.stdout
+    assert any("must-pass 'fraud reaches the fraud queue' (no_regression)" in line for line in seen)
 
 
 def test_a_bot_without_its_fraud_rule_fails_the_gate_with_the_expected_reasons(tmp_path: Path) -> None:
@@ -58,14 +61,20 @@ def test_a_bot_without_its_fraud_rule_fails_the_gate_with_the_expected_reasons(t
         run_dir = full_eval(server, tmp_path / "runs")
     result = gate(run_dir)
     assert result.exit_code == 1, result.stdout + result.stderr
+    # The fraud rule runs in no_regression mode: every new miss is listed as a warning, and the rule blocks because
+    # new misses significantly outnumber fixes.
     new_failures = [
         line
         for line in result.stdout.splitlines()
-        if line.startswith("FAIL") and "fails 'fraud reaches the fraud queue'" in line
+        if line.startswith("warn") and "fails 'fraud reaches the fraud queue'" in line
     ]
     # Every fraud conversation the accepted bot escalated now stays with the bot.
     assert len(new_failures) >= 5
     assert all("expected escalated:fraud, got" in line and "got escalated:fraud" not in line for line in new_failures)
+    assert any(
+        line.startswith("FAIL") and "'fraud reaches the fraud queue' regressed" in line
+        for line in result.stdout.splitlines()
+    )
     cases = ET.parse(run_dir / "gate.xml").getroot()
     failed = [c.get("name") for c in cases if c.find("failure") is not None]
     assert failed and all(name.startswith("must-pass: fraud reaches the fraud queue") for name in failed)
