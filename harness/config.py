@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -71,16 +73,20 @@ def load_config(path: Path = DEFAULT_CONFIG, overrides: dict[str, Any] | None = 
     """The run configuration from `path`, with dotted-key `overrides` (for example {"replay.concurrency": 8})."""
 
     def apply_overrides(raw: Any) -> Any:
-        if not isinstance(raw, dict):
-            return raw
-        for key, value in (overrides or {}).items():
-            if value is None:
-                continue
-            node = raw
-            *parents, leaf = key.split(".")
-            for parent in parents:
-                node = node.setdefault(parent, {})
-            node[leaf] = value
-        return raw
+        return with_overrides(raw, overrides or {}) if isinstance(raw, dict) else raw
 
     return load_yaml_model(path, RunConfig, "run configuration", apply_overrides)
+
+
+def with_overrides(raw: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of a config mapping with dotted-key overrides applied (`{"bot.url": ...}`); None values are ignored."""
+    raw = json.loads(json.dumps(raw))
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        node = raw
+        *parents, leaf = key.split(".")
+        for parent in parents:
+            node = node.setdefault(parent, {})
+        node[leaf] = value
+    return raw

@@ -26,7 +26,7 @@ from pydantic import ValidationError
 from harness import __version__
 from harness.bot_config import load_queue_config
 from harness.channel import Channel, HttpChannel
-from harness.config import RunConfig
+from harness.config import RunConfig, with_overrides
 from harness.errors import InputError
 from harness.eval_set import EvalSuite, load_eval_sets
 from harness.intents import load_catalog
@@ -160,20 +160,6 @@ def bot_sessions(meta: dict[str, Any]) -> list[BotSession]:
     recorded = [meta.get("bot")] + [resume.get("bot") for resume in meta.get("resumes", [])]
     sessions = [BotSession(**session) for session in recorded if session]
     return sessions or [BotSession(meta["config"]["bot"]["url"])]
-
-
-def with_overrides(raw: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy of a config mapping with dotted-key overrides applied; None values are ignored."""
-    raw = json.loads(json.dumps(raw))
-    for key, value in overrides.items():
-        if value is None:
-            continue
-        node = raw
-        *parents, leaf = key.split(".")
-        for parent in parents:
-            node = node.setdefault(parent, {})
-        node[leaf] = value
-    return raw
 
 
 def resume_run(run_dir: Path, overrides: Mapping[str, Any] | None = None, *, serving: bool = False) -> RunPlan:
