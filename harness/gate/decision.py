@@ -134,7 +134,14 @@ def kpi_check(name: str, check: KpiCheck, spec: GateSpec, run: ScoredRun, baseli
             problems.append(f"is {'below the floor' if higher else 'above the ceiling'} {fmt(check.threshold, unit)}")
     if check.max_regression is not None and baseline is not None:
         base, _ = baseline.value(name)
-        if base is None:
+        other_versions = [k for k in baseline.kpis if k.rsplit(".v", 1)[0] == name.rsplit(".v", 1)[0] and k != name]
+        if base is None and other_versions and name not in baseline.kpis:
+            problems.append(
+                f"cannot be compared: the baseline {baseline.source} holds {', '.join(sorted(other_versions))}, not "
+                f"{name} (it was scored before this version existed, and has no turn records to rescore); give a "
+                "baseline with turns.parquet, or name the version it holds in the gate specification"
+            )
+        elif base is None:
             notes.append("the baseline has no value to compare with")
         else:
             worse = (base - result.value) if higher else (result.value - base)

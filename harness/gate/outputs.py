@@ -52,11 +52,20 @@ def one_line(text: str) -> str:
     return _CONTROL.sub(_escape, text)
 
 
+_ENTITIES = {"<": "&lt;", ">": "&gt;", "&": "&amp;", '"': "&quot;"}
+_AUTOLINKS = re.compile(r"(@)(?=\w)|(#)(?=\d)|(:)(?=//)|(www)(?=\.)", re.IGNORECASE)
+"""What GitHub turns into live features in a comment: @mentions (they notify people), #123 references, and
+autolinked URLs (`scheme://`, `www.`)."""
+_WORD_JOINER = "\u2060"
+
+
 def markdown_text(text: str) -> str:
     """`text` as inert Markdown on one line: control characters visible, HTML special characters as entities,
-    Markdown punctuation backslash-escaped (it renders as the same characters, never as markup)."""
-    escaped = _MARKDOWN_INLINE.sub(lambda m: "\\" + m.group(1), one_line(text))
-    return escaped.replace("\\<", "&lt;").replace("\\>", "&gt;").replace("\\&", "&amp;").replace('\\"', "&quot;")
+    Markdown punctuation backslash-escaped (it renders as the same characters, never as markup), and GitHub's
+    mentions, issue references and autolinks broken by an invisible word joiner (U+2060), so a bot's words
+    notify nobody and link nowhere."""
+    escaped = _MARKDOWN_INLINE.sub(lambda m: _ENTITIES.get(m.group(1)) or "\\" + m.group(1), one_line(text))
+    return _AUTOLINKS.sub(lambda m: m.group(0) + _WORD_JOINER, escaped)
 
 
 def _code(text: object) -> str:

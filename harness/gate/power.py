@@ -534,12 +534,10 @@ def rule_detectability(
         false_alarm = None if pattern and assumed else power_at(0.0)
         blocks = "blocks on any " + ("new " if rule.mode == "no_new_failures" else "") + "failure"
         sees = "sees a single one"
-        if false_alarm is not None and false_alarm > 1 - policy.power:
+        if false_alarm is not None and false_alarm > 0.05:
             sees += (
                 f"; under flip noise each of its {n} conversations is a chance of a false alarm, more than a "
                 "5% false-alarm target allows (mode: no_regression trades a few unseen new failures for that)"
-                if false_alarm > 0.05
-                else ""
             )
         blind = False
     alarm = (

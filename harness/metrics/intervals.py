@@ -265,7 +265,9 @@ def quantile_intervals(
     estimate alone, covered 90% for p95 with 30 conversations under strong clustering). The ends are order
     statistics, found by a k-ary search over ranks (the share's bounds grow with c): the lowest accepted one,
     and the one above the highest accepted (the quantile may lie anywhere below it; the maximum when every one
-    is accepted). No interval made of observed latencies reaches a quantile above the largest one.
+    is accepted). No interval made of observed latencies reaches a quantile above the largest one. Where the two
+    ends meet (a single answered turn, or every latency the same), the q's interval is None: a zero-width
+    interval on a finite sample would be wrong.
     """
     x = np.asarray(values, dtype=np.float64)
     if x.size == 0:
@@ -305,7 +307,10 @@ def quantile_intervals(
     result: dict[float, Interval | None] = {}
     for q, low_search, high_search in zip(qs, lowest, highest, strict=True):
         high_rank = min(high_search.lo + 1, x.size - 1)
-        result[q] = (float(ordered[low_search.lo]), float(ordered[high_rank]))
+        low_value, high_value = float(ordered[low_search.lo]), float(ordered[high_rank])
+        # Ends that meet (one answered turn, or identical latencies) would claim certainty no finite sample
+        # gives: no interval is reported then (None), rather than one of zero width.
+        result[q] = (low_value, high_value) if high_value > low_value else None
     return result
 
 

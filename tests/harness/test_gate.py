@@ -327,3 +327,17 @@ def test_a_kpi_check_may_set_its_own_alpha() -> None:
     now = [True] * 87 + [False] * 3 + [True] + [False] * 9  # 3 worse, 1 better: paired p about 0.3
     loose = spec(**{"recognition_rate.v1": {"max_regression": 0.01, "alpha": 0.45}})
     assert not decide(loose, run(now), BASELINE).checks[0].passed
+
+
+def test_a_scorecard_only_baseline_from_before_a_new_version_fails_closed() -> None:
+    """An old baseline (scorecard.json alone) holds recognition_rate.v1; a spec naming v2 must not pass silently."""
+    old = ScoredRun(
+        None, {"recognition_rate.v1": {"value": 0.9, "n": 100}}, {"eval_set_hash": "h1"}, "experiments/old-baseline"
+    )
+    gate = GateSpec.model_validate(
+        {"version": 1, "kpis": {"recognition_rate.v2": {"max_regression": 0.03}}, "policy": {"min_n": 30}}
+    )
+    result = decide(gate, run([True] * 90 + [False] * 10, fraud=False), old)
+    (failure,) = result.failures()
+    assert "holds recognition_rate.v1, not recognition_rate.v2" in failure.message
+    assert "turns.parquet" in failure.message

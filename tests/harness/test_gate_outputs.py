@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from harness.cli import app
 from harness.gate import outputs
 from harness.gate.decision import Check, GateResult, ScoredRun, decide, scored
-from harness.gate.outputs import as_json, junit_xml, markdown
+from harness.gate.outputs import as_json, junit_xml, markdown, markdown_text
 from harness.gate.spec import GateSpec
 from harness.metrics import ScoringOptions, build_core
 from harness.records import to_frame, write
@@ -134,3 +134,17 @@ def _record_columns() -> list[str]:
 @pytest.mark.parametrize("char", ["\x0b", "\x0c", "\x1b", "\x00", "\ufffe", "\ud800"])
 def test_every_character_xml_forbids_is_escaped(char: str) -> None:
     ET.fromstring(junit_xml(GateResult([Check("n", "kpi", False, f"a{char}b")], {})))
+
+
+def test_the_bot_cannot_mention_people_reference_issues_or_autolink_in_gate_md() -> None:
+    """GitHub notifies on @mentions and links #12 and bare URLs; a quoted bot message must do none of that."""
+    text = markdown_text("call @security-team, see https://evil.example/x or www.evil.example about #12")
+    for live in ("@security", "https://", "www.evil", "#12"):
+        assert live not in text
+    assert text.replace("\u2060", "").replace("\\", "") == (
+        "call @security-team, see https://evil.example/x or www.evil.example about #12"
+    )
+
+
+def test_an_entity_is_escaped_once() -> None:
+    assert markdown_text("\\<b> & <i>") == "\\\\&lt;b&gt; &amp; &lt;i&gt;"

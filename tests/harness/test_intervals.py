@@ -261,3 +261,12 @@ def test_a_mean_kpi_keeps_the_t_interval_when_every_conversation_has_one_message
     result = REGISTRY["messages_per_conversation.v1"](core)
     assert result.interval_method == "t (clustered)"
     assert result.value == 1.0 and result.interval is not None and result.interval[1] > 1.0
+
+
+def test_a_latency_interval_is_never_of_zero_width() -> None:
+    """One answered turn, or identical latencies, cannot pin a quantile down: no interval rather than a point."""
+    from harness.metrics.intervals import quantile_intervals
+
+    assert quantile_intervals(np.array([500.0]), np.array([0]), (0.5, 0.95)) == {0.5: None, 0.95: None}
+    same = quantile_intervals(np.full(40, 200.0), np.repeat(np.arange(10), 4), (0.5,))
+    assert same == {0.5: None}
