@@ -60,21 +60,22 @@ def test_a_run_writes_scorecard_records_report_and_one_mlflow_run(bot: BotServer
     assert scorecard["kpis"]["conversation_count.v1"]["value"] == 12
     for name in (
         "self_service_completion.v1",
-        "recognition_rate.v1",
+        "recognition_rate.v2",
         "escalation_accuracy.v1",
         "resolution_rate.v1",
         "messages_per_conversation.v1",
-        "availability.v1",
+        "availability.v2",
         "latency_p95.v1",
     ):
         kpi = scorecard["kpis"][name]
-        assert kpi["n"] > 0 and kpi["definition_version"] == 1
+        assert kpi["n"] > 0 and kpi["definition_version"] == int(name.rsplit(".v", 1)[1])
         assert kpi["value"] is None or kpi["interval"] is not None, name
     assert scorecard["bot_model"] == bot.model.name.removesuffix(".tar.gz")
     records = pd.read_parquet(run_dir / "turns.parquet")
     assert records["conversation_id"].nunique() == 12 and set(records["status"]) <= {"ok", "not_sent"}
     assert "Failed conversations" in (run_dir / "report.html").read_text()
-    assert "recognition_rate.v1" in result.stdout and str(run_dir) in result.stdout
+    assert "recognition_rate.v2" in result.stdout and str(run_dir) in result.stdout
+    assert "recognition_rate.v1" not in scorecard["kpis"]  # superseded versions are not shown
 
     runs = mlflow.MlflowClient(tracking_uri=uri).search_runs(
         [mlflow.MlflowClient(tracking_uri=uri).get_experiment_by_name("it").experiment_id]
