@@ -165,6 +165,25 @@ class FakeChannel:
         return None
 
 
+@dataclass
+class CutOffChannel:
+    """A channel that passes its first `sends` messages to `inner`, then raises BotUnreachable as a bot that died
+    would: for tests that interrupt a run at a chosen message (resume, journal)."""
+
+    inner: Channel
+    sends: int
+    passed: int = 0
+
+    async def send(self, sender: str, text: str) -> ChannelReply:
+        if self.passed >= self.sends:
+            raise BotUnreachable("cannot reach the bot (cut off by the test)")
+        self.passed += 1
+        return await self.inner.send(sender, text)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
 def bot_reply(
     intent: str | None,
     *,

@@ -21,7 +21,7 @@ import pytest
 from typer.testing import CliRunner
 
 import harness.run
-from harness.channel import BotUnreachable, ChannelReply, FakeChannel, bot_reply
+from harness.channel import BotUnreachable, ChannelReply, CutOffChannel, FakeChannel, bot_reply
 from harness.cli import app
 from harness.config import load_config
 from harness.errors import HarnessError
@@ -75,24 +75,6 @@ class FakeBot:
         return replace(reply, body={**body, "trace": {**body["trace"], "model": self.model}})
 
 
-@dataclass
-class CutOff:
-    """A channel that passes its first `sends` messages to `inner`, then fails as a bot that died."""
-
-    inner: Any
-    sends: int
-    passed: int = 0
-
-    async def send(self, sender: str, text: str) -> ChannelReply:
-        if self.passed >= self.sends:
-            raise BotUnreachable("cannot reach the bot (cut off by the test)")
-        self.passed += 1
-        return await self.inner.send(sender, text)
-
-    async def aclose(self) -> None:
-        return None
-
-
 def suite_of(*files: Path) -> EvalSuite:
     folder = files[0].parent if len(files) > 1 else files[0]
     return load_suite(load_config(overrides={"eval_sets": str(folder)}).resolved())
@@ -111,7 +93,7 @@ def interrupted_then_resumed(suite: EvalSuite, bot: FakeBot, sends: int, tmp_pat
     channel = FakeChannel(bot)
     journal = Journal(tmp_path / "journal.jsonl")
     with pytest.raises(BotUnreachable):
-        replay_into(suite, CutOff(channel, sends), journal)
+        replay_into(suite, CutOffChannel(channel, sends), journal)
     return replay_into(suite, channel, journal)
 
 
@@ -163,7 +145,7 @@ def test_an_attempt_is_journaled_as_started_before_its_first_turn_is_sent(tmp_pa
         return bot(sender, text, turn)
 
     with pytest.raises(BotUnreachable):
-        replay_into(suite_of(LOST_CARD_HANDOFF), CutOff(FakeChannel(script), 3), journal)
+        replay_into(suite_of(LOST_CARD_HANDOFF), CutOffChannel(FakeChannel(script), 3), journal)
     assert started_before_sending == [True, True, True]
     (cut,) = journal.interrupted()
     assert cut.conversation_id == "resume-b-001" and cut.sender_ids == tuple(bot.said)
@@ -211,7 +193,7 @@ def test_a_resume_against_another_bot_model_stops_at_its_first_reply(tmp_path: P
     suite = suite_of(NOT_UNDERSTOOD_FIRST, LOST_CARD_HANDOFF)
     journal = Journal(tmp_path / "journal.jsonl")
     with pytest.raises(BotUnreachable):  # resume-b-001 (4 turns) finishes, resume-a-001 is cut off
-        replay_into(suite, CutOff(FakeChannel(FakeBot("bankbot-old")), 4), journal)
+        replay_into(suite, CutOffChannel(FakeChannel(FakeBot("bankbot-old")), 4), journal)
     other = FakeChannel(FakeBot("bankbot-new"))
     with pytest.raises(HarnessError, match=r"bankbot-new.*bankbot-old.*start a new run"):
         replay_into(suite, other, journal)
@@ -257,7 +239,7 @@ def test_the_hinted_resume_talks_to_the_recorded_bot_and_reports_the_interrupted
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     bot = FakeBot()
-    channels = Channels([CutOff(FakeChannel(bot), 5), FakeChannel(bot)])
+    channels = Channels([CutOffChannel(FakeChannel(bot), 5), FakeChannel(bot)])
     monkeypatch.setattr(harness.run, "http_channel", channels)
     monkeypatch.setenv("REFERENCE_CHANNEL_TOKEN", "t")
     url = "http://bot.example:8080/webhooks/reference/webhook"
@@ -313,7 +295,9 @@ def test_a_resume_against_another_bot_model_is_a_run_stopping_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     after = FakeChannel(FakeBot("bankbot-new"))
-    monkeypatch.setattr(harness.run, "http_channel", Channels([CutOff(FakeChannel(FakeBot("bankbot-old")), 4), after]))
+    monkeypatch.setattr(
+        harness.run, "http_channel", Channels([CutOffChannel(FakeChannel(FakeBot("bankbot-old")), 4), after])
+    )
     first = invoke(
         tmp_path, "--bot-url", "http://b/w", "--token", "t", "--eval-sets", str(FIXTURES), "--concurrency", "1"
     )
@@ -365,7 +349,7 @@ def test_a_run_that_served_its_bot_resumes_only_by_serving_the_model_it_measured
     model, started = ["bankbot-aaa"], []
     serve_fakes(monkeypatch, model, started)
     bot = FakeBot("bankbot-aaa")
-    channels = Channels([CutOff(FakeChannel(bot), 5), FakeChannel(bot), FakeChannel(bot)])
+    channels = Channels([CutOffChannel(FakeChannel(bot), 5), FakeChannel(bot), FakeChannel(bot)])
     monkeypatch.setattr(harness.run, "http_channel", channels)
     first = invoke(tmp_path, "--serve-bot", "--eval-sets", str(FIXTURES), "--concurrency", "1")
     assert first.exit_code == 2

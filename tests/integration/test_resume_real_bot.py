@@ -7,7 +7,6 @@ behind a persistent tracker store would.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ from typer.testing import CliRunner
 
 import harness.run
 from harness.bot_process import BotServer
-from harness.channel import BotUnreachable, ChannelReply
+from harness.channel import CutOffChannel
 from harness.cli import app
 
 pytestmark = pytest.mark.integration
@@ -43,24 +42,6 @@ BEHAVIOUR = [
 runner = CliRunner()
 
 
-@dataclass
-class CutOff:
-    """A channel that passes its first `sends` messages to `inner`, then fails as a bot that died."""
-
-    inner: Any
-    sends: int
-    passed: int = 0
-
-    async def send(self, sender: str, text: str) -> ChannelReply:
-        if self.passed >= self.sends:
-            raise BotUnreachable("cannot reach the bot (cut off by the test)")
-        self.passed += 1
-        return await self.inner.send(sender, text)
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
-
-
 def run(bot: BotServer, tmp_path: Path, *args: str) -> Any:
     result = runner.invoke(
         app, ["run", "--bot-url", bot.url, "--token", bot.token, "--concurrency", "1", "--no-mlflow", *args]
@@ -77,7 +58,7 @@ def interrupted_and_resumed(
 
     def cut_first(config: Any, token: str) -> Any:
         calls.append(1)
-        return CutOff(real(config, token), sends) if len(calls) == 1 else real(config, token)
+        return CutOffChannel(real(config, token), sends) if len(calls) == 1 else real(config, token)
 
     monkeypatch.setattr(harness.run, "http_channel", cut_first)
     first = run(bot, tmp_path, "--eval-sets", str(eval_set), "--output-dir", str(tmp_path / "runs"))
