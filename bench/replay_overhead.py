@@ -26,7 +26,8 @@ from pathlib import Path
 import httpx
 
 from harness.bot_process import BotServer, free_port, train
-from harness.channel import HttpChannel
+from harness.bots.base import HttpOptions
+from harness.bots.reference import ReferenceBot
 from harness.config import load_config
 from harness.replay import Journal, replay
 from harness.run import load_suite
@@ -58,7 +59,7 @@ async def bare_loop(url: str, token: str, conversations: list[list[str]], concur
 
 async def harness_replay(url: str, token: str, suite, concurrency: int, folder: Path) -> float:  # type: ignore[no-untyped-def]
     """Seconds for the harness's replay (channel client, records, checks, journal) of the same suite."""
-    channel = HttpChannel(url, token, max_connections=max(4, concurrency))
+    channel = ReferenceBot(url, token, HttpOptions(max_connections=max(4, concurrency)))
     journal = Journal(folder / f"journal-{secrets.token_hex(4)}.jsonl")
     started = time.perf_counter()
     try:

@@ -20,15 +20,11 @@ from pathlib import Path
 
 import httpx
 
-from harness.errors import HarnessError
+from harness.errors import BotProcessError
 from harness.paths import REPO_ROOT
 
 TRAINING_INPUTS = ("config.yml", "domain", "data", "bankbot/nlu")
 """What a trained model depends on: the pipeline, the domain, the training data and the custom NLU components."""
-
-
-class BotProcessError(HarnessError):
-    """Training or starting the bot failed; the message says which step and where its log is."""
 
 
 @dataclass(frozen=True)

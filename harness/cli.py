@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -252,8 +253,15 @@ def run_command(
     config_file: Annotated[Path, typer.Option("--config", help="Run configuration.")] = DEFAULT_PATHS.experiments
     / "eval.yml",
     eval_sets: Annotated[Path | None, typer.Option(help="Eval-set file or folder (overrides the config).")] = None,
-    bot_url: Annotated[str | None, typer.Option(help="The reference channel's webhook URL.")] = None,
-    token: Annotated[str | None, typer.Option(help="Bearer token (default: from the config's bot.token_env).")] = None,
+    bot_kind: Annotated[
+        str | None, typer.Option(help="The bot's kind: reference, rasa, http_json or scripted (overrides bot.kind).")
+    ] = None,
+    bot_url: Annotated[
+        str | None, typer.Option(help="The bot's URL: the reference webhook, a Rasa server's root, an HTTP endpoint.")
+    ] = None,
+    token: Annotated[
+        str | None, typer.Option(help="The bot's token (default: from the variable bot.token_env names).")
+    ] = None,
     concurrency: Annotated[int | None, typer.Option(help="Conversations in flight at once.")] = None,
     timeout: Annotated[float | None, typer.Option("--timeout", help="Per-turn timeout in seconds.")] = None,
     retries: Annotated[int | None, typer.Option(help="Retries of a turn that could not reach the bot.")] = None,
@@ -277,11 +285,11 @@ def run_command(
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from harness.channel import BotUnreachable
+    from harness.bots.kinds import connect, token_env
     from harness.config import load_config
+    from harness.errors import BotUnreachable
     from harness.run import (
         check_served_model,
-        http_channel,
         new_run,
         record_resume,
         replay_all,
@@ -295,6 +303,7 @@ def run_command(
 
     overrides = {
         "eval_sets": str(eval_sets) if eval_sets else None,
+        "bot.kind": bot_kind,
         "bot.url": bot_url,
         "replay.concurrency": concurrency,
         "replay.turn_timeout_s": timeout,
@@ -311,6 +320,15 @@ def run_command(
         served_model = None
         if serve_bot:
             import secrets
+
+            from harness.bots.kinds import bot_settings
+            from harness.errors import InputError
+
+            if not bot_settings(config)[0].name.startswith("reference."):
+                raise InputError(
+                    "--serve-bot serves the reference bot only",
+                    [f"bot.kind is {config.bot.kind}: start your bot yourself and give its URL (--bot-url)"],
+                )
 
             from harness.bot_process import BotLayout, BotServer, free_port, train
             from harness.nlu_build import build
@@ -335,8 +353,7 @@ def run_command(
             if resumed:
                 resumed = resumed.serving(server.url, served_model)
             out.print(f"bot {model.name} serving at {server.url} (stopped when the run ends)")
-        token = token or config.token()
-        channel = http_channel(config, token)
+        bot = connect(config, token)
         if resumed:
             plan = resumed
             record_resume(plan)
@@ -355,17 +372,18 @@ def run_command(
         try:
             with Progress(*columns, console=err, transient=True) as progress:
                 task = progress.add_task("replay", total=len(plan.suite), completed=already)
-                records = replay_all(plan, channel, lambda _: progress.advance(task))
+                records = replay_all(plan, bot, lambda _: progress.advance(task))
         except (BotUnreachable, KeyboardInterrupt) as exc:
             done = len(plan.journal.finished())
             reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else str(exc)
             err.print(f"[bold red]run stopped:[/] {escape(reason)}")
-            needs_token = token_flag and not plan.bot.served and not plan.config.token()
+            variable = token_env(plan.config)
+            needs_token = token_flag and not plan.bot.served and not (variable and os.environ.get(variable))
             err.print(
                 f"{done} of {len(plan.suite)} conversations are journaled in {plan.run_dir}; nothing was "
                 f"logged to MLflow. When the bot is back, finish with:\n  {plan.resume_command()}"
                 + (
-                    f"\n  (with the bot's bearer token: set ${plan.config.bot.token_env} or add --token)"
+                    f"\n  (with the bot's token: set ${variable} or add --token)"
                     if needs_token
                     else ""
                 ),

@@ -20,9 +20,16 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class BotConfig(Section):
+class BotConfig(BaseModel):
+    """The bot a run measures: `kind` names a bot kind (harness.bots.kinds: reference, rasa, http_json,
+    scripted); the other keys are that kind's settings, validated by the kind when the bot is connected."""
+
+    model_config = ConfigDict(extra="allow")
+
+    kind: str = "reference"
     url: str
-    token_env: str = "REFERENCE_CHANNEL_TOKEN"
+    token_env: str | None = None
+    """The environment variable holding the bot's token (each kind has a default; see its settings)."""
 
 
 class ReplayConfig(Section):
@@ -66,7 +73,8 @@ class RunConfig(Section):
         )
 
     def token(self) -> str:
-        return os.environ.get(self.bot.token_env, "")
+        """The bot's token from the environment variable the bot section names ('' when unset or none named)."""
+        return os.environ.get(self.bot.token_env, "") if self.bot.token_env else ""
 
 
 def load_config(path: Path = DEFAULT_CONFIG, overrides: dict[str, Any] | None = None) -> RunConfig:

@@ -22,7 +22,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from harness.bot_process import BotLayout, bot_env
-from harness.errors import HarnessError
+from harness.errors import TrialError
 from harness.eval_set import EvalSuite
 from harness.intents import Catalog, plain_text
 from harness.nlu_build import render_nlu
@@ -30,10 +30,6 @@ from harness.nlu_scores import NluScores, Predictions, concatenate, score, tune_
 from harness.problems import load_yaml_model
 
 SCORE_NAMES = ("accuracy", "macro_f1", "recognition", "oos_rejection")
-
-
-class TrialError(HarnessError):
-    """A pipeline failed to train or predict in the bot environment."""
 
 
 class PipelineSpec(BaseModel):

@@ -36,6 +36,40 @@ class TurnStatus(StrEnum):
 
 FAILED_STATUSES = (TurnStatus.empty_reply, TurnStatus.channel_error, TurnStatus.timeout)
 
+
+class Observation(StrEnum):
+    """What a bot kind can report about a turn, beyond status and latency (which every kind observes).
+
+    A bot kind declares the observations it makes; the columns of an observation it does not make are null in the
+    table, and a KPI that needs it is undefined (with a warning naming the observation), never 0.
+    """
+
+    messages = "messages"
+    """The bot's reply texts (`bot_messages`, `n_bot_messages`)."""
+    intent = "intent"
+    """The recognised intent and its confidence (`intent`, `confidence`)."""
+    ranking = "ranking"
+    """The intent ranking (`ranking`)."""
+    fallback = "fallback"
+    """Whether the bot fell back (`fallback`)."""
+    actions = "actions"
+    """The actions the bot ran in the turn (`actions`)."""
+    slots = "slots"
+    """The slots the bot set in the turn (`slots_set`)."""
+    handoff = "handoff"
+    """Whether, and to which queue, the bot handed off (`handoff_queue`, `state`)."""
+    handoff_rule = "handoff_rule"
+    """Which escalation rule fired (`handoff_rule`)."""
+    ticket = "ticket"
+    """The human queue's ticket id (`ticket_id`)."""
+    active_form = "active_form"
+    """The form (Rasa's active loop) waiting for an answer (`active_form`)."""
+    model = "model"
+    """The bot model that answered (`model`)."""
+
+
+ALL_OBSERVATIONS = frozenset(Observation)
+
 # Column -> dtype. Lists and mappings from the trace are stored as JSON text to keep the table flat.
 COLUMNS: dict[str, str] = {
     "run_id": "string",

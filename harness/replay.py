@@ -1,4 +1,4 @@
-"""Replay: send each eval conversation turn by turn through the channel, on the bot's own trajectory.
+"""Replay: send each eval conversation turn by turn to a `Bot`, on the bot's own trajectory.
 
 Free-running: the bot's replies are not corrected between turns. When the bot hands off, the remaining
 customer turns are not sent (the conversation's outcome is the handoff); when a turn fails (error, timeout,
@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import re
 import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -27,14 +26,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from harness.channel import Channel, ChannelReply
-from harness.errors import HarnessError, InputError
-from harness.eval_set import EvalConversation, EvalSuite, Turn, TurnChecks
-from harness.records import FAILED_STATUSES, TurnStatus
-
-
-class BotModelChanged(HarnessError):
-    """A reply came from another bot model than the one the run measures; the run cannot go on."""
+from harness.bots.base import Bot, BotTurn
+from harness.errors import BotModelChanged, InputError
+from harness.eval_set import EvalConversation, EvalSuite, Turn
+from harness.records import FAILED_STATUSES, Observation, TurnStatus
 
 
 def new_sender_id(run_id: str, conversation_id: str) -> str:
@@ -158,9 +153,9 @@ class ModelGuard:
     source: str = "its journaled conversations"
     """Where `expected` comes from, for the error message."""
 
-    def check(self, reply: ChannelReply, conversation_id: str) -> None:
+    def check(self, turn: BotTurn, conversation_id: str) -> None:
         """Pin the model of the first reply that names one; raise BotModelChanged if this reply names another."""
-        model = ((reply.body or {}).get("trace") or {}).get("model")
+        model = turn.model
         if not model:
             return
         if self.expected is None:
@@ -175,28 +170,20 @@ class ModelGuard:
             )
 
 
-def evaluate_checks(checks: TurnChecks, body: dict[str, Any] | None) -> list[str]:
-    """Why the bot's reply fails the turn's checks (empty when it passes)."""
-    if body is None:
-        return ["no reply from the bot"]
-    trace = body.get("trace") or {}
-    actions = trace.get("actions") or []
-    slots = trace.get("slots_set") or {}
-    reply = "\n".join(m.get("text", "") for m in body.get("messages") or [])
-    failures = [f"action {a} did not run" for a in checks.actions if a not in actions]
-    failures += [f"action {a} ran" for a in checks.not_actions if a in actions]
-    failures += [f"slot {k} was {slots.get(k)!r}, expected {v!r}" for k, v in checks.slots.items() if slots.get(k) != v]
-    if checks.reply_matches and not re.search(checks.reply_matches, reply, re.IGNORECASE):
-        failures.append(f"reply does not match /{checks.reply_matches}/")
-    if checks.reply_excludes and re.search(checks.reply_excludes, reply, re.IGNORECASE):
-        failures.append(f"reply matches forbidden /{checks.reply_excludes}/")
-    return failures
-
-
 def turn_row(
-    run_id: str, item: EvalConversation, index: int, turn: Turn, reply: ChannelReply | None, sender_id: str
-) -> dict:
-    """One record: the eval set's expectation for a turn beside the bot's reply (None when not sent)."""
+    run_id: str,
+    item: EvalConversation,
+    index: int,
+    turn: Turn,
+    reply: BotTurn | None,
+    sender_id: str,
+    observes: frozenset[Observation],
+) -> dict[str, Any]:
+    """One record: the eval set's expectation for a turn beside the bot's reaction (None when not sent).
+
+    Columns of observations the bot kind does not make (`observes`) stay null; reply checks are judged later,
+    from the table (`harness.checks`).
+    """
     conversation = item.conversation
     row: dict[str, Any] = {
         "run_id": run_id,
@@ -220,42 +207,44 @@ def turn_row(
     }
     if reply is None:
         return row
-    body = reply.body or {}
-    trace = body.get("trace") or {}
-    handoff = trace.get("handoff") or {}
-    messages = [m.get("text", "") for m in body.get("messages") or []]
-    row.update(
-        {
-            "status": reply.status.value,
-            "attempts": reply.attempts,
-            "http_status": reply.http_status,
-            "error": reply.error,
-            "bot_messages": json.dumps(messages),
-            "n_bot_messages": len(messages),
-            "intent": (trace.get("intent") or {}).get("name"),
-            "confidence": (trace.get("intent") or {}).get("confidence"),
-            "ranking": json.dumps(trace.get("ranking")) if trace else None,
-            "fallback": trace.get("fallback") if trace else None,
-            "actions": json.dumps(trace.get("actions")) if trace else None,
-            "slots_set": json.dumps(trace.get("slots_set")) if trace else None,
-            "handoff_queue": handoff.get("queue"),
-            "handoff_rule": handoff.get("rule"),
-            "ticket_id": handoff.get("ticket_id"),
-            "state": body.get("state"),
-            "active_form": trace.get("active_form"),
-            "latency_ms": reply.latency_ms,
-            "model": trace.get("model"),
-        }
-    )
-    if turn.expect is not None and reply.status is not TurnStatus.silenced:
-        failures = evaluate_checks(turn.expect, reply.body if reply.status is TurnStatus.ok else None)
-        row["check_passed"] = not failures
-        row["check_failures"] = json.dumps(failures)
+    row.update(observed_columns(reply, observes))
     return row
 
 
+def observed_columns(reply: BotTurn, observes: frozenset[Observation]) -> dict[str, Any]:
+    """The record columns of one bot turn; columns of observations not in `observes` are null."""
+    sees = observes.__contains__
+    handoff = reply.handoff
+    messages = list(reply.messages or ())
+    return {
+        "status": reply.status.value,
+        "attempts": reply.attempts,
+        "http_status": reply.http_status,
+        "error": reply.error,
+        "bot_messages": json.dumps(messages) if sees(Observation.messages) else None,
+        "n_bot_messages": len(messages),
+        "intent": reply.intent if sees(Observation.intent) else None,
+        "confidence": reply.confidence if sees(Observation.intent) else None,
+        "ranking": json.dumps([{"name": r.name, "confidence": r.confidence} for r in reply.ranking])
+        if sees(Observation.ranking) and reply.ranking is not None
+        else None,
+        "fallback": reply.fallback if sees(Observation.fallback) else None,
+        "actions": json.dumps(list(reply.actions)) if sees(Observation.actions) and reply.actions is not None else None,
+        "slots_set": json.dumps(dict(reply.slots_set))
+        if sees(Observation.slots) and reply.slots_set is not None
+        else None,
+        "handoff_queue": handoff.queue if handoff and sees(Observation.handoff) else None,
+        "handoff_rule": handoff.rule if handoff and sees(Observation.handoff_rule) else None,
+        "ticket_id": handoff.ticket if handoff and sees(Observation.ticket) else None,
+        "state": reply.state if sees(Observation.handoff) else None,
+        "active_form": reply.active_form if sees(Observation.active_form) else None,
+        "latency_ms": reply.latency_ms,
+        "model": reply.model if sees(Observation.model) else None,
+    }
+
+
 async def replay_conversation(
-    channel: Channel, run_id: str, item: EvalConversation, sender_id: str, guard: ModelGuard | None = None
+    bot: Bot, run_id: str, item: EvalConversation, sender_id: str, guard: ModelGuard | None = None
 ) -> list[dict[str, Any]]:
     """Send one conversation's turns as `sender_id` until the bot hands off or fails; one row per turn.
 
@@ -266,20 +255,18 @@ async def replay_conversation(
     stopped = False
     for index, turn in enumerate(item.conversation.turns):
         if stopped:
-            rows.append(turn_row(run_id, item, index, turn, None, sender_id))
+            rows.append(turn_row(run_id, item, index, turn, None, sender_id, bot.observes))
             continue
-        reply = await channel.send(sender_id, turn.text)
+        reply = await bot.send(sender_id, turn.text)
         guard.check(reply, item.conversation.id)
-        rows.append(turn_row(run_id, item, index, turn, reply, sender_id))
-        body = reply.body or {}
-        handed_off = bool((body.get("trace") or {}).get("handoff")) or body.get("state") == "handed_off"
-        stopped = handed_off or reply.status in FAILED_STATUSES
+        rows.append(turn_row(run_id, item, index, turn, reply, sender_id, bot.observes))
+        stopped = reply.handed_off or reply.status in FAILED_STATUSES
     return rows
 
 
 async def replay(
     suite: EvalSuite,
-    channel: Channel,
+    bot: Bot,
     *,
     run_id: str,
     journal: Journal,
@@ -311,7 +298,7 @@ async def replay(
         async with gate:
             sender_id = new_sender_id(run_id, item.conversation.id)
             journal.start(item.conversation.id, sender_id)
-            rows = await replay_conversation(channel, run_id, item, sender_id, guard)
+            rows = await replay_conversation(bot, run_id, item, sender_id, guard)
             journal.append(item.conversation.id, rows)
             done[item.conversation.id] = rows
             on_conversation(item.conversation.id)

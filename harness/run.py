@@ -24,12 +24,12 @@ import pandas as pd
 from pydantic import ValidationError
 
 from harness import __version__
-from harness.bot_config import load_queue_config
-from harness.channel import Channel, HttpChannel
+from harness.bots.base import Bot
+from harness.bots.kinds import bot_settings, observes, vocabulary
+from harness.checks import judge_checks
 from harness.config import RunConfig, with_overrides
 from harness.errors import InputError
 from harness.eval_set import EvalSuite, load_eval_sets
-from harness.intents import load_catalog
 from harness.metrics import ScoringCore, ScoringOptions, build_core
 from harness.paths import REPO_ROOT, ProjectPaths
 from harness.problems import yaml_location
@@ -55,12 +55,16 @@ class BotSession:
     """The bot one sitting of a run (its start, or a resume) talks to; recorded in run.json."""
 
     url: str
-    """The reference channel's webhook URL."""
+    """Where the bot was reached (the reference channel's webhook, a Rasa server's root, ...)."""
     served: bool = False
     """True when `harness run --serve-bot` started the bot for this sitting (its URL dies with the sitting)."""
     model: str | None = None
     """The served model's name (`bankbot-<fingerprint>`, as the channel's trace reports it); None for a bot the
     harness did not start, whose model is known from its replies."""
+    kind: str = "reference.v1"
+    """The bot kind (versioned) the run talked through."""
+    observes: tuple[str, ...] | None = None
+    """What that kind observes (`harness.records.Observation` names); None in runs recorded before kinds."""
 
 
 @dataclass(frozen=True)
@@ -92,7 +96,7 @@ class RunPlan:
         return replace(
             self,
             config=self.config.model_copy(update={"bot": bot}),
-            bot=BotSession(url, served=True, model=model),
+            bot=replace(self.bot, url=url, served=True, model=model),
             expected_model=self.expected_model or model,
         )
 
@@ -112,10 +116,9 @@ def git_sha(root: Path = REPO_ROOT) -> str:
 
 
 def load_suite(config: RunConfig, paths: ProjectPaths | None = None) -> EvalSuite:
-    paths = paths or ProjectPaths()
-    queues = load_queue_config(paths.escalation_policy)
-    catalog = load_catalog(paths.intents, known_queues=queues.queues)
-    return load_eval_sets(config.eval_sets, intents=catalog.names(), queues=queues.queues, rules=queues.rules)
+    """The configured eval sets, checked against the vocabulary of the configured bot (InputError on problems)."""
+    words = vocabulary(config, (paths or ProjectPaths()).root)
+    return load_eval_sets(config.eval_sets, intents=words.intents, queues=words.queues, rules=words.rules)
 
 
 def new_run(config: RunConfig, *, served_model: str | None = None) -> RunPlan:
@@ -139,7 +142,9 @@ def new_run(config: RunConfig, *, served_model: str | None = None) -> RunPlan:
         "git_sha": git_sha(),
         "config": json.loads(config.model_dump_json()),
     }
-    bot = BotSession(config.bot.url, served=served_model is not None, model=served_model)
+    kind, _ = bot_settings(config)
+    seen = tuple(sorted(observes(config)))
+    bot = BotSession(config.bot.url, served=served_model is not None, model=served_model, kind=kind.name, observes=seen)
     meta["bot"] = asdict(bot)
     write_meta(run_dir, meta)
     return RunPlan(run_id, run_dir, config, suite, meta, bot, expected_model=served_model)
@@ -158,7 +163,9 @@ def bot_sessions(meta: dict[str, Any]) -> list[BotSession]:
     A run.json written before sessions were recorded gives its configured URL, not known to be served.
     """
     recorded = [meta.get("bot")] + [resume.get("bot") for resume in meta.get("resumes", [])]
-    sessions = [BotSession(**session) for session in recorded if session]
+    sessions = [
+        BotSession(**{**session, "observes": _tuple(session.get("observes"))}) for session in recorded if session
+    ]
     return sessions or [BotSession(meta["config"]["bot"]["url"])]
 
 
@@ -191,7 +198,7 @@ def resume_run(run_dir: Path, overrides: Mapping[str, Any] | None = None, *, ser
         )
     bot = bot_sessions(meta)[-1]
     if "bot.url" in given:
-        bot = BotSession(given["bot.url"])
+        bot = replace(bot, url=given["bot.url"], served=False, model=None)
     elif bot.served and not serving:
         raise InputError(
             "cannot resume: the run served the reference bot itself",
@@ -223,6 +230,10 @@ def resume_run(run_dir: Path, overrides: Mapping[str, Any] | None = None, *, ser
         interrupted=tuple(journal.interrupted()),
         journal_tracks_attempts=journal.tracks_attempts(),
     )
+
+
+def _tuple(values: list[str] | None) -> tuple[str, ...] | None:
+    return tuple(values) if values is not None else None
 
 
 def _dotted(raw: Any, key: str) -> Any:
@@ -282,14 +293,14 @@ def resume_notice(plan: RunPlan) -> list[str]:
     return lines
 
 
-def replay_all(plan: RunPlan, channel: Channel, on_conversation: Callable[[str], None]) -> pd.DataFrame:
+def replay_all(plan: RunPlan, bot: Bot, on_conversation: Callable[[str], None]) -> pd.DataFrame:
     """Replay what the journal lacks; the turn records of the whole run."""
 
     async def go() -> dict[str, list[dict[str, Any]]]:
         try:
             return await replay(
                 plan.suite,
-                channel,
+                bot,
                 run_id=plan.run_id,
                 journal=plan.journal,
                 concurrency=plan.config.replay.concurrency,
@@ -297,27 +308,10 @@ def replay_all(plan: RunPlan, channel: Channel, on_conversation: Callable[[str],
                 expect_model=plan.expected_model,
             )
         finally:
-            await channel.aclose()
+            await bot.aclose()
 
     rows_by_conversation = asyncio.run(go())
     return to_frame([row for rows in rows_by_conversation.values() for row in rows])
-
-
-def http_channel(config: RunConfig, token: str) -> HttpChannel:
-    if not token:
-        raise InputError(
-            "no bearer token for the bot",
-            [f"set ${config.bot.token_env}, pass --token, or use --serve-bot to start the reference bot"],
-        )
-    r = config.replay
-    return HttpChannel(
-        config.bot.url,
-        token,
-        timeout_s=r.turn_timeout_s,
-        retries=r.retries,
-        backoff_s=r.backoff_s,
-        max_connections=max(4, r.concurrency),
-    )
 
 
 def bot_model(records: pd.DataFrame) -> str:
@@ -332,22 +326,34 @@ def bot_model(records: pd.DataFrame) -> str:
 
 
 def score(records: pd.DataFrame, meta: dict[str, Any], config: RunConfig) -> tuple[ScoringCore, Scorecard]:
-    """Scorecard of a record table (pure apart from reading `meta`)."""
+    """Scorecard of a record table (pure apart from reading `meta`). Reply checks are judged here, from the table
+    (`harness.checks`); KPIs whose inputs the run's bot kind does not observe (run.json `bot.observes`) are
+    undefined. `core.turns` holds the judged records."""
     s = config.scoring
-    core = build_core(records, ScoringOptions(s.bootstrap_replicates, s.seed, s.confidence))
+    core = build_core(
+        judge_checks(records), ScoringOptions(s.bootstrap_replicates, s.seed, s.confidence), observed_of(meta)
+    )
     stamp = {
         **{k: meta[k] for k in ("run_id", "eval_set_hash", "eval_set_version", "harness_version", "git_sha")},
         "bot_model": bot_model(records),
+        "bot_kind": (meta.get("bot") or {}).get("kind", "reference.v1"),
         "definitions": KPI_DEFINITIONS,
         "config": meta["config"],
     }
     return core, build_scorecard(core, stamp)
 
 
+def observed_of(meta: dict[str, Any]) -> frozenset[str] | None:
+    """What the run's bot observed, from run.json (the kind of its last sitting); None for runs recorded before
+    bot kinds (the reference channel, which observes everything)."""
+    observes = bot_sessions(meta)[-1].observes
+    return frozenset(observes) if observes is not None else None
+
+
 def write_outputs(run_dir: Path, records: pd.DataFrame, core: ScoringCore, scorecard: Scorecard) -> list[Path]:
     """turns.parquet, scorecard.json and report.html in the run folder."""
     outputs = [run_dir / "turns.parquet", run_dir / "scorecard.json", run_dir / "report.html"]
-    write(records, outputs[0])
+    write(core.turns[list(records.columns)], outputs[0])
     scorecard.write(outputs[1])
     write_report(core, scorecard, outputs[2])
     return outputs

@@ -12,14 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.errors import HarnessError
+from harness.errors import TrackingError
 from harness.scorecard import Scorecard
 
 ARTIFACT_DIR = "experiments/mlartifacts"
-
-
-class TrackingError(HarnessError):
-    """MLflow could not record the run; nothing was left half-written."""
 
 
 @dataclass(frozen=True)

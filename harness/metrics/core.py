@@ -46,6 +46,9 @@ class ScoringCore:
     outcome facts (see `build_core`)."""
     bootstrap: ClusterBootstrap
     options: ScoringOptions
+    observed: frozenset[str] | None = None
+    """What the bot kind observed (`harness.records.Observation` names); None: everything (runs recorded before
+    bot kinds, tests). A KPI needing an observation outside it is undefined."""
     _cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -176,7 +179,9 @@ def _last(order: np.ndarray, codes: np.ndarray, keep: np.ndarray) -> np.ndarray:
     return kept[np.r_[kept_codes[1:] != kept_codes[:-1], True]] if kept.size else kept
 
 
-def build_core(records: pd.DataFrame, options: ScoringOptions = ScoringOptions()) -> ScoringCore:
+def build_core(
+    records: pd.DataFrame, options: ScoringOptions = ScoringOptions(), observed: frozenset[str] | None = None
+) -> ScoringCore:
     """Derive the turn facts and the per-conversation table from turn records (pure; the order of `records` does
     not matter; nulls anywhere the trace can be null, every turn status and unlabelled conversations are data).
 
@@ -202,7 +207,10 @@ def build_core(records: pd.DataFrame, options: ScoringOptions = ScoringOptions()
         ["conversation_id", "expected_outcome", "expected_queue", "resolvable", "critical"]
     ].reset_index(drop=True)
     last_owned = _last(order, codes, bot_owned)
-    has_handoff = records["handoff_queue"].notna().to_numpy(dtype=bool)
+    # A handoff is a queue, or a handed-off state from a bot kind that cannot say to which queue.
+    has_handoff = records["handoff_queue"].notna().to_numpy(dtype=bool) | (
+        _is(records["state"], "handed_off") & ~facts["silenced"].to_numpy()
+    )
     handoff_order = order[has_handoff[order]]
     handoff_codes = codes[handoff_order]
     first_handoff = (
@@ -254,7 +262,9 @@ def build_core(records: pd.DataFrame, options: ScoringOptions = ScoringOptions()
         correct_queue=labelled & handed_off & actual_queue.eq(labels["expected_queue"]).fillna(False).to_numpy(bool),
     )
     bootstrap = ClusterBootstrap(size, options.bootstrap_replicates, options.seed, options.confidence)
-    return ScoringCore(turns=turns, conversations=conversations, bootstrap=bootstrap, options=options)
+    return ScoringCore(
+        turns=turns, conversations=conversations, bootstrap=bootstrap, options=options, observed=observed
+    )
 
 
 def predicted_label(turns: pd.DataFrame) -> pd.Series:

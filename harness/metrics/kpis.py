@@ -18,6 +18,12 @@ import numpy as np
 from harness.metrics.core import ScoringCore
 from harness.metrics.registry import TEST_INVERSION, Parts, register, register_ratio
 
+# What KPIs are computed from (`harness.records.Observation` names): a bot that does not observe them has no value.
+INTENT = frozenset({"intent"})
+HANDOFF = frozenset({"handoff"})
+HANDOFF_AND_FALLBACK = frozenset({"handoff", "fallback"})
+MESSAGES = frozenset({"messages"})
+
 
 def _per_conversation(core: ScoringCore, flags: np.ndarray) -> np.ndarray:
     return np.bincount(core.turns["conv"].to_numpy(), weights=flags.astype(np.float64), minlength=core.n_conversations)
@@ -60,13 +66,18 @@ def conversation_count(core: ScoringCore) -> tuple:
     1,
     higher_is_better=True,
     description="conversations that reached a completed end with no handoff, over conversations started",
+    needs=HANDOFF_AND_FALLBACK,
 )
 def self_service_completion(core: ScoringCore) -> Parts:
     return _conversations(core, core.conversations["completed"].to_numpy(dtype=bool))
 
 
 @register_ratio(
-    "containment", 1, higher_is_better=True, description="conversations with no handoff, over conversations started"
+    "containment",
+    1,
+    higher_is_better=True,
+    description="conversations with no handoff, over conversations started",
+    needs=HANDOFF,
 )
 def containment(core: ScoringCore) -> Parts:
     return _conversations(core, ~core.conversations["handed_off"].to_numpy(dtype=bool))
@@ -77,6 +88,7 @@ def containment(core: ScoringCore) -> Parts:
     1,
     higher_is_better=True,
     description="in-scope turns sent whose intent matched the label and were answered without fallback",
+    needs=INTENT,
 )
 def recognition_rate(core: ScoringCore) -> Parts:
     """Superseded by v2: a silenced turn (after a handoff) counts here as a sent turn the bot missed."""
@@ -89,6 +101,7 @@ def recognition_rate(core: ScoringCore) -> Parts:
     higher_is_better=True,
     description="in-scope turns the bot owned (sent, not silenced after a handoff) whose intent matched the label "
     "and were answered without fallback; a failed turn is a miss",
+    needs=INTENT,
 )
 def recognition_rate_v2(core: ScoringCore) -> Parts:
     return _turn_parts(core, _fact(core, "recognised"), _fact(core, "bot_owned") & _fact(core, "in_scope"))
@@ -99,6 +112,7 @@ def recognition_rate_v2(core: ScoringCore) -> Parts:
     1,
     higher_is_better=True,
     description="out-of-scope turns sent that the bot did not answer as if understood (1 - false acceptance)",
+    needs=INTENT,
 )
 def oos_rejection(core: ScoringCore) -> Parts:
     """Superseded by v2: a failed or silenced turn counts here as a rejection (a crash on every out-of-scope
@@ -112,6 +126,7 @@ def oos_rejection(core: ScoringCore) -> Parts:
     higher_is_better=True,
     description="out-of-scope turns the bot owned (sent, not silenced) that it answered without acting on an "
     "in-scope intent (fallback, out_of_scope or handoff); a failed turn is a miss",
+    needs=INTENT,
 )
 def oos_rejection_v2(core: ScoringCore) -> Parts:
     return _turn_parts(core, _fact(core, "rejected"), _fact(core, "bot_owned") & _fact(core, "out_of_scope"))
@@ -123,6 +138,7 @@ def oos_rejection_v2(core: ScoringCore) -> Parts:
     higher_is_better=True,
     description="labelled handed-off conversations sent to the expected queue, over labelled conversations "
     "handed off (undefined without labels)",
+    needs=HANDOFF,
 )
 def escalation_accuracy(core: ScoringCore) -> Parts:
     c = core.conversations
@@ -136,6 +152,7 @@ def escalation_accuracy(core: ScoringCore) -> Parts:
     higher_is_better=True,
     description="labelled conversations whose labelled goal the bot achieved itself (expected self-service "
     "outcome reached, checks passed), over labelled conversations handled (undefined without labels)",
+    needs=HANDOFF_AND_FALLBACK,
 )
 def resolution_rate(core: ScoringCore) -> Parts:
     c = core.conversations
@@ -149,6 +166,7 @@ def resolution_rate(core: ScoringCore) -> Parts:
     value_range=(0, None),
     unit="messages",
     description="bot messages per conversation handled",
+    needs=MESSAGES,
 )
 def messages_per_conversation(core: ScoringCore) -> Parts:
     return _mean(core, core.conversations["bot_messages"].to_numpy())

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from harness.errors import HarnessError
+from harness.errors import UnknownMetric
 from harness.metrics.core import ScoringCore
 from harness.metrics.intervals import Interval, clustered_proportion, mean_interval, modified_wilson
 
@@ -39,10 +39,6 @@ comparisons such as bench/interval_coverage.py."""
 
 class UndefinedMetricWarning(UserWarning):
     """A metric has no value on these records (for example no handed-off conversation): it is None, not 0."""
-
-
-class UnknownMetric(HarnessError):
-    """A metric name that is not registered."""
 
 
 @dataclass(frozen=True)
@@ -88,6 +84,13 @@ class MetricSpec:
     compute: Callable[[ScoringCore], tuple[float | None, int, Interval | None, str | None]]
     parts: Callable[[ScoringCore], Parts] | None = None
     """For ratio KPIs: the per-conversation breakdown (used for paired comparisons)."""
+    needs: frozenset[str] = frozenset()
+    """Observations (`harness.records.Observation` names) the KPI's inputs come from; on a bot that does not
+    make one of them the KPI is undefined, with a warning naming it, never 0."""
+
+    def missing(self, core: ScoringCore) -> list[str]:
+        """The observations this KPI needs that the bot behind `core` did not make (sorted)."""
+        return sorted(self.needs - core.observed) if core.observed is not None else []
 
     @property
     def name(self) -> str:
@@ -100,8 +103,17 @@ class MetricSpec:
         return f"{self.base}.v{latest}" if latest > self.version else None
 
     def __call__(self, core: ScoringCore) -> MetricResult:
+        if missing := self.missing(core):
+            unobserved = (
+                f"{self.name} is undefined: the bot does not report {', '.join(missing)} "
+                f"(its kind does not observe it), and {self.base} is computed from it"
+            )
+            warnings.warn(unobserved, UndefinedMetricWarning, stacklevel=2)
+            return MetricResult(
+                self.name, None, 0, None, None, self.higher_is_better, self.unit, unobserved, self.superseded_by
+            )
         value, n, interval, method = self.compute(core)
-        warning = None
+        warning: str | None = None
         if value is None:
             warning = f"{self.name} is undefined on these records (n={n}): {self.description}"
             warnings.warn(warning, UndefinedMetricWarning, stacklevel=2)
@@ -129,11 +141,12 @@ def register(
     higher_is_better: bool | None,
     value_range: tuple[float, float | None] = (0.0, 1.0),
     unit: str = "ratio",
+    needs: frozenset[str] = frozenset(),
 ) -> Callable:
     """Decorator registering a metric function `(core) -> (value, n, interval, interval_method)`."""
 
     def add(function: Callable) -> Callable:
-        _add(MetricSpec(base, version, description, higher_is_better, value_range, unit, function))
+        _add(MetricSpec(base, version, description, higher_is_better, value_range, unit, function, needs=needs))
         return function
 
     return add
@@ -182,6 +195,7 @@ def register_ratio(
     higher_is_better: bool | None,
     value_range: tuple[float, float | None] = (0.0, 1.0),
     unit: str = "ratio",
+    needs: frozenset[str] = frozenset(),
 ) -> Callable:
     """Decorator registering a ratio KPI from a function `(core) -> Parts`. A KPI with no upper bound
     (`value_range[1]` None: messages or turns per conversation) is a mean and gets the t interval; a bounded one a
@@ -198,6 +212,7 @@ def register_ratio(
             unit,
             compute=lambda core: ratio_value(function(core), core, mean=is_mean),
             parts=function,
+            needs=needs,
         )
         _add(spec)
         return function

@@ -1,4 +1,4 @@
-"""Replay semantics with the in-process fake channel, and the HTTP client against httpx's MockTransport."""
+"""Replay semantics with the scripted bot, and the reference adapter against httpx's MockTransport."""
 
 from __future__ import annotations
 
@@ -9,7 +9,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from harness.channel import BotUnreachable, ChannelConfigError, ChannelReply, FakeChannel, HttpChannel, bot_reply
+from harness.bots.base import BotTurn, HttpOptions
+from harness.bots.reference import ReferenceBot
+from harness.bots.scripted import ScriptedBot, bot_turn
+from harness.checks import judge_checks
+from harness.errors import BotRefused, BotUnreachable
 from harness.eval_set import Conversation, EvalConversation, EvalSuite
 from harness.records import TurnStatus, to_frame
 from harness.replay import Journal, replay
@@ -27,19 +31,19 @@ def conversation(cid: str, *texts: str, checks: dict | None = None) -> dict:
     return {"id": cid, "turns": turns, "expected": {"outcome": "self_served"}, "resolvable": True}
 
 
-def run(s: EvalSuite, channel: FakeChannel, tmp_path: Path, concurrency: int = 2) -> dict:
+def run(s: EvalSuite, channel: ScriptedBot, tmp_path: Path, concurrency: int = 2) -> dict:
     return asyncio.run(
         replay(s, channel, run_id="r1", journal=Journal(tmp_path / "journal.jsonl"), concurrency=concurrency)
     )
 
 
 def test_a_handoff_stops_the_conversation_and_later_turns_are_not_sent(tmp_path: Path) -> None:
-    def script(sender: str, text: str, turn: int) -> ChannelReply:
+    def script(sender: str, text: str, turn: int) -> BotTurn:
         return (
-            bot_reply("report_fraud", handoff=("fraud", "fraud_immediate")) if text == "fraud!" else bot_reply("fees")
+            bot_turn("report_fraud", handoff=("fraud", "fraud_immediate")) if text == "fraud!" else bot_turn("fees")
         )
 
-    channel = FakeChannel(script)
+    channel = ScriptedBot(script)
     rows = run(suite(conversation("c1", "hi", "fraud!", "hello?", "anyone?")), channel, tmp_path)["c1"]
     assert [r["status"] for r in rows] == ["ok", "ok", "not_sent", "not_sent"]
     assert rows[1]["handoff_queue"] == "fraud" and [t for _, t in channel.sent] == ["hi", "fraud!"]
@@ -48,32 +52,34 @@ def test_a_handoff_stops_the_conversation_and_later_turns_are_not_sent(tmp_path:
 @pytest.mark.parametrize(
     ("reply", "status"),
     [
-        (ChannelReply(TurnStatus.timeout, 30000.0, error="no reply within 30 s"), "timeout"),
-        (ChannelReply(TurnStatus.channel_error, 5.0, http_status=500, error="HTTP 500"), "channel_error"),
-        (bot_reply("fees", messages=[]), "empty_reply"),
+        (BotTurn(TurnStatus.timeout, 30000.0, error="no reply within 30 s"), "timeout"),
+        (BotTurn(TurnStatus.channel_error, 5.0, http_status=500, error="HTTP 500"), "channel_error"),
+        (bot_turn("fees", messages=[]), "empty_reply"),
     ],
 )
 def test_a_failing_turn_is_recorded_with_its_own_state_and_stops_the_conversation(
-    reply: ChannelReply, status: str, tmp_path: Path
+    reply: BotTurn, status: str, tmp_path: Path
 ) -> None:
-    channel = FakeChannel(lambda s, t, n: reply if n == 1 else bot_reply("fees"))
+    channel = ScriptedBot(lambda s, t, n: reply if n == 1 else bot_turn("fees"))
     rows = run(suite(conversation("c1", "a", "b", "c")), channel, tmp_path)["c1"]
     assert [r["status"] for r in rows] == ["ok", status, "not_sent"]
     assert to_frame(rows)["status"].tolist() == ["ok", status, "not_sent"]
 
 
-def test_checks_are_evaluated_against_the_reply(tmp_path: Path) -> None:
+def test_checks_are_judged_from_the_table_against_the_recorded_reply(tmp_path: Path) -> None:
     checks = {
         "actions": ["utter_fees"],
         "slots": {"card_type": "debit"},
         "reply_matches": "no monthly fee",
         "reply_excludes": "PIN",
     }
-    channel = FakeChannel(
-        lambda s, t, n: bot_reply("fees", actions=["utter_fees"], messages=["Your PIN: no monthly fee"])
+    channel = ScriptedBot(
+        lambda s, t, n: bot_turn("fees", actions=["utter_fees"], messages=["Your PIN: no monthly fee"])
     )
-    row = run(suite(conversation("c1", "fees?", checks=checks)), channel, tmp_path)["c1"][0]
-    assert row["check_passed"] is False
+    rows = run(suite(conversation("c1", "fees?", checks=checks)), channel, tmp_path)["c1"]
+    assert rows[0].get("check_passed") is None  # replay records; scoring judges
+    row = judge_checks(to_frame(rows)).iloc[0]
+    assert row["check_passed"] is False or row["check_passed"] == False  # noqa: E712 (pandas boolean)
     assert json.loads(row["check_failures"]) == [
         "slot card_type was None, expected 'debit'",
         "reply matches forbidden /PIN/",
@@ -83,12 +89,12 @@ def test_checks_are_evaluated_against_the_reply(tmp_path: Path) -> None:
 def test_a_resumed_replay_does_not_resend_finished_conversations(tmp_path: Path) -> None:
     s = suite(conversation("c1", "a"), conversation("c2", "b"), conversation("c3", "c"))
     journal = Journal(tmp_path / "journal.jsonl")
-    first = FakeChannel(lambda sender, text, n: bot_reply("fees"))
+    first = ScriptedBot(lambda sender, text, n: bot_turn("fees"))
     asyncio.run(replay(suite(*[{**conversation("c1", "a")}]), first, run_id="r1", journal=journal, concurrency=1))
     # A crash mid-write leaves a cut line; it is ignored.
     with journal.path.open("a") as out:
         out.write('{"conversation_id": "c2", "rows": [')
-    second = FakeChannel(lambda sender, text, n: bot_reply("fees"))
+    second = ScriptedBot(lambda sender, text, n: bot_turn("fees"))
     rows = asyncio.run(replay(s, second, run_id="r1", journal=journal, concurrency=2))
     assert sorted(text for _, text in second.sent) == ["b", "c"]
     assert list(rows) == ["c1", "c2", "c3"]
@@ -97,31 +103,31 @@ def test_a_resumed_replay_does_not_resend_finished_conversations(tmp_path: Path)
 def test_concurrency_is_bounded(tmp_path: Path) -> None:
     in_flight = peak = 0
 
-    class Slow(FakeChannel):
-        async def send(self, sender: str, text: str) -> ChannelReply:
+    class Slow(ScriptedBot):
+        async def send(self, sender: str, text: str) -> BotTurn:
             nonlocal in_flight, peak
             in_flight += 1
             peak = max(peak, in_flight)
             await asyncio.sleep(0.01)
             in_flight -= 1
-            return bot_reply("fees")
+            return bot_turn("fees")
 
-    run(suite(*[conversation(f"c{i}", "a", "b") for i in range(12)]), Slow(lambda *a: bot_reply("x")), tmp_path, 3)
+    run(suite(*[conversation(f"c{i}", "a", "b") for i in range(12)]), Slow(lambda *a: bot_turn("x")), tmp_path, 3)
     assert peak == 3
 
 
 def test_an_unreachable_bot_stops_the_run_and_keeps_finished_conversations(tmp_path: Path) -> None:
-    def script(sender: str, text: str, turn: int) -> ChannelReply:
+    def script(sender: str, text: str, turn: int) -> BotTurn:
         if text == "down":
             raise BotUnreachable("cannot reach the bot")
-        return bot_reply("fees")
+        return bot_turn("fees")
 
     journal = Journal(tmp_path / "journal.jsonl")
     with pytest.raises(BotUnreachable):
         asyncio.run(
             replay(
                 suite(conversation("c1", "a"), conversation("c2", "down")),
-                FakeChannel(script),
+                ScriptedBot(script),
                 run_id="r",
                 journal=journal,
                 concurrency=1,
@@ -130,10 +136,9 @@ def test_an_unreachable_bot_stops_the_run_and_keeps_finished_conversations(tmp_p
     assert list(journal.finished()) == ["c1"]
 
 
-def http(handler, **kwargs) -> HttpChannel:  # type: ignore[no-untyped-def]
-    channel = HttpChannel("http://bot/webhooks/reference/webhook", "tok", backoff_s=0, **kwargs)
-    channel._client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
-    return channel
+def http(handler, retries: int = 3) -> ReferenceBot:  # type: ignore[no-untyped-def]
+    options = HttpOptions(backoff_s=0, retries=retries, transport=httpx.MockTransport(handler))
+    return ReferenceBot("http://bot/webhooks/reference/webhook", "tok", options)
 
 
 OK_BODY = {
@@ -144,7 +149,7 @@ OK_BODY = {
 }
 
 
-def send(channel: HttpChannel) -> ChannelReply:
+def send(channel: ReferenceBot) -> BotTurn:
     return asyncio.run(channel.send("c", "hello"))
 
 
@@ -200,5 +205,5 @@ def test_replies_are_classified_into_distinct_states(response: httpx.Response, s
 
 
 def test_a_rejected_token_stops_the_run_with_a_configuration_error() -> None:
-    with pytest.raises(ChannelConfigError, match="rejected the bearer token"):
+    with pytest.raises(BotRefused, match="rejected the bearer token"):
         send(http(lambda request: httpx.Response(401, json={"error": {"code": "unauthorized", "message": "x"}})))

@@ -20,11 +20,13 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+import harness.bots.kinds
 import harness.run
-from harness.channel import BotUnreachable, ChannelReply, CutOffChannel, FakeChannel, bot_reply
+from harness.bots.base import BotTurn
+from harness.bots.scripted import CutOff, ScriptedBot, bot_turn
 from harness.cli import app
 from harness.config import load_config
-from harness.errors import HarnessError
+from harness.errors import BotUnreachable, HarnessError
 from harness.eval_set import EvalSuite
 from harness.records import COLUMNS, TurnStatus, read, to_frame, write
 from harness.replay import Journal, replay
@@ -40,7 +42,7 @@ runner = CliRunner()
 
 @dataclass
 class FakeBot:
-    """The reference bot's state per sender id, as a FakeChannel script."""
+    """The reference bot's state per sender id, as a ScriptedBot script."""
 
     model: str = "bankbot-test"
     said: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
@@ -49,30 +51,29 @@ class FakeBot:
     blocks: Counter[str] = field(default_factory=Counter)
     """sender id -> how often action_block_card ran in that conversation."""
 
-    def __call__(self, sender: str, text: str, turn: int) -> ChannelReply:
+    def __call__(self, sender: str, text: str, turn: int) -> BotTurn:
         said = self.said[sender]
         said.append(text)
         if sender in self.tickets:
             self.tickets[sender].append(text)
-            reply = bot_reply(None, messages=[], state="handed_off")
+            reply = bot_turn(None, messages=[], state="handed_off")
             return replace(reply, status=TurnStatus.silenced)
         if text == GIBBERISH:
             streak = next((i for i, t in enumerate(reversed(said)) if t != GIBBERISH), len(said))
             if streak >= 2:
                 self.tickets[sender] = list(said)
-                return self.answer(bot_reply(None, fallback=True, handoff=("general", "not_understood_twice")))
-            return self.answer(bot_reply(None, fallback=True, actions=["action_not_understood"]))
+                return self.answer(bot_turn(None, fallback=True, handoff=("general", "not_understood_twice")))
+            return self.answer(bot_turn(None, fallback=True, actions=["action_not_understood"]))
         if text == "yes":
             self.blocks[sender] += 1
-            return self.answer(bot_reply("affirm", actions=["action_block_card"], messages=["card is now blocked"]))
+            return self.answer(bot_turn("affirm", actions=["action_block_card"], messages=["card is now blocked"]))
         if "person" in text:
             self.tickets[sender] = list(said)
-            return self.answer(bot_reply("request_human", handoff=("cards", "explicit_human_request")))
-        return self.answer(bot_reply("card_lost_stolen", actions=["block_card_form"]))
+            return self.answer(bot_turn("request_human", handoff=("cards", "explicit_human_request")))
+        return self.answer(bot_turn("card_lost_stolen", actions=["block_card_form"]))
 
-    def answer(self, reply: ChannelReply) -> ChannelReply:
-        body: dict[str, Any] = reply.body or {}
-        return replace(reply, body={**body, "trace": {**body["trace"], "model": self.model}})
+    def answer(self, reply: BotTurn) -> BotTurn:
+        return replace(reply, model=self.model)
 
 
 def suite_of(*files: Path) -> EvalSuite:
@@ -90,16 +91,16 @@ def behaviour(rows_by_conversation: dict[str, list[dict]]) -> pd.DataFrame:
 
 
 def interrupted_then_resumed(suite: EvalSuite, bot: FakeBot, sends: int, tmp_path: Path) -> dict[str, list[dict]]:
-    channel = FakeChannel(bot)
+    channel = ScriptedBot(bot)
     journal = Journal(tmp_path / "journal.jsonl")
     with pytest.raises(BotUnreachable):
-        replay_into(suite, CutOffChannel(channel, sends), journal)
+        replay_into(suite, CutOff(channel, sends), journal)
     return replay_into(suite, channel, journal)
 
 
 def test_a_conversation_interrupted_after_turn_0_resumes_as_a_clean_run_would_score_it(tmp_path: Path) -> None:
     suite = suite_of(NOT_UNDERSTOOD_FIRST)
-    clean = replay_into(suite, FakeChannel(FakeBot()), Journal(tmp_path / "clean.jsonl"), run_id="clean")
+    clean = replay_into(suite, ScriptedBot(FakeBot()), Journal(tmp_path / "clean.jsonl"), run_id="clean")
     assert clean["resume-a-001"][0]["fallback"] and clean["resume-a-001"][1]["handoff_queue"] is None  # missed
 
     resumed = interrupted_then_resumed(suite, FakeBot(), 1, tmp_path)
@@ -136,7 +137,7 @@ def test_an_attempt_is_journaled_as_started_before_its_first_turn_is_sent(tmp_pa
     bot = FakeBot()
     started_before_sending = []
 
-    def script(sender: str, text: str, turn: int) -> ChannelReply:
+    def script(sender: str, text: str, turn: int) -> BotTurn:
         lines = journal.path.read_text().splitlines() if journal.path.exists() else []
         entries = [json.loads(line) for line in lines]
         started_before_sending.append(
@@ -145,7 +146,7 @@ def test_an_attempt_is_journaled_as_started_before_its_first_turn_is_sent(tmp_pa
         return bot(sender, text, turn)
 
     with pytest.raises(BotUnreachable):
-        replay_into(suite_of(LOST_CARD_HANDOFF), CutOffChannel(FakeChannel(script), 3), journal)
+        replay_into(suite_of(LOST_CARD_HANDOFF), CutOff(ScriptedBot(script), 3), journal)
     assert started_before_sending == [True, True, True]
     (cut,) = journal.interrupted()
     assert cut.conversation_id == "resume-b-001" and cut.sender_ids == tuple(bot.said)
@@ -154,14 +155,14 @@ def test_an_attempt_is_journaled_as_started_before_its_first_turn_is_sent(tmp_pa
 
 def test_a_journal_written_before_attempts_were_tracked_still_resumes(tmp_path: Path) -> None:
     suite = suite_of(NOT_UNDERSTOOD_FIRST, LOST_CARD_HANDOFF)
-    rows = replay_into(suite, FakeChannel(FakeBot()), Journal(tmp_path / "clean.jsonl"))["resume-a-001"]
+    rows = replay_into(suite, ScriptedBot(FakeBot()), Journal(tmp_path / "clean.jsonl"))["resume-a-001"]
     old_rows = [{k: v for k, v in row.items() if k != "sender_id"} for row in rows]
     journal = Journal(tmp_path / "journal.jsonl")
     journal.path.write_text(json.dumps({"conversation_id": "resume-a-001", "rows": old_rows}) + "\n")
     assert not journal.tracks_attempts() and journal.interrupted() == []
 
     bot = FakeBot()
-    resumed = replay_into(suite, FakeChannel(bot), journal)
+    resumed = replay_into(suite, ScriptedBot(bot), journal)
     assert [texts[0] for texts in bot.said.values()] == ["lost my card on the bus"]  # only the unfinished one
     assert {row["sender_id"] for row in resumed["resume-a-001"]} == {"r1:resume-a-001"}  # what old runs sent
     assert journal.tracks_attempts()
@@ -170,12 +171,12 @@ def test_a_journal_written_before_attempts_were_tracked_still_resumes(tmp_path: 
 def test_an_entry_written_after_a_line_cut_short_by_a_crash_stays_readable(tmp_path: Path) -> None:
     journal = Journal(tmp_path / "journal.jsonl")
     journal.path.write_text('{"conversation_id": "resume-a-001", "rows": [')
-    replay_into(suite_of(LOST_CARD_HANDOFF), FakeChannel(FakeBot()), journal)
+    replay_into(suite_of(LOST_CARD_HANDOFF), ScriptedBot(FakeBot()), journal)
     assert list(journal.finished()) == ["resume-b-001"]  # before the fix it was glued to the cut line and lost
 
 
 def test_a_turn_table_written_before_sender_ids_reads_with_a_null_column(tmp_path: Path) -> None:
-    rows = replay_into(suite_of(LOST_CARD_HANDOFF), FakeChannel(FakeBot()), Journal(tmp_path / "j.jsonl"))
+    rows = replay_into(suite_of(LOST_CARD_HANDOFF), ScriptedBot(FakeBot()), Journal(tmp_path / "j.jsonl"))
     frame = to_frame(rows["resume-b-001"])
     assert frame["sender_id"].notna().all()
     write(frame.drop(columns="sender_id"), tmp_path / "turns.parquet")
@@ -193,8 +194,8 @@ def test_a_resume_against_another_bot_model_stops_at_its_first_reply(tmp_path: P
     suite = suite_of(NOT_UNDERSTOOD_FIRST, LOST_CARD_HANDOFF)
     journal = Journal(tmp_path / "journal.jsonl")
     with pytest.raises(BotUnreachable):  # resume-b-001 (4 turns) finishes, resume-a-001 is cut off
-        replay_into(suite, CutOffChannel(FakeChannel(FakeBot("bankbot-old")), 4), journal)
-    other = FakeChannel(FakeBot("bankbot-new"))
+        replay_into(suite, CutOff(ScriptedBot(FakeBot("bankbot-old")), 4), journal)
+    other = ScriptedBot(FakeBot("bankbot-new"))
     with pytest.raises(HarnessError, match=r"bankbot-new.*bankbot-old.*start a new run"):
         replay_into(suite, other, journal)
     assert len(other.sent) == 1  # nothing sent after the mismatched reply
@@ -203,7 +204,7 @@ def test_a_resume_against_another_bot_model_stops_at_its_first_reply(tmp_path: P
 
 def test_a_bot_model_changing_mid_run_stops_the_run(tmp_path: Path) -> None:
     old, new = FakeBot("bankbot-old"), FakeBot("bankbot-new")
-    channel = FakeChannel(lambda s, t, n: (old if len(channel.sent) <= 4 else new)(s, t, n))
+    channel = ScriptedBot(lambda s, t, n: (old if len(channel.sent) <= 4 else new)(s, t, n))
     with pytest.raises(HarnessError, match=r"bankbot-new.*bankbot-old \(its first reply"):
         replay_into(suite_of(NOT_UNDERSTOOD_FIRST, LOST_CARD_HANDOFF), channel, Journal(tmp_path / "j.jsonl"))
 
@@ -213,7 +214,7 @@ def test_a_bot_model_changing_mid_run_stops_the_run(tmp_path: Path) -> None:
 
 @dataclass
 class Channels:
-    """Stands in for `harness.run.http_channel`: hands out the test's channels in turn, noting the bot URLs."""
+    """Stands in for `harness.bots.kinds.connect`: hands out the test's channels in turn, noting the bot URLs."""
 
     queue: list[Any]
     urls: list[str] = field(default_factory=list)
@@ -239,8 +240,8 @@ def test_the_hinted_resume_talks_to_the_recorded_bot_and_reports_the_interrupted
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     bot = FakeBot()
-    channels = Channels([CutOffChannel(FakeChannel(bot), 5), FakeChannel(bot)])
-    monkeypatch.setattr(harness.run, "http_channel", channels)
+    channels = Channels([CutOff(ScriptedBot(bot), 5), ScriptedBot(bot)])
+    monkeypatch.setattr(harness.bots.kinds, "connect", channels)
     monkeypatch.setenv("REFERENCE_CHANNEL_TOKEN", "t")
     url = "http://bot.example:8080/webhooks/reference/webhook"
     first = invoke(tmp_path, "--bot-url", url, "--eval-sets", str(FIXTURES), "--concurrency", "1")
@@ -275,7 +276,7 @@ def test_a_bot_url_given_on_resume_is_used_and_becomes_the_recorded_one(tmp_path
 
 
 def test_a_resume_refuses_to_change_what_the_run_measures(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(harness.run, "http_channel", Channels([]))  # no bot: nothing may be sent
+    monkeypatch.setattr(harness.bots.kinds, "connect", Channels([]))  # no bot: nothing may be sent
     config = load_config(overrides={"eval_sets": str(FIXTURES), "output_dir": str(tmp_path / "runs")}).resolved()
     plan = harness.run.new_run(config)
     result = invoke(tmp_path, "--resume", str(plan.run_dir), "--eval-sets", str(NOT_UNDERSTOOD_FIRST), "--token", "t")
@@ -294,9 +295,9 @@ def test_an_invalid_flag_on_resume_names_the_setting(tmp_path: Path) -> None:
 def test_a_resume_against_another_bot_model_is_a_run_stopping_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    after = FakeChannel(FakeBot("bankbot-new"))
+    after = ScriptedBot(FakeBot("bankbot-new"))
     monkeypatch.setattr(
-        harness.run, "http_channel", Channels([CutOffChannel(FakeChannel(FakeBot("bankbot-old")), 4), after])
+        harness.bots.kinds, "connect", Channels([CutOff(ScriptedBot(FakeBot("bankbot-old")), 4), after])
     )
     first = invoke(
         tmp_path, "--bot-url", "http://b/w", "--token", "t", "--eval-sets", str(FIXTURES), "--concurrency", "1"
@@ -349,8 +350,8 @@ def test_a_run_that_served_its_bot_resumes_only_by_serving_the_model_it_measured
     model, started = ["bankbot-aaa"], []
     serve_fakes(monkeypatch, model, started)
     bot = FakeBot("bankbot-aaa")
-    channels = Channels([CutOffChannel(FakeChannel(bot), 5), FakeChannel(bot), FakeChannel(bot)])
-    monkeypatch.setattr(harness.run, "http_channel", channels)
+    channels = Channels([CutOff(ScriptedBot(bot), 5), ScriptedBot(bot), ScriptedBot(bot)])
+    monkeypatch.setattr(harness.bots.kinds, "connect", channels)
     first = invoke(tmp_path, "--serve-bot", "--eval-sets", str(FIXTURES), "--concurrency", "1")
     assert first.exit_code == 2
     hint = resume_hint(first.stderr)

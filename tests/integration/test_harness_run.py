@@ -12,11 +12,14 @@ import pytest
 from typer.testing import CliRunner
 
 from harness.bot_process import BotServer, free_port, train
-from harness.channel import BotUnreachable, ChannelReply, HttpChannel
+from harness.bots.base import BotTurn
+from harness.bots.kinds import connect
+from harness.bots.reference import ReferenceBot
 from harness.cli import app
 from harness.config import load_config
+from harness.errors import BotUnreachable
 from harness.paths import ProjectPaths
-from harness.run import http_channel, new_run, replay_all, resume_run
+from harness.run import new_run, replay_all, resume_run
 
 pytestmark = pytest.mark.integration
 
@@ -90,10 +93,10 @@ def test_a_run_writes_scorecard_records_report_and_one_mlflow_run(bot: BotServer
     assert artifacts == {"scorecard.json", "turns.parquet", "report.html"}
 
 
-class Counting(HttpChannel):
+class Counting(ReferenceBot):
     sent: list[str]
 
-    async def send(self, sender: str, text: str) -> ChannelReply:
+    async def send(self, sender: str, text: str) -> BotTurn:
         self.sent.append(sender)
         return await super().send(sender, text)
 
@@ -127,7 +130,7 @@ def test_a_bot_dying_mid_run_leaves_a_journal_that_resume_finishes(tmp_path: Pat
                 first.process("rasa").kill()
 
         with pytest.raises(BotUnreachable, match="cannot reach the bot"):
-            replay_all(plan, http_channel(plan.config, "one"), kill_after_three)
+            replay_all(plan, connect(plan.config, "one"), kill_after_three)
     journaled = set(plan.journal.finished())
     assert journaled == set(finished) and len(journaled) >= 3
 

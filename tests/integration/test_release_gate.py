@@ -12,10 +12,11 @@ import yaml
 from typer.testing import CliRunner
 
 from harness.bot_process import BotServer, free_port, train
+from harness.bots.kinds import connect
 from harness.cli import app
 from harness.config import load_config
 from harness.paths import ProjectPaths
-from harness.run import http_channel, new_run, replay_all, score, write_outputs
+from harness.run import new_run, replay_all, score, write_outputs
 
 pytestmark = pytest.mark.integration
 
@@ -24,7 +25,7 @@ def full_eval(server: BotServer, output: Path) -> Path:
     """Replay every committed eval set through `server`; the finished run folder (no MLflow)."""
     config = load_config(overrides={"output_dir": str(output), "replay.concurrency": 4}).resolved()
     plan = new_run(config.model_copy(update={"bot": config.bot.model_copy(update={"url": server.url})}))
-    records = replay_all(plan, http_channel(plan.config, server.token), lambda _: None)
+    records = replay_all(plan, connect(plan.config, server.token), lambda _: None)
     core, scorecard = score(records, plan.meta, plan.config)
     write_outputs(plan.run_dir, records, core, scorecard)
     return plan.run_dir
