@@ -37,6 +37,7 @@ from harness.records import read, to_frame, write
 from harness.replay import Interrupted, Journal, replay
 from harness.report import write_report
 from harness.scorecard import KPI_DEFINITIONS, Scorecard, build_scorecard
+from harness.validation import check_observable
 
 RUN_FILE = "run.json"
 RESUMABLE = (
@@ -116,9 +117,12 @@ def git_sha(root: Path = REPO_ROOT) -> str:
 
 
 def load_suite(config: RunConfig, paths: ProjectPaths | None = None) -> EvalSuite:
-    """The configured eval sets, checked against the vocabulary of the configured bot (InputError on problems)."""
+    """The configured eval sets, checked against the vocabulary of the configured bot and what it observes
+    (InputError listing every problem)."""
     words = vocabulary(config, (paths or ProjectPaths()).root)
-    return load_eval_sets(config.eval_sets, intents=words.intents, queues=words.queues, rules=words.rules)
+    suite = load_eval_sets(config.eval_sets, intents=words.intents, queues=words.queues, rules=words.rules)
+    check_observable(suite, observes(config), bot_settings(config)[0].name)
+    return suite
 
 
 def new_run(config: RunConfig, *, served_model: str | None = None) -> RunPlan:

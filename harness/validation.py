@@ -1,15 +1,29 @@
-"""`harness validate`: check eval sets against intents/ and the bot's queues, and report what they cover."""
+"""`harness validate`: check eval sets against the vocabulary of the bot they will run against (for the reference
+bot intents/ and bot/escalation.yml; for a Rasa bot its domain and handoff mapping; for an HTTP bot its
+configuration), check that every reply check asks only for what that bot observes, and report what they cover."""
 
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from harness.bot_config import load_queue_config
+from harness.errors import InputError
 from harness.eval_set import OUT_OF_SCOPE, EvalSuite, load_eval_sets
 from harness.intents import load_catalog
 from harness.paths import ProjectPaths
+from harness.records import Observation
+
+CHECK_NEEDS = {
+    "actions": Observation.actions,
+    "not_actions": Observation.actions,
+    "slots": Observation.slots,
+    "reply_matches": Observation.messages,
+    "reply_excludes": Observation.messages,
+}
+"""Which observation each kind of reply check is judged on (harness.checks)."""
 
 
 @dataclass(frozen=True)
@@ -29,12 +43,15 @@ class ValidationReport:
     suite: EvalSuite
     coverage: Coverage
     warnings: list[str] = field(default_factory=list)
+    checked_against: str = "intents/ and bot/escalation.yml"
+    """Where the names the eval sets may use came from (the bot's vocabulary)."""
 
     def lines(self) -> list[str]:
         turns = sum(len(c.conversation.turns) for c in self.suite.conversations)
         out = [
             f"eval sets are valid: {len(self.suite)} conversations, {turns} customer turns, "
-            f"{len(self.suite.files)} file(s), content hash {self.suite.content_hash[:12]}"
+            f"{len(self.suite.files)} file(s), content hash {self.suite.content_hash[:12]}",
+            f"names checked against {self.checked_against}",
         ]
         cov = self.coverage
         out.append(f"covers {len(cov.intents)} intents, {len(cov.queues)} queues, {len(cov.rules)} escalation rules")
@@ -70,8 +87,44 @@ def coverage_of(suite: EvalSuite, intents: list[str], queues: list[str], rules: 
     )
 
 
-def validate_eval_sets(paths: ProjectPaths, location: Path, *, overlap: bool = True) -> ValidationReport:
-    """Load and check the eval sets (InputError on any problem) and report coverage and overlap warnings."""
+def unobservable_checks(suite: EvalSuite, observes: frozenset[str], kind: str) -> list[str]:
+    """Problems ('file: conversation: turn: ...') for reply checks the bot cannot be judged on: an action check on
+    a bot that does not report its actions would pass or fail on nothing."""
+    problems = []
+    for item in suite.conversations:
+        for index, turn in enumerate(item.conversation.turns):
+            if turn.expect is None:
+                continue
+            for name, value in turn.expect:
+                if value and CHECK_NEEDS[name] not in observes:
+                    problems.append(
+                        f"{item.source}: {item.conversation.id}: turns[{index}].expect.{name}: a {kind} bot does not "
+                        f"report {CHECK_NEEDS[name].value}; drop this check or map it in the bot's configuration"
+                    )
+    return problems
+
+
+def check_observable(suite: EvalSuite, observes: frozenset[str], kind: str) -> None:
+    """Raise InputError listing every reply check the bot cannot be judged on (see `unobservable_checks`)."""
+    if problems := unobservable_checks(suite, observes, kind):
+        raise InputError("reply checks ask for what the bot does not report", problems)
+
+
+def validate_eval_sets(
+    paths: ProjectPaths, location: Path, *, overlap: bool = True, vocabulary: Any = None
+) -> ValidationReport:
+    """Load and check the eval sets (InputError on any problem) and report coverage and overlap warnings.
+
+    `vocabulary` (a `harness.bots.base.Vocabulary`) is what the eval sets may name; None means the reference bot's
+    (intents/ and bot/escalation.yml). Overlap with training examples is checked for the reference bot only.
+    """
+    if vocabulary is not None:
+        suite = load_eval_sets(location, intents=vocabulary.intents, queues=vocabulary.queues, rules=vocabulary.rules)
+        return ValidationReport(
+            suite,
+            coverage_of(suite, list(vocabulary.intents), list(vocabulary.queues), list(vocabulary.rules)),
+            checked_against=vocabulary.source,
+        )
     queue_config = load_queue_config(paths.escalation_policy)
     catalog = load_catalog(paths.intents, known_queues=queue_config.queues)
     suite = load_eval_sets(location, intents=catalog.names(), queues=queue_config.queues, rules=queue_config.rules)

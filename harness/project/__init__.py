@@ -1,0 +1,1 @@
+"""What the repository declares, loaded and validated once."""
