@@ -18,6 +18,7 @@ from rich.markup import escape
 from harness import __version__
 from harness.errors import EXIT_BAD_INPUT, EXIT_CHECK_FAILED, HarnessError
 from harness.paths import ProjectPaths
+from harness.run_folder import RunFolder
 
 app = typer.Typer(help="Quality harness for customer-service chatbots.", no_args_is_help=True)
 intents_app = typer.Typer(help="Work with intents/, the source of truth for what the bot understands.")
@@ -580,11 +581,10 @@ def sweep_threshold(
     import yaml
 
     from harness.config import load_config
-    from harness.gate.baseline import latest_run
     from harness.records import read
     from harness.threshold_sweep import plot, sweep
 
-    run_dir = (run_dir or latest_run(load_config().resolved().output_dir)).resolve()
+    run_dir = (run_dir or RunFolder.latest(load_config().resolved().output_dir).path).resolve()
     result = sweep(read(run_dir / "turns.parquet"), max_false_acceptance=max_false_acceptance)
     pipeline = yaml.safe_load((DEFAULT_PATHS.bot / "config.yml").read_text())["pipeline"]
     configured = next((c.get("threshold") for c in pipeline if c.get("name") == "FallbackClassifier"), None)
@@ -666,12 +666,11 @@ def mine_command(
     not_understood.md and mined_candidates.csv (text,intent,queue) for `harness intents import` after review."""
     from harness.bot_config import load_queue_config
     from harness.config import load_config
-    from harness.gate.baseline import latest_run
     from harness.intents import load_catalog
     from harness.mining import candidates_csv, markdown, mine
     from harness.records import read
 
-    run_dir = (run_dir or latest_run(load_config().resolved().output_dir)).resolve()
+    run_dir = (run_dir or RunFolder.latest(load_config().resolved().output_dir).path).resolve()
     catalog = load_catalog(
         DEFAULT_PATHS.intents, known_queues=load_queue_config(DEFAULT_PATHS.escalation_policy).queues
     )
@@ -750,20 +749,21 @@ def gate_command(
     Prints what each regression check and must-pass rule can see (the smallest drop caught with policy.power);
     with --plan, the eval size each needs instead."""
     from harness.config import load_config
-    from harness.gate.baseline import baseline_for, copy_baseline, latest_run, load_run
+    from harness.gate.baseline import baseline_for, copy_baseline, load_run
     from harness.gate.baseline import promote as promote_run
     from harness.gate.decision import decide
     from harness.gate.outputs import one_line, write_outputs
     from harness.gate.power import detectability, whole_gate_false_alarm, with_detectability
     from harness.gate.spec import load_spec
     from harness.retrain import REGISTERED_MODEL
+    from harness.run_folder import RunFolder
 
     spec = load_spec(spec_file)
     config = load_config(overrides={"tracking.uri": tracking_uri}).resolved()
     if plan:
         _gate_plan(spec, run_dir, baseline, no_baseline, tracking_uri, drop, power, discordance, config.output_dir)
         return
-    run_dir = (run_dir or latest_run(config.output_dir)).resolve()
+    run_dir = (run_dir or RunFolder.latest(config.output_dir).path).resolve()
     run = load_run(run_dir)
     baseline_run = None if no_baseline else baseline_for(spec, run, override=baseline, tracking_uri=tracking_uri)
     result = decide(spec, run, baseline_run)
@@ -841,13 +841,14 @@ def _gate_plan(
     """`harness gate --plan`: the eval size each check needs, from the run (default: the newest) against its
     baseline, or from the specification's baseline alone when there is no run yet."""
     from harness.errors import InputError
-    from harness.gate.baseline import baseline_for, latest_run, load_run
+    from harness.gate.baseline import baseline_for, load_run
     from harness.gate.power import plan
+    from harness.run_folder import RunFolder
 
     baseline_run = None
     if run_dir is None:
         try:
-            run_dir = latest_run(runs)
+            run_dir = RunFolder.latest(runs).path
         except InputError:
             if spec.baseline is None or spec.baseline.path is None:
                 raise

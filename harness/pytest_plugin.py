@@ -64,12 +64,12 @@ def _run_folder(config: pytest.Config) -> Path:
     import os
 
     from harness.config import load_config
-    from harness.gate.baseline import latest_run
+    from harness.run_folder import RunFolder
 
     chosen = config.getoption("--harness-run") or (
         Path(os.environ["HARNESS_RUN"]) if os.environ.get("HARNESS_RUN") else None
     )
-    return chosen.resolve() if chosen else latest_run(load_config().resolved().output_dir)
+    return chosen.resolve() if chosen else RunFolder.latest(load_config().resolved().output_dir).path
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import secrets
 import subprocess
 from collections.abc import Callable, Mapping
@@ -36,10 +35,10 @@ from harness.problems import yaml_location
 from harness.records import read, to_frame, write
 from harness.replay import Interrupted, Journal, replay
 from harness.report import write_report
+from harness.run_folder import RUN_FILE, RunFolder
 from harness.scorecard import KPI_DEFINITIONS, Scorecard, build_scorecard
 from harness.validation import check_observable
 
-RUN_FILE = "run.json"
 RESUMABLE = (
     "bot.url",
     "replay.concurrency",
@@ -89,7 +88,7 @@ class RunPlan:
 
     @property
     def journal(self) -> Journal:
-        return Journal(self.run_dir / "journal.jsonl")
+        return Journal(RunFolder(self.run_dir).journal)
 
     def serving(self, url: str, model: str) -> RunPlan:
         """This plan talking to a bot the harness serves at `url` with `model` (the URL also goes in the config)."""
@@ -150,15 +149,8 @@ def new_run(config: RunConfig, *, served_model: str | None = None) -> RunPlan:
     seen = tuple(sorted(observes(config)))
     bot = BotSession(config.bot.url, served=served_model is not None, model=served_model, kind=kind.name, observes=seen)
     meta["bot"] = asdict(bot)
-    write_meta(run_dir, meta)
+    RunFolder(run_dir).write_meta(meta)
     return RunPlan(run_id, run_dir, config, suite, meta, bot, expected_model=served_model)
-
-
-def write_meta(run_dir: Path, meta: dict[str, Any]) -> None:
-    """Write run.json whole or not at all (a crash mid-write leaves the previous version)."""
-    staged = run_dir / (RUN_FILE + ".tmp")
-    staged.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-    os.replace(staged, run_dir / RUN_FILE)
 
 
 def bot_sessions(meta: dict[str, Any]) -> list[BotSession]:
@@ -181,10 +173,7 @@ def resume_run(run_dir: Path, overrides: Mapping[str, Any] | None = None, *, ser
     eval sets changed since the run started, when an override is not resumable, and when the run served its bot
     and neither `serving` nor a bot URL is given (the recorded loopback URL died with that bot).
     """
-    try:
-        meta = json.loads((run_dir / RUN_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise InputError("cannot resume", [f"{run_dir / RUN_FILE}: {exc}; is this a run folder?"]) from None
+    meta = RunFolder(run_dir).meta()
     given = {k: v for k, v in (overrides or {}).items() if v is not None}
     try:
         asked = RunConfig.model_validate(with_overrides(meta["config"], given)).resolved()
@@ -221,7 +210,7 @@ def resume_run(run_dir: Path, overrides: Mapping[str, Any] | None = None, *, ser
                 f"{meta['eval_set_hash'][:12]}; start a new run instead"
             ],
         )
-    journal = Journal(run_dir / "journal.jsonl")
+    journal = Journal(RunFolder(run_dir).journal)
     return RunPlan(
         meta["run_id"],
         run_dir,
@@ -270,9 +259,9 @@ def record_resume(plan: RunPlan) -> dict[str, Any]:
         ],
         "journal_tracks_attempts": plan.journal_tracks_attempts,
     }
-    meta = json.loads((plan.run_dir / RUN_FILE).read_text(encoding="utf-8"))
+    meta = RunFolder(plan.run_dir).meta()
     meta.setdefault("resumes", []).append(entry)
-    write_meta(plan.run_dir, meta)
+    RunFolder(plan.run_dir).write_meta(meta)
     plan.meta.setdefault("resumes", []).append(entry)
     return entry
 
@@ -334,13 +323,13 @@ def score(records: pd.DataFrame, meta: dict[str, Any], config: RunConfig) -> tup
     (`harness.checks`); KPIs whose inputs the run's bot kind does not observe (run.json `bot.observes`) are
     undefined. `core.turns` holds the judged records."""
     s = config.scoring
-    core = build_core(
-        judge_checks(records), ScoringOptions(s.bootstrap_replicates, s.seed, s.confidence), observed_of(meta)
-    )
+    observed = observed_of(meta)
+    core = build_core(judge_checks(records), ScoringOptions(s.bootstrap_replicates, s.seed, s.confidence), observed)
     stamp = {
         **{k: meta[k] for k in ("run_id", "eval_set_hash", "eval_set_version", "harness_version", "git_sha")},
         "bot_model": bot_model(records),
-        "bot_kind": (meta.get("bot") or {}).get("kind", "reference.v1"),
+        "bot_kind": bot_sessions(meta)[-1].kind,
+        "bot_observes": sorted(observed) if observed is not None else None,
         "definitions": KPI_DEFINITIONS,
         "config": meta["config"],
     }
@@ -356,7 +345,7 @@ def observed_of(meta: dict[str, Any]) -> frozenset[str] | None:
 
 def write_outputs(run_dir: Path, records: pd.DataFrame, core: ScoringCore, scorecard: Scorecard) -> list[Path]:
     """turns.parquet, scorecard.json and report.html in the run folder."""
-    outputs = [run_dir / "turns.parquet", run_dir / "scorecard.json", run_dir / "report.html"]
+    outputs = RunFolder(run_dir).outputs
     write(core.turns[list(records.columns)], outputs[0])
     scorecard.write(outputs[1])
     write_report(core, scorecard, outputs[2])
@@ -365,7 +354,7 @@ def write_outputs(run_dir: Path, records: pd.DataFrame, core: ScoringCore, score
 
 def rescore(run_dir: Path) -> tuple[pd.DataFrame, ScoringCore, Scorecard]:
     """Score a finished run again from its turns.parquet, without the bot."""
-    meta = json.loads((run_dir / RUN_FILE).read_text(encoding="utf-8"))
-    records = read(run_dir / "turns.parquet")
+    meta = RunFolder(run_dir).meta()
+    records = read(RunFolder(run_dir).turns)
     core, scorecard = score(records, meta, RunConfig.model_validate(meta["config"]))
     return records, core, scorecard

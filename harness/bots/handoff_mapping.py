@@ -23,6 +23,10 @@ rules:                          # the same for rules read from slots, payloads o
 
 A value that `queues` (or `rules`) does not list gives the turn a handoff with a null queue (rule) and a
 `UnmappedHandoffValue` warning that names the value and how to add it.
+
+Rasa logs a custom action as run even when it failed (the action server was down; measured on Rasa 3.6.21,
+`tests/fixtures/stock_rasa/wire/no_action_server.json`), so `{action: ...}` reports a handoff the customer never
+got in that case; a payload the handoff action sends, or its pause event, is the surer signal.
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 
 from harness.bots.base import Handoff
 from harness.errors import InputError
-from harness.problems import yaml_location
+from harness.problems import unknown, yaml_location
 
 
 class UnmappedHandoffValue(UserWarning):
@@ -250,8 +254,6 @@ def check_against_domain(
 
     Raises InputError listing each unknown action, intent or slot with its location and a did-you-mean.
     """
-    from harness.problems import unknown
-
     known = {"action": set(actions), "intent": {*intents, "nlu_fallback", "out_of_scope"}, "slot": set(slots)}
     problems: list[str] = []
     for index, entry in enumerate(mapping.handoffs):

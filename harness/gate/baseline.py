@@ -17,9 +17,7 @@ from harness.gate.spec import GateSpec, MlflowBaseline
 from harness.metrics import ScoringOptions, build_core
 from harness.paths import REPO_ROOT
 from harness.records import read
-
-SCORECARD = "scorecard.json"
-TURNS = "turns.parquet"
+from harness.run_folder import SCORECARD, TURNS
 
 
 def load_run(folder: Path, options: ScoringOptions | None = None, *, need_turns: bool = True) -> ScoredRun:
@@ -37,7 +35,9 @@ def load_run(folder: Path, options: ScoringOptions | None = None, *, need_turns:
     options = options or ScoringOptions(
         scoring.get("bootstrap_replicates", 1000), scoring.get("seed", 20261122), scoring.get("confidence", 0.95)
     )
-    return scored(build_core(read(folder / TURNS), options), stamp, str(folder))
+    # KPIs whose inputs the run's bot did not observe stay undefined here too (the scorecard's stamp says which).
+    observed = frozenset(card["bot_observes"]) if card.get("bot_observes") is not None else None
+    return scored(build_core(read(folder / TURNS), options, observed), stamp, str(folder))
 
 
 def baseline_for(
@@ -62,14 +62,6 @@ def baseline_for(
         uri = "sqlite:///" + str(root / uri.removeprefix("sqlite:///"))
     with mlflow_baseline(spec.baseline.mlflow, uri) as folder:
         return load_run(folder, options)
-
-
-def latest_run(runs: Path) -> Path:
-    """The newest finished run folder (one with a scorecard) under `runs`."""
-    finished = sorted(p for p in runs.glob("*") if (p / SCORECARD).exists())
-    if not finished:
-        raise InputError("no finished run to gate", [f"{runs}: no run folder with {SCORECARD}; run `make eval`"])
-    return finished[-1]
 
 
 EVALUATION_TAG = "evaluation_run_id"

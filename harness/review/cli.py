@@ -17,6 +17,7 @@ from harness.paths import ProjectPaths
 from harness.review.config import DEFAULT_REVIEW_CONFIG, load_review_config
 from harness.review.database import DATABASE_ENV, connect
 from harness.review.store import Role, User, add_user, audit, set_active, set_password
+from harness.run_folder import RunFolder
 
 review_app: typer.Typer = typer.Typer(
     help="QA review of the bot's decisions: flagged dialogs, scorecards, calibration, exports."
@@ -40,11 +41,10 @@ def load_command(
 ) -> None:
     """Flag and sample a run's dialogs, mask personal data, and store them for review."""
     from harness.config import load_config
-    from harness.gate.baseline import latest_run
     from harness.review.dialogs import load_run, loaded_run
 
     settings = load_review_config(config)
-    run_dir = (run_dir or latest_run(load_config().resolved().output_dir)).resolve()
+    run_dir = (run_dir or RunFolder.latest(load_config().resolved().output_dir).path).resolve()
     with Session(connect(db)) as session:
         loaded = loaded_run(session, run_dir)
         if loaded is not None:
