@@ -56,10 +56,13 @@ def fingerprint(bot_dir: Path) -> str:
 
 
 def bot_env(layout: BotLayout, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of Rasa processes: offline, no telemetry, and Sanic (the action server) on loopback."""
     env = dict(os.environ)
     env["PYTHONPATH"] = str(layout.bot_dir)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     env["HF_HUB_OFFLINE"] = "1"
+    env["RASA_TELEMETRY_ENABLED"] = "false"
+    env["SANIC_HOST"] = "127.0.0.1"
     env.update(extra or {})
     return env
 

@@ -20,6 +20,10 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+BOT_PATHS = ("project", "domain", "handoff")
+"""Settings of a bot section that name files; relative ones are relative to the repository root, as eval_sets."""
+
+
 class BotConfig(BaseModel):
     """The bot a run measures: `kind` names a bot kind (harness.bots.kinds: reference, rasa, http_json,
     scripted); the other keys are that kind's settings, validated by the kind when the bot is connected."""
@@ -60,12 +64,21 @@ class RunConfig(Section):
     tracking: TrackingConfig = TrackingConfig()
 
     def resolved(self, root: Path = REPO_ROOT) -> RunConfig:
-        """Paths made absolute against `root`, a relative sqlite tracking URI too."""
+        """Paths made absolute against `root`, a relative sqlite tracking URI too, and the bot's file settings
+        (BOT_PATHS: a Rasa bot's project, domain and handoff mapping)."""
+        bot = self.bot.model_copy(
+            update={
+                key: str((root / value).resolve())
+                for key in BOT_PATHS
+                if isinstance(value := getattr(self.bot, key, None), str)
+            }
+        )
         uri = self.tracking.uri
         if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
             uri = "sqlite:///" + str((root / uri.removeprefix("sqlite:///")).resolve())
         return self.model_copy(
             update={
+                "bot": bot,
                 "eval_sets": (root / self.eval_sets).resolve(),
                 "output_dir": (root / self.output_dir).resolve(),
                 "tracking": self.tracking.model_copy(update={"uri": uri}),
