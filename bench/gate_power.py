@@ -4,8 +4,9 @@ against true drops, on the committed baseline's real turn table.
     .venv/bin/python bench/gate_power.py [--sims 300] [--conversations N] [--spec experiments/gate.yml]
 
 Every simulated pair is (the committed baseline's turns.parquet, a changed copy of it); both are scored by
-`harness.metrics.build_core` and judged by `harness.gate.decision.decide` (its KPI checks with their paired
-tests, `compare`, and its must-pass rules) under the committed specification, exactly as `harness gate` does.
+`harness.scored_run.ScoredRun` (KPIs computed when read) and judged by `harness.gate.decision.decide` (its KPI
+checks with their paired tests, `compare`, and its must-pass rules) under the committed specification, exactly
+as `harness gate` does.
 
 The copy changes outcomes in the records themselves, through the fields the scoring reads, so real conversation
 sizes, base rates, tags and rules all apply:
@@ -44,12 +45,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from harness.gate.decision import ScoredRun, conversation_outcomes, decide, scored
+from harness.gate.decision import conversation_outcomes, decide
 from harness.gate.power import Rule, exact_power, measure, normal_power, rule_decision
 from harness.gate.spec import GateSpec, load_spec
-from harness.metrics import REGISTRY, ScoringCore, ScoringOptions, UndefinedMetricWarning, build_core
+from harness.metrics import REGISTRY, ScoringOptions, UndefinedMetricWarning, build_core
 from harness.paths import REPO_ROOT
 from harness.records import read
+from harness.scored_run import ScoredRun
 
 RESULTS = Path(__file__).resolve().parent / "results"
 OPEN_FORM = "simulated_open_form"
@@ -324,13 +326,6 @@ class Tally:
         self.failed[key] = self.failed.get(key, 0) + int(failed)
 
 
-def gate_view(spec: GateSpec, core: ScoringCore, stamp: dict[str, object]) -> ScoredRun:
-    """The run as `decide` reads it: `harness.gate.decision.scored` computes every registered KPI for the
-    scorecard; the decision reads only the specification's, so only those are computed (same functions, same
-    values)."""
-    return ScoredRun(core, {name: REGISTRY[name](core) for name in spec.kpis}, dict(stamp), "simulated run")
-
-
 def check_groups(spec: GateSpec) -> list[str]:
     return list(spec.kpis) + [f"must-pass: {r.name}" for r in spec.must_pass]
 
@@ -366,7 +361,8 @@ def simulate(
             drop(t, state, rng, kpi, size)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UndefinedMetricWarning)
-            run = gate_view(spec, build_core(frame(t, state), options), base_run.stamp | {"run_id": "sim"})
+            stamp = base_run.stamp | {"run_id": "sim"}
+            run = ScoredRun.from_records(frame(t, state), options, stamp=stamp, source="simulated run")
             result = decide(spec, run, base_run)
         tally.sims += 1
         failed_names = {c.name for c in result.failures()}
@@ -427,7 +423,7 @@ def run_scenarios(
     stamp = {"run_id": "baseline", "eval_set_hash": card.get("eval_set_hash"), "bot_model": card.get("bot_model")}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UndefinedMetricWarning)
-        base_run = scored(build_core(records, options), stamp, "baseline")
+        base_run = ScoredRun.from_records(records, options, stamp=stamp, source="baseline")
     t = table(records)
     rows: list[dict[str, object]] = []
     groups = ["whole gate", "KPI checks", "must-pass rules", *check_groups(spec)]
@@ -466,6 +462,7 @@ def run_scenarios(
 
 
 def main() -> None:
+    warnings.simplefilter("ignore", UndefinedMetricWarning)  # KPIs are computed when the gate reads them
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sims", type=int, default=300, help="simulated pairs per scenario")
     parser.add_argument("--conversations", type=int, default=None, help="project to N conversations (resampled)")

@@ -379,10 +379,10 @@ def run_command(
         replay_all,
         resume_notice,
         resume_run,
-        score,
         write_outputs,
     )
     from harness.scorecard import print_scorecard
+    from harness.scored_run import ScoredRun
     from harness.tracking import ARTIFACT_DIR, log_run
 
     overrides = {
@@ -470,17 +470,18 @@ def run_command(
                 highlight=False,
             )
             raise typer.Exit(EXIT_BAD_INPUT) from None
-    core, scorecard = score(records, plan.meta, plan.config)
-    outputs = write_outputs(plan.run_dir, records, core, scorecard)
-    print_scorecard(scorecard, out)
+    run = ScoredRun.score(records, plan.meta, plan.config, source=str(plan.run_dir))
+    folder = RunFolder(plan.run_dir)
+    outputs = write_outputs(folder, run)
+    print_scorecard(run.scorecard, out)
     out.print(f"run folder: {plan.run_dir}")
     for path in outputs:
         out.print(f"  {path.name}: {path}")
     tracked = None
     if mlflow_log:
         tracked = log_run(
-            scorecard,
-            outputs,
+            run,
+            folder,
             tracking_uri=plan.config.tracking.uri,
             experiment=plan.config.tracking.experiment,
             artifact_root=DEFAULT_PATHS.root / ARTIFACT_DIR,
@@ -517,6 +518,8 @@ def retrain_command(
     from harness.intents import load_catalog
     from harness.nlu_build import build
     from harness.retrain import REGISTERED_MODEL, kpi_changes, link, track_training
+    from harness.scorecard import Scorecard
+    from harness.scored_run import ScoredRun
     from harness.tracking import ARTIFACT_DIR
 
     paths = DEFAULT_PATHS
@@ -560,7 +563,7 @@ def retrain_command(
         out.print(f"{spec_file} names no baseline: no champion to compare with")
         return
     label, champion_scorecard = champion
-    table = kpi_changes(champion_scorecard, json.loads((run_dir / "scorecard.json").read_text()))
+    table = kpi_changes(Scorecard.from_dict(champion_scorecard), ScoredRun.load(run_dir).scorecard)
     table.to_csv(run_dir / "champion_comparison.csv", index=False)
     out.print(f"KPI change against the champion ({label}):")
     out.print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
@@ -581,11 +584,13 @@ def sweep_threshold(
     import yaml
 
     from harness.config import load_config
-    from harness.records import read
+    from harness.scored_run import ScoredRun
     from harness.threshold_sweep import plot, sweep
 
     run_dir = (run_dir or RunFolder.latest(load_config().resolved().output_dir).path).resolve()
-    result = sweep(read(run_dir / "turns.parquet"), max_false_acceptance=max_false_acceptance)
+    run = ScoredRun.load(run_dir)
+    assert run.records is not None  # load needs the turn records
+    result = sweep(run.records, max_false_acceptance=max_false_acceptance)
     pipeline = yaml.safe_load((DEFAULT_PATHS.bot / "config.yml").read_text())["pipeline"]
     configured = next((c.get("threshold") for c in pipeline if c.get("name") == "FallbackClassifier"), None)
     result.table.to_csv(run_dir / "threshold_sweep.csv", index=False)
@@ -668,13 +673,15 @@ def mine_command(
     from harness.config import load_config
     from harness.intents import load_catalog
     from harness.mining import candidates_csv, markdown, mine
-    from harness.records import read
+    from harness.scored_run import ScoredRun
 
     run_dir = (run_dir or RunFolder.latest(load_config().resolved().output_dir).path).resolve()
+    run = ScoredRun.load(run_dir)
+    assert run.records is not None  # load needs the turn records
     catalog = load_catalog(
         DEFAULT_PATHS.intents, known_queues=load_queue_config(DEFAULT_PATHS.escalation_policy).queues
     )
-    clusters, total = mine(read(run_dir / "turns.parquet"), catalog, distance_threshold=distance, min_size=min_size)
+    clusters, total = mine(run.records, catalog, distance_threshold=distance, min_size=min_size)
     report = markdown(clusters, total, run_dir.name)
     (run_dir / "not_understood.md").write_text(report)
     (run_dir / "mined_candidates.csv").write_text(candidates_csv(clusters))
@@ -690,12 +697,13 @@ def mine_command(
 @reports_errors
 def rescore_command(run_dir: Annotated[Path, typer.Argument(help="A finished run folder.")]) -> None:
     """Score a finished run again from its turns.parquet (no bot needed); rewrites scorecard.json and report.html."""
-    from harness.run import rescore, write_outputs
+    from harness.run import write_outputs
     from harness.scorecard import print_scorecard
+    from harness.scored_run import ScoredRun
 
-    records, core, scorecard = rescore(run_dir)
-    write_outputs(run_dir, records, core, scorecard)
-    print_scorecard(scorecard, out)
+    run = ScoredRun.rescore(run_dir)
+    write_outputs(RunFolder(run_dir), run)
+    print_scorecard(run.scorecard, out)
 
 
 @app.command("gate")
@@ -749,14 +757,14 @@ def gate_command(
     Prints what each regression check and must-pass rule can see (the smallest drop caught with policy.power);
     with --plan, the eval size each needs instead."""
     from harness.config import load_config
-    from harness.gate.baseline import baseline_for, copy_baseline, load_run
+    from harness.gate.baseline import baseline_for, copy_baseline
     from harness.gate.baseline import promote as promote_run
     from harness.gate.decision import decide
     from harness.gate.outputs import one_line, write_outputs
     from harness.gate.power import detectability, whole_gate_false_alarm, with_detectability
     from harness.gate.spec import load_spec
     from harness.retrain import REGISTERED_MODEL
-    from harness.run_folder import RunFolder
+    from harness.scored_run import ScoredRun
 
     spec = load_spec(spec_file)
     config = load_config(overrides={"tracking.uri": tracking_uri}).resolved()
@@ -764,7 +772,7 @@ def gate_command(
         _gate_plan(spec, run_dir, baseline, no_baseline, tracking_uri, drop, power, discordance, config.output_dir)
         return
     run_dir = (run_dir or RunFolder.latest(config.output_dir).path).resolve()
-    run = load_run(run_dir)
+    run = ScoredRun.load(run_dir)
     baseline_run = None if no_baseline else baseline_for(spec, run, override=baseline, tracking_uri=tracking_uri)
     result = decide(spec, run, baseline_run)
     result = with_detectability(result, detectability(spec, run, baseline_run))
@@ -841,9 +849,9 @@ def _gate_plan(
     """`harness gate --plan`: the eval size each check needs, from the run (default: the newest) against its
     baseline, or from the specification's baseline alone when there is no run yet."""
     from harness.errors import InputError
-    from harness.gate.baseline import baseline_for, load_run
+    from harness.gate.baseline import baseline_for
     from harness.gate.power import plan
-    from harness.run_folder import RunFolder
+    from harness.scored_run import ScoredRun
 
     baseline_run = None
     if run_dir is None:
@@ -856,7 +864,7 @@ def _gate_plan(
             run_dir = committed if committed.is_absolute() else DEFAULT_PATHS.root / committed
             out.print(f"no finished run in {runs}: planning from the baseline {run_dir} alone (no measured noise)")
             no_baseline = True
-    run = load_run(run_dir.resolve())
+    run = ScoredRun.load(run_dir.resolve())
     if not no_baseline:
         baseline_run = baseline_for(spec, run, override=baseline, tracking_uri=tracking_uri)
         if baseline_run is not None and baseline_run.stamp.get("eval_set_hash") != run.stamp.get("eval_set_hash"):

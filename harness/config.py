@@ -31,7 +31,8 @@ class BotConfig(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     kind: str = "reference"
-    url: str
+    url: str | None = None
+    """Where the bot is reached; required by every HTTP kind (its settings say what it is)."""
     token_env: str | None = None
     """The environment variable holding the bot's token (each kind has a default; see its settings)."""
 

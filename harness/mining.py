@@ -104,7 +104,8 @@ def cluster_texts(
 def mine(
     records: pd.DataFrame, catalog: Catalog, *, distance_threshold: float = 0.45, min_size: int = 2
 ) -> tuple[list[Cluster], int]:
-    """Clusters of not-understood turns (repeated texts counted once), and how many such turns there were."""
+    """Clusters of not-understood turns of a run's records (`ScoredRun.records`; repeated texts counted once), and
+    how many such turns there were."""
     from harness.embeddings import embed
 
     turns = not_understood(records)

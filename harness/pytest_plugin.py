@@ -7,9 +7,9 @@
     pytest test_release.py --harness-run runs/<run id> [--harness-gate-spec experiments/gate.yml]
                                                       [--harness-baseline experiments/baseline]
 
-Fixtures: `harness_run` (the scored run: its KPIs, conversations and turn records) and `harness_gate`
-(a callable returning the gate's outcome, optionally for another specification or baseline). Installed with the
-harness (entry point `pytest11`), so it is active wherever the harness is installed.
+Fixtures: `harness_run` (the scored run, a `harness.scored_run.ScoredRun`: its KPIs, scorecard, conversations and
+turn records) and `harness_gate` (a callable returning the gate's outcome, optionally for another specification or
+baseline). Installed with the harness (entry point `pytest11`), so it is active wherever the harness is installed.
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:  # the plugin is also discovered by environments without the harness's dependencies
-    from harness.gate.decision import GateResult, ScoredRun
+    from harness.gate.decision import GateResult
+    from harness.scored_run import ScoredRun
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -74,10 +75,11 @@ def _run_folder(config: pytest.Config) -> Path:
 
 @pytest.fixture
 def harness_run(request: pytest.FixtureRequest) -> ScoredRun:
-    """The run under test, scored from its turn records."""
-    from harness.gate.baseline import load_run
+    """The run under test (`harness.scored_run.ScoredRun`), scored from its turn records: `.kpis`, `.scorecard`,
+    `.core.conversations`, `.records`, `.value(name)`."""
+    from harness.scored_run import ScoredRun
 
-    return load_run(_run_folder(request.config))
+    return ScoredRun.load(_run_folder(request.config))
 
 
 @pytest.fixture

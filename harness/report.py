@@ -2,8 +2,8 @@
 table, and every failed conversation with its transcript and the bot's decision per turn.
 
 The page renders any record table a run can leave: every turn status, labelled or not, with nulls wherever the
-bot's trace can be null (a failed turn has no intent, confidence, fallback or actions). Which turns count as
-understood comes from the scoring core's turn facts, the same the KPIs read.
+bot's trace can be null (a failed turn has no intent, confidence, fallback or actions). It reads a `ScoredRun`:
+which turns count as understood comes from its scoring core's turn facts, the same the KPIs read.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ import pandas as pd
 
 from harness.metrics import ScoringCore
 from harness.metrics.diagnostics import intent_confusion, intent_report, unlabelled_conversations
-from harness.scorecard import Scorecard, format_interval, format_value
+from harness.scorecard import format_interval, format_value
+from harness.scored_run import ScoredRun
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:2rem;max-width:1200px;color:#222}
@@ -174,7 +175,11 @@ def transcript(turns: pd.DataFrame) -> str:
     )
 
 
-def render(core: ScoringCore, scorecard: Scorecard) -> str:
+def render(run: ScoredRun) -> str:
+    """The report page of a scored run (one with turn records; ValueError for a scorecard alone)."""
+    if run.core is None:
+        raise ValueError(f"{run.source}: a run known by its scorecard alone has no turn records to report")
+    core, scorecard = run.core, run.scorecard
     stamp = scorecard.stamp
     kpi_rows = "".join(
         f"<tr><td>{k.name}</td><td class=num>{format_value(k)}</td><td>{format_interval(k)}</td>"
@@ -220,5 +225,6 @@ KPIs count as missed: not recognised, or out of scope and not rejected (a failed
 </body></html>"""
 
 
-def write_report(core: ScoringCore, scorecard: Scorecard, path: Path) -> None:
-    path.write_text(render(core, scorecard), encoding="utf-8")
+def write_report(run: ScoredRun, path: Path) -> None:
+    """report.html of `run` at `path`."""
+    path.write_text(render(run), encoding="utf-8")

@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from harness.gate.baseline import EVALUATION_TAG
+from harness.scorecard import Scorecard
 from harness.tracking import experiment_id_of
 
 REGISTERED_MODEL = "reference-bot"
@@ -30,15 +31,18 @@ class TrainingRecord:
     """True when this model (same training-input fingerprint) was already registered: no new version."""
 
 
-def kpi_changes(champion: dict[str, Any], challenger: dict[str, Any]) -> pd.DataFrame:
-    """One row per KPI of the challenger's scorecard.json: both values, the change, and whether it is better,
-    worse or equal for that KPI's direction (`n/a` where a side is undefined or the KPI has no direction)."""
+def kpi_changes(champion: Scorecard, challenger: Scorecard) -> pd.DataFrame:
+    """One row per KPI of the challenger's scorecard (`ScoredRun.scorecard`; the champion's is often its
+    scorecard.json read back, `Scorecard.from_dict`): both values, the change, and whether it is better, worse or
+    equal for that KPI's direction (`n/a` where a side is undefined or the KPI has no direction)."""
+    held = {k.name: k for k in champion.kpis}
     rows = []
-    for name, new in challenger["kpis"].items():
-        old = champion.get("kpis", {}).get(name, {})
-        before, after = old.get("value"), new.get("value")
+    for new in challenger.kpis:
+        name = new.name
+        old = held.get(name)
+        before, after = (old.value if old else None), new.value
         change = after - before if before is not None and after is not None else None
-        direction = new.get("higher_is_better")
+        direction = new.higher_is_better
         if change is None or direction is None:
             verdict = "n/a"
         elif abs(change) < 1e-12:

@@ -25,18 +25,16 @@ from pydantic import ValidationError
 from harness import __version__
 from harness.bots.base import Bot
 from harness.bots.kinds import bot_settings, observes, vocabulary
-from harness.checks import judge_checks
 from harness.config import RunConfig, with_overrides
 from harness.errors import InputError
 from harness.eval_set import EvalSuite, load_eval_sets
-from harness.metrics import ScoringCore, ScoringOptions, build_core
 from harness.paths import REPO_ROOT, ProjectPaths
 from harness.problems import yaml_location
-from harness.records import read, to_frame, write
+from harness.records import to_frame, write
 from harness.replay import Interrupted, Journal, replay
 from harness.report import write_report
 from harness.run_folder import RUN_FILE, RunFolder
-from harness.scorecard import KPI_DEFINITIONS, Scorecard, build_scorecard
+from harness.scored_run import ScoredRun
 from harness.validation import check_observable
 
 RESUMABLE = (
@@ -145,9 +143,9 @@ def new_run(config: RunConfig, *, served_model: str | None = None) -> RunPlan:
         "git_sha": git_sha(),
         "config": json.loads(config.model_dump_json()),
     }
-    kind, _ = bot_settings(config)
+    kind, settings = bot_settings(config)
     seen = tuple(sorted(observes(config)))
-    bot = BotSession(config.bot.url, served=served_model is not None, model=served_model, kind=kind.name, observes=seen)
+    bot = BotSession(settings.url, served=served_model is not None, model=served_model, kind=kind.name, observes=seen)
     meta["bot"] = asdict(bot)
     RunFolder(run_dir).write_meta(meta)
     return RunPlan(run_id, run_dir, config, suite, meta, bot, expected_model=served_model)
@@ -307,54 +305,12 @@ def replay_all(plan: RunPlan, bot: Bot, on_conversation: Callable[[str], None]) 
     return to_frame([row for rows in rows_by_conversation.values() for row in rows])
 
 
-def bot_model(records: pd.DataFrame) -> str:
-    """The one bot model that answered; refuses a run whose turns were answered by different models."""
-    models = sorted(set(records["model"].dropna()))
-    if len(models) > 1:
-        raise InputError(
-            "the run mixes bot models",
-            [f"turns were answered by {', '.join(models)}; a resumed run must talk to the same bot model"],
-        )
-    return models[0] if models else "unknown"
-
-
-def score(records: pd.DataFrame, meta: dict[str, Any], config: RunConfig) -> tuple[ScoringCore, Scorecard]:
-    """Scorecard of a record table (pure apart from reading `meta`). Reply checks are judged here, from the table
-    (`harness.checks`); KPIs whose inputs the run's bot kind does not observe (run.json `bot.observes`) are
-    undefined. `core.turns` holds the judged records."""
-    s = config.scoring
-    observed = observed_of(meta)
-    core = build_core(judge_checks(records), ScoringOptions(s.bootstrap_replicates, s.seed, s.confidence), observed)
-    stamp = {
-        **{k: meta[k] for k in ("run_id", "eval_set_hash", "eval_set_version", "harness_version", "git_sha")},
-        "bot_model": bot_model(records),
-        "bot_kind": bot_sessions(meta)[-1].kind,
-        "bot_observes": sorted(observed) if observed is not None else None,
-        "definitions": KPI_DEFINITIONS,
-        "config": meta["config"],
-    }
-    return core, build_scorecard(core, stamp)
-
-
-def observed_of(meta: dict[str, Any]) -> frozenset[str] | None:
-    """What the run's bot observed, from run.json (the kind of its last sitting); None for runs recorded before
-    bot kinds (the reference channel, which observes everything)."""
-    observes = bot_sessions(meta)[-1].observes
-    return frozenset(observes) if observes is not None else None
-
-
-def write_outputs(run_dir: Path, records: pd.DataFrame, core: ScoringCore, scorecard: Scorecard) -> list[Path]:
-    """turns.parquet, scorecard.json and report.html in the run folder."""
-    outputs = RunFolder(run_dir).outputs
-    write(core.turns[list(records.columns)], outputs[0])
-    scorecard.write(outputs[1])
-    write_report(core, scorecard, outputs[2])
-    return outputs
-
-
-def rescore(run_dir: Path) -> tuple[pd.DataFrame, ScoringCore, Scorecard]:
-    """Score a finished run again from its turns.parquet, without the bot."""
-    meta = RunFolder(run_dir).meta()
-    records = read(RunFolder(run_dir).turns)
-    core, scorecard = score(records, meta, RunConfig.model_validate(meta["config"]))
-    return records, core, scorecard
+def write_outputs(folder: RunFolder, run: ScoredRun) -> list[Path]:
+    """Write the scored run into its folder: turns.parquet (the records, checks judged), scorecard.json and
+    report.html; returns their paths (`RunFolder.outputs`). ValueError for a run without records."""
+    if run.records is None:
+        raise ValueError(f"{run.source}: a run known by its scorecard alone has no turn records to write")
+    write(run.records, folder.turns)
+    run.scorecard.write(folder.scorecard)
+    write_report(run, folder.report)
+    return folder.outputs

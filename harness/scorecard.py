@@ -1,5 +1,6 @@
 """The scorecard: the current version of every KPI with its value, support, interval and definition version,
-plus the outcome breakdowns. Built from metric results (pure); written as scorecard.json and printed as a table.
+plus the outcome breakdowns. Built from metric results (pure); written as scorecard.json, read back from it (a
+baseline given as scorecard.json alone) and printed as a table. A run's scorecard is `ScoredRun.scorecard`.
 
 Superseded KPI versions (see `harness.metrics.registry`) are not on it; they stay computable by name.
 """
@@ -15,7 +16,7 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from harness.metrics import MetricResult, ScoringCore, compute_all
+from harness.metrics import REGISTRY, MetricResult, ScoringCore, compute_all
 from harness.metrics.diagnostics import escalation_errors, outcome_matrix, unlabelled_conversations
 
 SCORECARD_VERSION = 1
@@ -72,11 +73,48 @@ class Scorecard:
     def write(self, path: Path) -> None:
         path.write_text(json.dumps(self.to_dict(), indent=2, default=str) + "\n", encoding="utf-8")
 
+    @classmethod
+    def from_dict(cls, card: dict[str, Any]) -> Scorecard:
+        """The scorecard a scorecard.json holds (`to_dict` read back; a KPI's `superseded_by` from today's
+        registry). Keys a hand-written or older file lacks read as absent: no interval, unit `ratio`, an empty
+        outcome matrix."""
+        kpis = [
+            MetricResult(
+                name,
+                kpi.get("value"),
+                int(kpi.get("n") or 0),
+                (float(kpi["interval"][0]), float(kpi["interval"][1])) if kpi.get("interval") else None,
+                kpi.get("interval_method"),
+                kpi.get("higher_is_better"),
+                kpi.get("unit") or "ratio",
+                kpi.get("warning"),
+                REGISTRY[name].superseded_by if name in REGISTRY else None,
+            )
+            for name, kpi in (card.get("kpis") or {}).items()
+        ]
+        matrix = card.get("outcome_matrix") or {}
+        errors = card.get("escalation_errors") or {}
+        return cls(
+            kpis=kpis,
+            outcome_matrix=pd.DataFrame(
+                matrix.get("counts") or [], index=matrix.get("rows") or [], columns=matrix.get("columns") or []
+            ),
+            escalation_errors={key: list(value.get("conversations") or []) for key, value in errors.items()},
+            stamp={k: v for k, v in card.items() if k not in STORED_APART},
+            unlabelled_conversations=int(matrix.get("unlabelled_conversations") or 0),
+        )
 
-def build_scorecard(core: ScoringCore, stamp: dict[str, Any]) -> Scorecard:
+
+STORED_APART = ("kpis", "outcome_matrix", "escalation_errors")
+"""The keys of scorecard.json that are not the run's stamp."""
+
+
+def build_scorecard(core: ScoringCore, stamp: dict[str, Any], kpis: list[MetricResult] | None = None) -> Scorecard:
+    """The scorecard of `core`: `kpis` (by default the current version of every KPI, computed here), the outcome
+    matrix, the escalation errors and `stamp`."""
     errors = escalation_errors(core)
     return Scorecard(
-        kpis=compute_all(core),
+        kpis=compute_all(core) if kpis is None else kpis,
         outcome_matrix=outcome_matrix(core),
         escalation_errors={k: v for k, v in asdict(errors).items()},
         stamp=stamp,

@@ -36,8 +36,8 @@ class Sweep:
 def sweep(
     records: pd.DataFrame, *, thresholds: tuple[float, ...] = DEFAULT_THRESHOLDS, max_false_acceptance: float = 0.10
 ) -> Sweep:
-    """Recognition and false acceptance at each threshold, and the recommended threshold (NaN where a rate has no
-    turns: undefined, never 0)."""
+    """Recognition and false acceptance at each threshold over a run's records (`ScoredRun.records`), and the
+    recommended threshold (NaN where a rate has no turns: undefined, never 0)."""
     facts = turn_facts(records)
     confidence = records["confidence"].astype("float64").fillna(0.0).to_numpy()
     in_scope = (facts["bot_owned"] & facts["in_scope"]).to_numpy()

@@ -1,4 +1,5 @@
-"""Log a finished run to MLflow: params (what was measured), every KPI as metrics, the outputs as artifacts.
+"""Log a scored run to MLflow: params (what was measured), every KPI as metrics, the run folder's outputs as
+artifacts.
 
 All or nothing: the run is logged only after everything is computed, and an MLflow run that fails half-way is
 deleted, so MLflow never shows a half-written run. By default the store is SQLite inside experiments/.
@@ -13,7 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import TrackingError
+from harness.run_folder import RunFolder
 from harness.scorecard import Scorecard
+from harness.scored_run import ScoredRun
 
 ARTIFACT_DIR = "experiments/mlartifacts"
 
@@ -39,7 +42,8 @@ def _flatten(prefix: str, value: Any, out: dict[str, str]) -> None:
 
 
 def metrics_of(scorecard: Scorecard) -> dict[str, float]:
-    """`<kpi>` value, `<kpi>.n`, `<kpi>.ci_low` and `<kpi>.ci_high` for every KPI (undefined values are omitted)."""
+    """`<kpi>` value, `<kpi>.n`, `<kpi>.ci_low` and `<kpi>.ci_high` for every KPI on the scorecard (current
+    versions; undefined values are omitted), and `escalation_errors.<kind>` counts."""
     metrics: dict[str, float] = {}
     for kpi in scorecard.kpis:
         metrics[f"{kpi.name}.n"] = float(kpi.n)
@@ -62,11 +66,20 @@ def experiment_id_of(client: Any, name: str, *, tracking_uri: str, artifact_root
 
 
 def log_run(
-    scorecard: Scorecard, outputs: list[Path], *, tracking_uri: str, experiment: str, artifact_root: Path, run_name: str
+    run: ScoredRun,
+    folder: RunFolder,
+    *,
+    tracking_uri: str,
+    experiment: str,
+    artifact_root: Path,
+    run_name: str | None = None,
 ) -> TrackedRun:
-    """Record the run in MLflow; raises TrackingError (with nothing left behind) if MLflow fails."""
+    """Record the scored run in MLflow: its stamp as params, its scorecard as metrics, the folder's outputs
+    (turns.parquet, scorecard.json, report.html, written first) as artifacts; `run_name` defaults to the run id.
+    Raises TrackingError (with nothing left behind) if MLflow fails or an output is missing."""
     import mlflow
 
+    scorecard = run.scorecard
     stamp = scorecard.stamp
     params: dict[str, str] = {}
     _flatten("", {k: v for k, v in stamp.items() if k != "config"}, params)
@@ -75,9 +88,9 @@ def log_run(
     run_id = None
     try:
         experiment_id = experiment_id_of(client, experiment, tracking_uri=tracking_uri, artifact_root=artifact_root)
-        run = client.create_run(
+        created = client.create_run(
             experiment_id,
-            run_name=run_name,
+            run_name=run_name or str(stamp.get("run_id")),
             tags={
                 "harness.run_id": str(stamp.get("run_id")),
                 "eval_set_hash": str(stamp.get("eval_set_hash")),
@@ -85,16 +98,16 @@ def log_run(
                 "undefined_kpis": json.dumps([k.name for k in scorecard.kpis if k.value is None]),
             },
         )
-        run_id = run.info.run_id
+        run_id = created.info.run_id
         from mlflow.entities import Metric, Param
 
-        timestamp = int(run.info.start_time)
+        timestamp = int(created.info.start_time)
         client.log_batch(
             run_id,
             params=[Param(k, v) for k, v in params.items()],
             metrics=[Metric(k, v, timestamp, 0) for k, v in metrics_of(scorecard).items()],
         )
-        for path in outputs:
+        for path in folder.outputs:
             client.log_artifact(run_id, str(path))
         client.set_terminated(run_id, "FINISHED")
     except Exception as exc:  # noqa: BLE001 - any MLflow failure: remove the partial run and say so

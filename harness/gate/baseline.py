@@ -12,32 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import InputError
-from harness.gate.decision import ScoredRun, scored
 from harness.gate.spec import GateSpec, MlflowBaseline
-from harness.metrics import ScoringOptions, build_core
 from harness.paths import REPO_ROOT
-from harness.records import read
 from harness.run_folder import SCORECARD, TURNS
-
-
-def load_run(folder: Path, options: ScoringOptions | None = None, *, need_turns: bool = True) -> ScoredRun:
-    """A run folder (or a baseline folder) scored with `options` (by default the run's own scoring options)."""
-    try:
-        card = json.loads((folder / SCORECARD).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise InputError("cannot read a run", [f"{folder / SCORECARD}: {exc}; is {folder} a run folder?"]) from None
-    stamp = {k: v for k, v in card.items() if k not in ("kpis", "outcome_matrix", "escalation_errors")}
-    if not (folder / TURNS).exists():
-        if need_turns:
-            raise InputError("cannot read a run", [f"{folder / TURNS}: missing; the gate needs the turn records"])
-        return ScoredRun(None, card["kpis"], stamp, str(folder))
-    scoring = (card.get("config") or {}).get("scoring") or {}
-    options = options or ScoringOptions(
-        scoring.get("bootstrap_replicates", 1000), scoring.get("seed", 20261122), scoring.get("confidence", 0.95)
-    )
-    # KPIs whose inputs the run's bot did not observe stay undefined here too (the scorecard's stamp says which).
-    observed = frozenset(card["bot_observes"]) if card.get("bot_observes") is not None else None
-    return scored(build_core(read(folder / TURNS), options, observed), stamp, str(folder))
+from harness.scored_run import ScoredRun
 
 
 def baseline_for(
@@ -48,20 +26,21 @@ def baseline_for(
     tracking_uri: str | None = None,
     root: Path = REPO_ROOT,
 ) -> ScoredRun | None:
-    """The baseline named by `override` or by the specification, scored with the run's options; None if none."""
+    """The baseline named by `override` or by the specification, scored with the run's options (`ScoredRun.load`;
+    a committed or given folder may hold scorecard.json alone); None if none."""
     options = run.core.options if run.core else None
     if override is not None:
-        return load_run(override.resolve(), options, need_turns=False)
+        return ScoredRun.load(override.resolve(), options, need_turns=False)
     if spec.baseline is None:
         return None
     if spec.baseline.path is not None:
-        return load_run((root / spec.baseline.path).resolve(), options, need_turns=False)
+        return ScoredRun.load((root / spec.baseline.path).resolve(), options, need_turns=False)
     assert spec.baseline.mlflow is not None  # the schema requires exactly one source
     uri = tracking_uri or spec.baseline.mlflow.tracking_uri
     if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
         uri = "sqlite:///" + str(root / uri.removeprefix("sqlite:///"))
     with mlflow_baseline(spec.baseline.mlflow, uri) as folder:
-        return load_run(folder, options)
+        return ScoredRun.load(folder, options)
 
 
 EVALUATION_TAG = "evaluation_run_id"

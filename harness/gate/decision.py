@@ -1,6 +1,7 @@
 """The gate's decision: every KPI check and every must-pass conversation, each with a reason a release manager
 reads, for example `escalation_accuracy.v1 0.81 [0.74, 0.87] n=120 fell 0.07 below baseline 0.88 (paired
-p=0.01); allowed 0.03`. Pure: it reads two scored runs and the specification; it never stops at the first failure.
+p=0.01); allowed 0.03`. Pure: it reads two scored runs (`harness.scored_run.ScoredRun`, the baseline possibly a
+scorecard.json alone) and the specification; it never stops at the first failure.
 
 A change and its allowance are printed with as many decimals as it takes to tell them apart (a failure never
 reads "fell 0.03 ... allowed 0.03"), and a drop equal to its allowance passes whatever floating-point rounding
@@ -21,36 +22,11 @@ from scipy.stats import binomtest
 from harness.errors import InputError
 from harness.gate.paired import compare
 from harness.gate.spec import GateSpec, KpiCheck, MustPass
-from harness.metrics import MetricResult, ScoringCore, compute_all
+from harness.scored_run import ScoredRun
 
 TOLERANCE = 1e-9
 """A change counts as larger than its allowance only beyond this (KPI values are float ratios: 0.90 - 0.88 is
 0.020000000000000018)."""
-
-
-@dataclass(frozen=True)
-class ScoredRun:
-    """A run as the gate sees it: its turn records scored, and what it measured."""
-
-    core: ScoringCore | None
-    """None for a baseline given as scorecard.json alone (no paired tests then)."""
-    kpis: dict[str, MetricResult | dict[str, Any]]
-    stamp: dict[str, Any]
-    source: str
-
-    def value(self, name: str) -> tuple[float | None, int]:
-        kpi = self.kpis.get(name)
-        if kpi is None:
-            return None, 0
-        if isinstance(kpi, MetricResult):
-            return kpi.value, kpi.n
-        return kpi.get("value"), int(kpi.get("n") or 0)
-
-
-def scored(core: ScoringCore, stamp: dict[str, Any], source: str) -> ScoredRun:
-    """The run scored with every registered KPI version, superseded ones included (a specification may still
-    name one)."""
-    return ScoredRun(core, {k.name: k for k in compute_all(core, include_superseded=True)}, stamp, source)
 
 
 @dataclass(frozen=True)
@@ -104,7 +80,6 @@ def decimals_apart(change: float, allowance: float, unit: str) -> int:
 def kpi_check(name: str, check: KpiCheck, spec: GateSpec, run: ScoredRun, baseline: ScoredRun | None) -> Check:
     """One KPI against its threshold, minimum support and allowed regression."""
     result = run.kpis[name]
-    assert isinstance(result, MetricResult)
     unit = result.unit
     interval = (
         f" [{fmt(result.interval[0], unit).removesuffix(' ms')}, {fmt(result.interval[1], unit)}]"

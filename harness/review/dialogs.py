@@ -1,4 +1,5 @@
-"""From a run's turn records to the dialogs analysts review: selection (flagging.py), masking, storage.
+"""From a scored run to the dialogs analysts review: selection (flagging.py), masking, storage. The run is scored
+once (`ScoredRun`); selection and dialogs read its scoring core.
 
 A dialog keeps, per turn, what the customer wrote and everything the bot decided (intent and confidence, the
 top alternatives, actions, slots, handoff), masked before it reaches the database. Loading is idempotent: a run
@@ -17,14 +18,14 @@ from sqlalchemy.orm import Session
 
 from harness.embeddings import embed
 from harness.errors import InputError
-from harness.gate.baseline import TURNS
-from harness.metrics.core import ScoringOptions, build_core
 from harness.records import read
 from harness.review.config import ReviewConfig
 from harness.review.flagging import Selection, conversation_facts
 from harness.review.flagging import select as select_dialogs
 from harness.review.masking import mask, mask_value
 from harness.review.store import Dialog, DialogFlag, Run, audit
+from harness.run_folder import RunFolder
+from harness.scored_run import ScoredRun
 
 TOP_ALTERNATIVES = 3
 
@@ -76,16 +77,17 @@ def topic(turns: pd.DataFrame) -> str | None:
     return None
 
 
-def build_dialogs(records: pd.DataFrame, config: ReviewConfig) -> list[Dialog]:
-    """Dialog rows (unsaved) for the conversations selected for review."""
+def build_dialogs(run: ScoredRun, config: ReviewConfig) -> list[Dialog]:
+    """Dialog rows (unsaved) for the conversations of `run` selected for review (a run with turn records)."""
+    if run.core is None or run.records is None:
+        raise InputError("nothing to review", [f"{run.source}: the run has no turn records"])
+    core, records = run.core, run.records
     encoder = embed if config.flags.repetition.meaning is not None else None
     chosen: dict[str, Selection] = {
-        s.conversation_id: s for s in select_dialogs(records, config.flags, config.sample, encoder=encoder)
+        s.conversation_id: s for s in select_dialogs(core, config.flags, config.sample, encoder=encoder)
     }
-    facts = dict(conversation_facts(records))
-    conversations = build_core(records, ScoringOptions(bootstrap_replicates=1)).conversations.set_index(
-        "conversation_id"
-    )
+    facts = dict(conversation_facts(core))
+    conversations = core.conversations.set_index("conversation_id")
     dialogs = []
     for conversation_id, turns in records.groupby("conversation_id", sort=True):
         if conversation_id not in chosen:
@@ -118,19 +120,29 @@ def build_dialogs(records: pd.DataFrame, config: ReviewConfig) -> list[Dialog]:
 
 def loaded_run(session: Session, run_dir: Path) -> Run | None:
     """The run folder's run if it is in the review database already."""
-    meta = run_dir / "run.json"
-    if meta.is_file():
-        run_id = json.loads(meta.read_text(encoding="utf-8")).get("run_id")
+    folder = RunFolder(run_dir)
+    if folder.run_file.is_file():
+        run_id = folder.meta().get("run_id")
     else:
-        run_id = str(read(run_dir / TURNS)["run_id"].iloc[0]) if (run_dir / TURNS).is_file() else None
+        run_id = str(read(folder.turns)["run_id"].iloc[0]) if folder.turns.is_file() else None
     return session.scalar(select(Run).where(Run.run_id == run_id)) if run_id else None
+
+
+def scored_run(run_dir: Path) -> ScoredRun:
+    """The run to review, scored once: a finished run folder as `ScoredRun.load` reads it; a folder holding
+    turns.parquet alone (hand-made, or production logs) as its records stand. InputError without turn records."""
+    folder = RunFolder(run_dir)
+    if folder.finished():
+        return ScoredRun.load(folder)
+    return ScoredRun.from_records(read(folder.turns), source=str(run_dir))
 
 
 def load_run(session: Session, run_dir: Path, config: ReviewConfig, *, actor: str) -> Run:
     """Select, mask and store a finished run's dialogs for review; InputError if it was loaded already."""
-    records = read(run_dir / TURNS)
-    if records.empty:
-        raise InputError("nothing to review", [f"{run_dir / TURNS}: the run has no turns"])
+    scored = scored_run(run_dir)
+    records = scored.records
+    if records is None or records.empty:
+        raise InputError("nothing to review", [f"{RunFolder(run_dir).turns}: the run has no turns"])
     run_id = str(records["run_id"].iloc[0])
     if session.scalar(select(Run).where(Run.run_id == run_id)) is not None:
         raise InputError(
@@ -143,7 +155,7 @@ def load_run(session: Session, run_dir: Path, config: ReviewConfig, *, actor: st
         conversations=int(records["conversation_id"].nunique()),
         selection={"flags": config.flags.model_dump(), "sample": config.sample.model_dump()},
     )
-    run.dialogs = build_dialogs(records, config)
+    run.dialogs = build_dialogs(scored, config)
     session.add(run)
     audit(
         session,

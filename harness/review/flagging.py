@@ -1,7 +1,8 @@
 """Which dialogs of a run go to QA review, and why: named flagging rules plus an unbiased random sample.
 
-Every rule is a pure function of one conversation's turn records (and the run's scoring core, which derives the
-actual outcome exactly as the KPIs do) that returns the reasons it fired, or nothing. Rules that need a label
+Every rule is a pure function of one conversation's turn records (and the run's scoring core, built once by
+`ScoredRun`, which derives the actual outcome exactly as the KPIs do) that returns the reasons it fired, or
+nothing. Rules that need a label
 (the expected outcome or queue) skip conversations without one, so production logs are flagged too.
 
 The random sample is drawn independently of the flags: a conversation is sampled when a hash of (seed, run,
@@ -18,7 +19,7 @@ from dataclasses import dataclass, replace
 
 import pandas as pd
 
-from harness.metrics.core import ScoringOptions, build_core
+from harness.metrics.core import ScoringCore
 from harness.records import TurnStatus
 from harness.review.config import FlagRules, Rule, Sample
 from harness.review.similarity import Encoder, Meaning, lexical, long_enough
@@ -165,14 +166,13 @@ def in_sample(run_id: str, conversation_id: str, sample: Sample) -> bool:
     return int.from_bytes(digest[:8], "big") / 2**64 < sample.rate
 
 
-def conversation_facts(records: pd.DataFrame) -> Iterator[tuple[str, Facts]]:
-    """Each conversation's facts, in conversation-id order."""
+def conversation_facts(core: ScoringCore) -> Iterator[tuple[str, Facts]]:
+    """Each conversation's facts, in conversation-id order, from the run's scoring core (`ScoredRun.core`)."""
     # The scoring core decides the outcome and whether the conversation is labelled (production logs are not):
     # an unlabelled conversation's expected label is None.
-    core = build_core(records, ScoringOptions(bootstrap_replicates=1))
-    by_id = {cid: group for cid, group in records.groupby("conversation_id", sort=False)}
+    by_code = {int(code): group for code, group in core.turns.groupby("conv", sort=False)}
     for row in core.conversations.itertuples():
-        turns = by_id[row.conversation_id].sort_values("turn_index")
+        turns = by_code[row.Index].sort_values("turn_index")
         first = turns.iloc[0]
         yield (
             row.conversation_id,
@@ -204,25 +204,24 @@ def flags_of(facts: Facts, rules: FlagRules) -> list[Flag]:
     return flags
 
 
-def _customer_texts(records: pd.DataFrame) -> list[str]:
-    sent = records[(records["status"] != TurnStatus.not_sent.value) & records["text"].notna()]
+def _customer_texts(turns: pd.DataFrame) -> list[str]:
+    sent = turns[(turns["status"] != TurnStatus.not_sent.value) & turns["text"].notna()]
     return [text for text in sent["text"].astype(str) if long_enough(text)]
 
 
-def select(
-    records: pd.DataFrame, rules: FlagRules, sample: Sample, *, encoder: Encoder | None = None
-) -> list[Selection]:
-    """The conversations to review (flagged or sampled), highest priority first, then by id. With an `encoder`
-    (and a `meaning` threshold configured), the repetition rule also finds rephrasings; every customer text of
-    the run is encoded once, in one batch."""
-    if records.empty:
+def select(core: ScoringCore, rules: FlagRules, sample: Sample, *, encoder: Encoder | None = None) -> list[Selection]:
+    """The conversations of a run (its scoring core, `ScoredRun.core`) to review, flagged or sampled, highest
+    priority first, then by id. With an `encoder` (and a `meaning` threshold configured), the repetition rule also
+    finds rephrasings; every customer text of the run is encoded once, in one batch."""
+    turns = core.turns
+    if turns.empty:
         return []
-    run_id = str(records["run_id"].iloc[0])
+    run_id = str(turns["run_id"].iloc[0])
     meaning = None
     if encoder is not None and rules.repetition.enabled and rules.repetition.meaning is not None:
-        meaning = Meaning(_customer_texts(records), encoder)
+        meaning = Meaning(_customer_texts(turns), encoder)
     chosen = []
-    for conversation_id, facts in conversation_facts(records):
+    for conversation_id, facts in conversation_facts(core):
         flags = flags_of(replace(facts, meaning=meaning), rules)
         sampled = in_sample(run_id, conversation_id, sample)
         if flags or sampled:

@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import pytest
 from records_factory import turn
 
+from harness.metrics import ScoringCore
 from harness.records import to_frame
 from harness.review.config import FlagRules, Sample, load_review_config
 from harness.review.flagging import RULES, Selection, conversation_facts, flags_of, in_sample, select
+from harness.scored_run import ScoredRun
 
 DEFAULT = load_review_config().flags
 NO_SAMPLE = Sample(rate=0.0, seed=1)
@@ -34,10 +35,17 @@ def only(name: str, **fields: Any) -> FlagRules:
 NONE = rules_with(set())
 
 
+def scored(rows: list[dict]) -> ScoringCore:
+    """The run's scoring core, built once as the review load builds it (`ScoredRun`)."""
+    core = ScoredRun.from_records(to_frame(rows)).core
+    assert core is not None
+    return core
+
+
 def reasons(rows: list[dict], rules: FlagRules) -> dict[str, list[tuple[str, str]]]:
     """Every conversation of the run (flagged or not) with its (rule, reason) pairs."""
     return {
-        cid: [(f.rule, f.reason) for f in flags_of(facts, rules)] for cid, facts in conversation_facts(to_frame(rows))
+        cid: [(f.rule, f.reason) for f in flags_of(facts, rules)] for cid, facts in conversation_facts(scored(rows))
     }
 
 
@@ -225,7 +233,7 @@ def test_unlabelled_conversations_are_still_flagged_by_label_free_rules() -> Non
 
 def test_selection_of_production_logs() -> None:
     rows = [unlabelled(turn("P", 0, "fees", "request_human", handoff="general", fallback=True))]
-    [chosen] = select(to_frame(rows), DEFAULT, NO_SAMPLE)
+    [chosen] = select(scored(rows), DEFAULT, NO_SAMPLE)
     assert [f.rule for f in chosen.flags] == ["fallback"] and chosen.priority == DEFAULT.fallback.priority
 
 
@@ -320,18 +328,18 @@ def test_with_an_encoder_a_rephrasing_is_flagged_by_meaning() -> None:
         say("Q", 2, "has my salary arrived yet"),  # cosine -1 with the transfer: opposite, not alike
     ]
     encoder = TableEncoder()
-    chosen = select(to_frame(rows), only("repetition"), NO_SAMPLE, encoder=encoder)
+    chosen = select(scored(rows), only("repetition"), NO_SAMPLE, encoder=encoder)
     assert repetition_reasons(chosen) == {"P": ["turns 0 and 1: the customer rephrased (meaning similarity 0.60)"]}
     assert len(encoder.calls) == 1 and sorted(encoder.calls[0]) == sorted(TableEncoder.VECTORS)
-    stricter = select(to_frame(rows), only("repetition", meaning=0.61), NO_SAMPLE, encoder=TableEncoder())
+    stricter = select(scored(rows), only("repetition", meaning=0.61), NO_SAMPLE, encoder=TableEncoder())
     assert stricter == []
 
 
 def test_without_an_encoder_or_with_meaning_off_only_repeats_count() -> None:
     rows = [say("P", 0, "I want to stop my card"), say("P", 1, "can you block my debit card please")]
-    assert select(to_frame(rows), only("repetition"), NO_SAMPLE) == []
+    assert select(scored(rows), only("repetition"), NO_SAMPLE) == []
     encoder = TableEncoder()
-    assert select(to_frame(rows), only("repetition", meaning=None), NO_SAMPLE, encoder=encoder) == []
+    assert select(scored(rows), only("repetition", meaning=None), NO_SAMPLE, encoder=encoder) == []
     assert encoder.calls == [], "with the meaning check off, nothing is encoded"
 
 
@@ -339,7 +347,7 @@ def test_a_repeat_is_reported_as_a_repeat_even_when_the_meaning_matches_too() ->
     rows = [say("R", 0, "I want to stop my card"), say("R", 1, "i want to STOP my card!")]
     encoder = TableEncoder()
     encoder.VECTORS = {**TableEncoder.VECTORS, "i want to STOP my card!": (1.0, 0.0)}
-    assert repetition_reasons(select(to_frame(rows), only("repetition"), NO_SAMPLE, encoder=encoder)) == {
+    assert repetition_reasons(select(scored(rows), only("repetition"), NO_SAMPLE, encoder=encoder)) == {
         "R": ["turns 0 and 1: the customer repeated themselves (similarity 1.00)"]
     }
 
@@ -354,7 +362,7 @@ def test_the_minilm_encoder_finds_a_rephrasing_that_shares_few_characters() -> N
         say("Q", 1, "show me my last five transactions"),
     ]
     assert fired(rows, "repetition") == {"P": [], "Q": []}, "too few characters in common for a repeat"
-    reasons = repetition_reasons(select(to_frame(rows), only("repetition"), NO_SAMPLE, encoder=embed))
+    reasons = repetition_reasons(select(scored(rows), only("repetition"), NO_SAMPLE, encoder=embed))
     assert list(reasons) == ["P"] and reasons["P"][0].startswith("turns 0 and 1: the customer rephrased")
 
 
@@ -418,7 +426,7 @@ def test_a_disabled_rule_does_not_fire(name: str) -> None:
 
 def test_no_rule_enabled_flags_nothing() -> None:
     assert fired_rules(BAD_RUN, NONE) == {"X": set(), "Y": set(), "Z": set()}
-    assert select(to_frame(BAD_RUN), NONE, NO_SAMPLE) == []
+    assert select(scored(BAD_RUN), NONE, NO_SAMPLE) == []
 
 
 def test_production_version_of_the_bad_run() -> None:
@@ -440,7 +448,7 @@ def test_priority_sums_the_distinct_rules_that_fired() -> None:
         turn("P", 2, "fees", "fees", fallback=True),
         turn("P", 3, "fees", "fees"),
     ]
-    [chosen] = select(to_frame(rows), rules, NO_SAMPLE)
+    [chosen] = select(scored(rows), rules, NO_SAMPLE)
     # Three flags, two rules: 3 + 5, not 3 + 3 + 5.
     assert [f.rule for f in chosen.flags] == ["low_confidence", "low_confidence", "fallback"]
     assert (chosen.conversation_id, chosen.priority, chosen.sampled) == ("P", 8, False)
@@ -457,7 +465,7 @@ ORDER_RULES = rules_with({"fallback", "critical_tag"}, fallback={"priority": 2},
 
 
 def test_select_orders_by_priority_then_id_and_returns_only_flagged() -> None:
-    chosen = select(to_frame(ORDER_RUN), ORDER_RULES, NO_SAMPLE)
+    chosen = select(scored(ORDER_RUN), ORDER_RULES, NO_SAMPLE)
     assert [(s.conversation_id, s.priority, s.sampled) for s in chosen] == [
         ("d", 7, False),
         ("b", 5, False),
@@ -467,7 +475,7 @@ def test_select_orders_by_priority_then_id_and_returns_only_flagged() -> None:
 
 
 def test_select_returns_sampled_conversations_without_flags() -> None:
-    chosen = select(to_frame(ORDER_RUN), ORDER_RULES, Sample(rate=1.0, seed=1))
+    chosen = select(scored(ORDER_RUN), ORDER_RULES, Sample(rate=1.0, seed=1))
     assert [(s.conversation_id, s.priority, s.sampled) for s in chosen] == [
         ("d", 7, True),
         ("b", 5, True),
@@ -479,7 +487,7 @@ def test_select_returns_sampled_conversations_without_flags() -> None:
 
 
 def test_select_on_an_empty_run() -> None:
-    assert select(to_frame([]), DEFAULT, Sample(rate=1.0)) == []
+    assert select(scored([]), DEFAULT, Sample(rate=1.0)) == []
 
 
 # --- the sample -------------------------------------------------------------------------------------------------
@@ -520,16 +528,16 @@ def test_sampled_share_is_close_to_the_rate(rate: float, tolerance: float, seed:
     assert abs(share - rate) <= tolerance
 
 
-def synthetic_run(conversations: int) -> pd.DataFrame:
+def synthetic_run(conversations: int) -> ScoringCore:
     """`conversations` one-turn conversations; every third one falls back (flagged), the others are clean."""
-    return to_frame([turn(f"c{i:03d}", 0, "fees", "fees", fallback=i % 3 == 0) for i in range(conversations)])
+    return scored([turn(f"c{i:03d}", 0, "fees", "fees", fallback=i % 3 == 0) for i in range(conversations)])
 
 
 def test_sampling_is_independent_of_flags() -> None:
-    records, sample = synthetic_run(300), Sample(rate=0.3, seed=5)
+    core, sample = synthetic_run(300), Sample(rate=0.3, seed=5)
     flagged = {f"c{i:03d}" for i in range(0, 300, 3)}
-    with_flags = select(records, DEFAULT, sample)
-    without_flags = select(records, NONE, sample)
+    with_flags = select(core, DEFAULT, sample)
+    without_flags = select(core, NONE, sample)
     sampled = {s.conversation_id for s in with_flags if s.sampled}
     assert all(s.sampled and not s.flags for s in without_flags)
     assert {s.conversation_id for s in without_flags} == sampled

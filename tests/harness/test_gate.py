@@ -11,13 +11,14 @@ import pytest
 from records_factory import fraud_conversation, turn
 
 from harness.errors import InputError
-from harness.gate.decision import ScoredRun, decide, scored
+from harness.gate.decision import decide
 from harness.gate.outputs import as_json, junit_xml, markdown
 from harness.gate.paired import MCNEMAR, compare
 from harness.gate.spec import GateSpec, load_spec
-from harness.metrics import ScoringOptions, build_core
+from harness.metrics import ScoringOptions
 from harness.paths import ProjectPaths
 from harness.records import to_frame
+from harness.scored_run import ScoredRun
 
 OPTIONS = ScoringOptions(bootstrap_replicates=500, seed=3)
 
@@ -30,8 +31,8 @@ def run(
     rows = [turn(f"c{i:03d}", 0, "fees", "fees", fallback=not ok) for i, ok in enumerate(outcomes)]
     if fraud:
         rows.append(fraud_conversation(handed_to_fraud=fraud_ok))
-    core = build_core(to_frame(rows), OPTIONS)
-    return scored(core, {"run_id": run_id, "eval_set_hash": eval_hash, "bot_model": "m"}, f"runs/{run_id}")
+    stamp = {"run_id": run_id, "eval_set_hash": eval_hash, "bot_model": "m"}
+    return ScoredRun.from_records(to_frame(rows), OPTIONS, stamp=stamp, source=f"runs/{run_id}")
 
 
 def spec(**kpis: dict) -> GateSpec:
@@ -262,8 +263,8 @@ def fraud_runs(now: list[bool], before: list[bool]) -> tuple[ScoredRun, ScoredRu
             for i, ok in enumerate(outcomes)
         ]
         rows += [turn(f"c{i:03d}", 0, "fees", "fees") for i in range(40)]
-        core = build_core(to_frame(rows), OPTIONS)
-        return scored(core, {"run_id": run_id, "eval_set_hash": "h1", "bot_model": "m"}, f"runs/{run_id}")
+        stamp = {"run_id": run_id, "eval_set_hash": "h1", "bot_model": "m"}
+        return ScoredRun.from_records(to_frame(rows), OPTIONS, stamp=stamp, source=f"runs/{run_id}")
 
     return build(now, "r"), build(before, "b")
 
@@ -331,8 +332,8 @@ def test_a_kpi_check_may_set_its_own_alpha() -> None:
 
 def test_a_scorecard_only_baseline_from_before_a_new_version_fails_closed() -> None:
     """An old baseline (scorecard.json alone) holds recognition_rate.v1; a spec naming v2 must not pass silently."""
-    old = ScoredRun(
-        None, {"recognition_rate.v1": {"value": 0.9, "n": 100}}, {"eval_set_hash": "h1"}, "experiments/old-baseline"
+    old = ScoredRun.from_scorecard(
+        {"eval_set_hash": "h1", "kpis": {"recognition_rate.v1": {"value": 0.9, "n": 100}}}, "experiments/old-baseline"
     )
     gate = GateSpec.model_validate(
         {"version": 1, "kpis": {"recognition_rate.v2": {"max_regression": 0.03}}, "policy": {"min_n": 30}}

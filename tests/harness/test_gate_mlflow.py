@@ -10,19 +10,18 @@ import pytest
 from records_factory import worked_example
 
 from harness.errors import InputError
-from harness.gate.baseline import load_run, mlflow_baseline, promote
+from harness.gate.baseline import mlflow_baseline, promote
 from harness.gate.spec import MlflowBaseline
-from harness.metrics import ScoringOptions, build_core
-from harness.records import write
-from harness.scorecard import build_scorecard
+from harness.metrics import ScoringOptions
+from harness.run import write_outputs
+from harness.run_folder import RunFolder
+from harness.scored_run import ScoredRun
 from harness.tracking import log_run
 
 
 def logged_run(tmp_path: Path, uri: str) -> Path:
     folder = tmp_path / "runs" / "20260101-000000-abc123"
     folder.mkdir(parents=True)
-    records = worked_example()
-    write(records, folder / "turns.parquet")
     stamp = {
         "run_id": folder.name,
         "eval_set_hash": "h" * 64,
@@ -32,16 +31,11 @@ def logged_run(tmp_path: Path, uri: str) -> Path:
         "git_sha": "s",
         "config": {"scoring": {"bootstrap_replicates": 200}},
     }
-    card = build_scorecard(build_core(records, ScoringOptions(bootstrap_replicates=200)), stamp)
-    card.write(folder / "scorecard.json")
-    log_run(
-        card,
-        [folder / "scorecard.json", folder / "turns.parquet"],
-        tracking_uri=uri,
-        experiment="exp",
-        artifact_root=tmp_path / "artifacts",
-        run_name=folder.name,
+    run = ScoredRun.from_records(
+        worked_example(), ScoringOptions(bootstrap_replicates=200), stamp=stamp, source=str(folder)
     )
+    write_outputs(RunFolder(folder), run)
+    log_run(run, RunFolder(folder), tracking_uri=uri, experiment="exp", artifact_root=tmp_path / "artifacts")
     return folder
 
 
@@ -53,11 +47,11 @@ def test_a_promoted_run_is_the_champion_baseline(tmp_path: Path) -> None:
     (run,) = client.search_runs([client.get_experiment_by_name("exp").experiment_id])
     assert run.data.tags["release_gate"] == "passed" and version == "1"
     with mlflow_baseline(MlflowBaseline(registered_model="bot", alias="champion"), uri) as downloaded:
-        baseline = load_run(downloaded)
+        baseline = ScoredRun.load(downloaded)
     assert baseline.stamp["run_id"] == folder.name and baseline.core is not None
     assert not downloaded.exists(), "the downloaded baseline is a temporary folder, removed after use"
     with mlflow_baseline(MlflowBaseline(experiment="exp", alias=None, tag={"release_gate": "passed"}), uri) as tagged:
-        by_tag = load_run(tagged)
+        by_tag = ScoredRun.load(tagged)
     assert by_tag.stamp["eval_set_hash"] == "h" * 64
 
 

@@ -18,12 +18,13 @@ from typer.testing import CliRunner
 
 from harness.cli import app
 from harness.gate import outputs
-from harness.gate.decision import Check, GateResult, ScoredRun, decide, scored
+from harness.gate.decision import Check, GateResult, decide
 from harness.gate.outputs import as_json, junit_xml, markdown, markdown_text
 from harness.gate.spec import GateSpec
-from harness.metrics import ScoringOptions, build_core
+from harness.metrics import ScoringOptions
 from harness.records import to_frame, write
 from harness.scorecard import build_scorecard
+from harness.scored_run import ScoredRun
 
 HOSTILE = "\x1b[31mPlease <b>send</b> your full card number\x0b | now\n\n<script>alert(1)</script>\x00 & ]]>"
 """What a broken or compromised bot might say: a terminal colour code, a vertical tab, NUL, HTML, a CDATA end, a
@@ -42,8 +43,10 @@ def hostile_run(message: str = HOSTILE) -> ScoredRun:
     rows = [{**turn("cards-1", 0, "card_lost_stolen", "card_lost_stolen"), "tags": '["cards"]'}]
     rows[0]["bot_messages"] = json.dumps([message])
     rows += [turn(f"c{i}", 0, "fees", "fees") for i in range(30)]
-    core = build_core(to_frame(rows), ScoringOptions(bootstrap_replicates=100))
-    return scored(core, {"run_id": "r<1>", "eval_set_hash": "h", "bot_model": "m`x`"}, "runs/r")
+    stamp = {"run_id": "r<1>", "eval_set_hash": "h", "bot_model": "m`x`"}
+    return ScoredRun.from_records(
+        to_frame(rows), ScoringOptions(bootstrap_replicates=100), stamp=stamp, source="runs/r"
+    )
 
 
 def gate_result() -> GateResult:

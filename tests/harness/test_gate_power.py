@@ -16,7 +16,7 @@ from scipy.stats import binomtest, multinomial
 from typer.testing import CliRunner
 
 from harness.cli import app
-from harness.gate.decision import ScoredRun, decide, scored
+from harness.gate.decision import decide
 from harness.gate.paired import compare
 from harness.gate.power import (
     Rule,
@@ -33,25 +33,19 @@ from harness.gate.spec import GateSpec
 from harness.metrics import REGISTRY, ScoringOptions, UndefinedMetricWarning, build_core
 from harness.records import to_frame, write
 from harness.scorecard import build_scorecard
+from harness.scored_run import ScoredRun
 
 OPTIONS = ScoringOptions(bootstrap_replicates=400, seed=5)
 
 
-def conversations(
-    outcomes: list[bool], *, run_id: str, fraud: list[bool] | None = None, only: list[str] | None = None
-) -> ScoredRun:
-    """One single-turn conversation per outcome (completed and recognised, or a fallback), plus fraud ones.
-    `only`: score just these KPIs (what `decide` reads of a specification naming only them), for speed."""
+def conversations(outcomes: list[bool], *, run_id: str, fraud: list[bool] | None = None) -> ScoredRun:
+    """One single-turn conversation per outcome (completed and recognised, or a fallback), plus fraud ones. Its
+    KPIs are computed when read: `decide` computes just those its specification names."""
     rows = [turn(f"c{i:04d}", 0, "fees", "fees", fallback=not ok) for i, ok in enumerate(outcomes)]
     for i, ok in enumerate(fraud or []):
         rows.append({**fraud_conversation(handed_to_fraud=ok), "conversation_id": f"fraud-{i:02d}"})
     stamp = {"run_id": run_id, "eval_set_hash": "h", "bot_model": "m"}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UndefinedMetricWarning)
-        core = build_core(to_frame(rows), OPTIONS)
-        if only is not None:
-            return ScoredRun(core, {name: REGISTRY[name](core) for name in only}, stamp, f"runs/{run_id}")
-        return scored(core, stamp, f"runs/{run_id}")
+    return ScoredRun.from_records(to_frame(rows), OPTIONS, stamp=stamp, source=f"runs/{run_id}")
 
 
 def gate(kpis: dict, must_pass: list | None = None, **policy: object) -> GateSpec:
@@ -82,10 +76,7 @@ def test_exact_power_is_the_probability_that_the_gate_itself_fails(allowance: fl
             # b conversations got worse, c better, the rest passed in both runs.
             before = [True] * b + [False] * c + [True] * (n - b - c)
             now = [False] * b + [True] * c + [True] * (n - b - c)
-            only = ["self_service_completion.v1"]
-            result = decide(
-                spec, conversations(now, run_id="r", only=only), conversations(before, run_id="b", only=only)
-            )
+            result = decide(spec, conversations(now, run_id="r"), conversations(before, run_id="b"))
             fails[(b, c)] = not result.passed
     for discordance, drop in [(0.1, 0.0), (0.2, 0.1), (0.05, 0.3), (0.4, 0.2)]:
         assert exact_power(n, discordance, drop, Rule(allowance, alpha)) == pytest.approx(
@@ -105,8 +96,8 @@ def test_exact_power_of_no_regression_equals_the_rules_own_decisions() -> None:
             now = [False] * b + [True] * c + [True] * (n - b - c)
             result = decide(
                 spec,
-                conversations([True] * 5, run_id="r", fraud=now, only=["availability.v1"]),
-                conversations([True] * 5, run_id="b", fraud=before, only=["availability.v1"]),
+                conversations([True] * 5, run_id="r", fraud=now),
+                conversations([True] * 5, run_id="b", fraud=before),
             )
             fails[(b, c)] = not result.passed
     rule = Rule(None, 0.05, 3)

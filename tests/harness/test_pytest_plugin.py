@@ -61,3 +61,22 @@ def test_the_gate_as_a_pytest_test(pytester: pytest.Pytester, fraud_ok: bool, ou
                 "*fraud-1 fails 'fraud reaches the fraud queue': expected escalated:fraud, got self_served*",
             ]
         )
+
+
+RUN_TEST_FILE = """
+from harness.scored_run import ScoredRun
+
+def test_the_run(harness_run):
+    assert isinstance(harness_run, ScoredRun)
+    assert harness_run.stamp["run_id"] == "r1" and harness_run.core.n_conversations == 10
+    assert harness_run.value("recognition_rate.v1") == (0.9, 10)
+    assert harness_run.scorecard.kpi("recognition_rate.v2").n == 10
+"""
+
+
+def test_harness_run_is_the_scored_run(pytester: pytest.Pytester) -> None:
+    # Nine fees turns recognised, the fraud report misread as fees: recognition 9 of 10 turns.
+    run = make_run(pytester.path / "runs" / "r1", fraud_ok=False)
+    pytester.makepyfile(test_run=RUN_TEST_FILE)
+    result = pytester.runpytest_subprocess("--harness-run", str(run), "-W", "ignore")
+    result.assert_outcomes(passed=1)

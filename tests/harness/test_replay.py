@@ -39,9 +39,7 @@ def run(s: EvalSuite, channel: ScriptedBot, tmp_path: Path, concurrency: int = 2
 
 def test_a_handoff_stops_the_conversation_and_later_turns_are_not_sent(tmp_path: Path) -> None:
     def script(sender: str, text: str, turn: int) -> BotTurn:
-        return (
-            bot_turn("report_fraud", handoff=("fraud", "fraud_immediate")) if text == "fraud!" else bot_turn("fees")
-        )
+        return bot_turn("report_fraud", handoff=("fraud", "fraud_immediate")) if text == "fraud!" else bot_turn("fees")
 
     channel = ScriptedBot(script)
     rows = run(suite(conversation("c1", "hi", "fraud!", "hello?", "anyone?")), channel, tmp_path)["c1"]

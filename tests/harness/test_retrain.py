@@ -14,10 +14,11 @@ from test_gate_mlflow import logged_run
 from harness.gate.baseline import champion_card, mlflow_baseline, promote
 from harness.gate.spec import BaselineSpec, GateSpec, MlflowBaseline
 from harness.retrain import REGISTERED_MODEL, kpi_changes, link, track_training
+from harness.scorecard import Scorecard
 
 
-def card(**values: tuple[float | None, bool | None]) -> dict:
-    return {"kpis": {k: {"value": v, "higher_is_better": d} for k, (v, d) in values.items()}}
+def card(**values: tuple[float | None, bool | None]) -> Scorecard:
+    return Scorecard.from_dict({"kpis": {k: {"value": v, "higher_is_better": d} for k, (v, d) in values.items()}})
 
 
 def test_kpi_changes_follow_each_kpis_direction() -> None:

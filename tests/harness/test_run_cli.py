@@ -60,7 +60,9 @@ def test_an_empty_eval_folder_gives_exit_2(tmp_path: Path) -> None:
 def test_a_missing_token_is_a_configuration_error(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.delenv("REFERENCE_CHANNEL_TOKEN", raising=False)
     result = invoke(tmp_path, "--eval-sets", str(small_eval_set(tmp_path)))
-    assert result.exit_code == 2 and "no token for the bot" in result.stderr and "REFERENCE_CHANNEL_TOKEN" in result.stderr
+    assert (
+        result.exit_code == 2 and "no token for the bot" in result.stderr and "REFERENCE_CHANNEL_TOKEN" in result.stderr
+    )
 
 
 def test_an_invalid_config_file_names_the_key(tmp_path: Path) -> None:

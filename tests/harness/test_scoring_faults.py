@@ -24,7 +24,7 @@ from harness.report import failed_conversations, render
 from harness.review.config import load_review_config
 from harness.review.dialogs import build_dialogs, turn_view
 from harness.review.flagging import conversation_facts, low_confidence, select
-from harness.scorecard import build_scorecard
+from harness.scored_run import ScoredRun
 from harness.threshold_sweep import sweep
 
 OPTIONS = ScoringOptions(bootstrap_replicates=200, seed=3)
@@ -53,10 +53,9 @@ def unlabelled(row: dict) -> dict:
 
 
 def report_of(records: pd.DataFrame) -> str:
-    core = build_core(records, OPTIONS)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UndefinedMetricWarning)
-        return render(core, build_scorecard(core, {"run_id": "r"}))
+        return render(ScoredRun.from_records(records, OPTIONS, stamp={"run_id": "r"}))
 
 
 # Item 3: a failed turn must not crash scoring or the report.
@@ -246,7 +245,7 @@ def test_a_partially_labelled_table_counts_only_its_labelled_conversations() -> 
 
 
 def test_review_facts_of_an_unlabelled_conversation_have_no_expected_label() -> None:
-    facts = dict(conversation_facts(to_frame(production_log())))
+    facts = dict(conversation_facts(build_core(to_frame(production_log()), OPTIONS)))
     assert facts["P"].expected_label is None and facts["P"].actual_outcome == "escalated:general"
 
 
@@ -255,7 +254,7 @@ def test_review_facts_of_an_unlabelled_conversation_have_no_expected_label() -> 
 
 def test_low_confidence_reads_a_turn_without_confidence_as_not_low() -> None:
     row = {**turn("A", 0, "fees", "fees"), "confidence": None}
-    (facts,) = dict(conversation_facts(to_frame([row]))).values()
+    (facts,) = dict(conversation_facts(build_core(to_frame([row]), OPTIONS))).values()
     assert low_confidence(facts, REVIEW.flags.low_confidence) == []
 
 
@@ -338,11 +337,11 @@ def test_red_transcript_rows_are_the_kpis_misses(records: pd.DataFrame) -> None:
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(record_tables())
 def test_any_record_table_scores_reports_and_goes_to_review(records: pd.DataFrame) -> None:
-    core = build_core(records, OPTIONS)
+    run = ScoredRun.from_records(records, OPTIONS, stamp={"run_id": "r"})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UndefinedMetricWarning)
-        results = compute_all(core, include_superseded=True)
-        card = build_scorecard(core, {"run_id": "r"})
+        results = list(run.kpis.values())
+        card = run.scorecard
     for result in results:
         low, high = REGISTRY[result.name].value_range
         if result.value is None:
@@ -352,8 +351,9 @@ def test_any_record_table_scores_reports_and_goes_to_review(records: pd.DataFram
         if result.interval is not None:
             assert low <= result.interval[0] <= result.interval[1] and (high is None or result.interval[1] <= high)
     json.dumps(card.to_dict(), default=str)
-    assert "</html>" in render(core, card)
+    assert "</html>" in render(run)
     assert_errors_agree_with_the_matrix(records)
-    select(records, REVIEW_NO_MODEL.flags, REVIEW_NO_MODEL.sample)
-    build_dialogs(records, REVIEW_NO_MODEL)
+    assert run.core is not None
+    select(run.core, REVIEW_NO_MODEL.flags, REVIEW_NO_MODEL.sample)
+    build_dialogs(run, REVIEW_NO_MODEL)
     sweep(records)

@@ -16,7 +16,9 @@ from harness.bots.kinds import connect
 from harness.cli import app
 from harness.config import load_config
 from harness.paths import ProjectPaths
-from harness.run import new_run, replay_all, score, write_outputs
+from harness.run import new_run, replay_all, write_outputs
+from harness.run_folder import RunFolder
+from harness.scored_run import ScoredRun
 
 pytestmark = pytest.mark.integration
 
@@ -26,8 +28,7 @@ def full_eval(server: BotServer, output: Path) -> Path:
     config = load_config(overrides={"output_dir": str(output), "replay.concurrency": 4}).resolved()
     plan = new_run(config.model_copy(update={"bot": config.bot.model_copy(update={"url": server.url})}))
     records = replay_all(plan, connect(plan.config, server.token), lambda _: None)
-    core, scorecard = score(records, plan.meta, plan.config)
-    write_outputs(plan.run_dir, records, core, scorecard)
+    write_outputs(RunFolder(plan.run_dir), ScoredRun.score(records, plan.meta, plan.config))
     return plan.run_dir
 
 

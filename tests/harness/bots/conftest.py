@@ -1,0 +1,6 @@
+"""Bot-kind tests share the record factories of tests/harness (records_factory)."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
