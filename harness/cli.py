@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -363,27 +362,10 @@ def run_command(
         ),
     ] = False,
     mlflow_log: Annotated[bool, typer.Option("--mlflow/--no-mlflow", help="Log the run to MLflow.")] = True,
-) -> tuple[Path, Any]:
-    """Replay the eval sets through the bot's channel, print the scorecard, write the run's files, log to MLflow."""
-    from contextlib import ExitStack
-
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from harness.bots.kinds import connect, token_env
+) -> Any:
+    """Replay the eval sets through the bot, print the scorecard, write the run's files, log to MLflow."""
     from harness.config import load_config
-    from harness.errors import BotUnreachable
-    from harness.run import (
-        check_served_model,
-        new_run,
-        record_resume,
-        replay_all,
-        resume_notice,
-        resume_run,
-        write_outputs,
-    )
-    from harness.scorecard import print_scorecard
-    from harness.scored_run import ScoredRun
-    from harness.tracking import ARTIFACT_DIR, log_run
+    from harness.run import resume_run, run_eval
 
     overrides = {
         "eval_sets": str(eval_sets) if eval_sets else None,
@@ -399,99 +381,62 @@ def run_command(
     # A resume talks to the bot the run recorded, with the run's settings; only flags given now change them.
     resumed = resume_run(resume.resolve(), overrides, serving=serve_bot) if resume else None
     config = resumed.config if resumed else load_config(config_file, overrides).resolved()
-    token_flag = bool(token)
-    with ExitStack() as stack:
-        served_model = None
-        if serve_bot:
-            import secrets
+    result = run_eval(
+        config, resume=resumed, serve_bot=serve_bot, token=token, mlflow=mlflow_log, events=ConsoleEvents()
+    )
+    _print_result(result)
+    return result
 
-            from harness.bots.kinds import bot_settings
-            from harness.errors import InputError
 
-            if not bot_settings(config)[0].name.startswith("reference."):
-                raise InputError(
-                    "--serve-bot serves the reference bot only",
-                    [f"bot.kind is {config.bot.kind}: start your bot yourself and give its URL (--bot-url)"],
-                )
+class ConsoleEvents:
+    """What `harness run` shows as it goes: the served bot, resume notices, a progress bar on stderr."""
 
-            from harness.bot_process import BotLayout, BotServer, free_port, train
-            from harness.nlu_build import build
+    def __init__(self) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-            build(DEFAULT_PATHS)
-            out.print("training the bot if its data changed...")
-            model = train(BotLayout())
-            served_model = model.name.removesuffix(".tar.gz")
-            if resumed:
-                check_served_model(resumed, served_model)
-            token = secrets.token_urlsafe(16)
-            server = stack.enter_context(
-                BotServer(
-                    model=model,
-                    token=token,
-                    handoff_db=DEFAULT_PATHS.bot / "var" / "eval-handoff.sqlite3",
-                    rasa_port=free_port(),
-                    action_port=free_port(),
-                )
-            )
-            config = config.model_copy(update={"bot": config.bot.model_copy(update={"url": server.url})})
-            if resumed:
-                resumed = resumed.serving(server.url, served_model)
-            out.print(f"bot {model.name} serving at {server.url} (stopped when the run ends)")
-        bot = connect(config, token)
-        if resumed:
-            plan = resumed
-            record_resume(plan)
-            for line in resume_notice(plan):
-                err.print(f"[yellow]resume:[/] {escape(line)}" if not line.startswith(" ") else escape(line))
-        else:
-            plan = new_run(config, served_model=served_model)
-        already = len(plan.journal.finished())
+        columns = (TextColumn("replaying"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        self.progress = Progress(*columns, console=err, transient=True)
+        self.task: Any = None
+
+    def training(self) -> None:
+        out.print("training the bot if its data changed...")
+
+    def serving(self, model: str, url: str) -> None:
+        out.print(f"bot {model} serving at {url} (stopped when the run ends)")
+
+    def resuming(self, notice: list[str]) -> None:
+        for line in notice:
+            err.print(f"[yellow]resume:[/] {escape(line)}" if not line.startswith(" ") else escape(line))
+
+    def replaying(self, plan: Any, already: int) -> None:
         out.print(
             f"run {plan.run_id}: {len(plan.suite)} conversations from {len(plan.suite.files)} eval-set "
             f"file(s) (hash {plan.suite.content_hash[:12]})"
             + (f", {already} already done" if already else "")
             + f"; bot at {plan.config.bot.url}"
         )
-        columns = (TextColumn("replaying"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-        try:
-            with Progress(*columns, console=err, transient=True) as progress:
-                task = progress.add_task("replay", total=len(plan.suite), completed=already)
-                records = replay_all(plan, bot, lambda _: progress.advance(task))
-        except (BotUnreachable, KeyboardInterrupt) as exc:
-            done = len(plan.journal.finished())
-            reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else str(exc)
-            err.print(f"[bold red]run stopped:[/] {escape(reason)}")
-            variable = token_env(plan.config)
-            needs_token = token_flag and not plan.bot.served and not (variable and os.environ.get(variable))
-            err.print(
-                f"{done} of {len(plan.suite)} conversations are journaled in {plan.run_dir}; nothing was "
-                f"logged to MLflow. When the bot is back, finish with:\n  {plan.resume_command()}"
-                + (f"\n  (with the bot's token: set ${variable} or add --token)" if needs_token else ""),
-                highlight=False,
-            )
-            raise typer.Exit(EXIT_BAD_INPUT) from None
-    run = ScoredRun.score(records, plan.meta, plan.config, source=str(plan.run_dir))
-    folder = RunFolder(plan.run_dir)
-    outputs = write_outputs(folder, run)
-    print_scorecard(run.scorecard, out)
-    out.print(f"run folder: {plan.run_dir}")
-    for path in outputs:
+        self.progress.start()
+        self.task = self.progress.add_task("replay", total=len(plan.suite), completed=already)
+
+    def replayed(self, conversation_id: str) -> None:
+        self.progress.advance(self.task)
+
+    def replay_done(self) -> None:
+        self.progress.stop()
+
+
+def _print_result(result: Any) -> None:
+    from harness.scorecard import print_scorecard
+
+    print_scorecard(result.run.scorecard, out)
+    out.print(f"run folder: {result.plan.run_dir}")
+    for path in result.outputs:
         out.print(f"  {path.name}: {path}")
-    tracked = None
-    if mlflow_log:
-        tracked = log_run(
-            run,
-            folder,
-            tracking_uri=plan.config.tracking.uri,
-            experiment=plan.config.tracking.experiment,
-            artifact_root=DEFAULT_PATHS.root / ARTIFACT_DIR,
-            run_name=plan.run_id,
-        )
+    if result.tracked is not None:
         out.print(
-            f"MLflow run {tracked.run_id} in experiment '{plan.config.tracking.experiment}'; "
-            f"view with: {tracked.ui_hint()}"
+            f"MLflow run {result.tracked.run_id} in experiment '{result.plan.config.tracking.experiment}'; "
+            f"view with: {result.tracked.ui_hint()}"
         )
-    return plan.run_dir, tracked
 
 
 @app.command("retrain")
@@ -519,7 +464,6 @@ def retrain_command(
     from harness.nlu_build import build
     from harness.retrain import REGISTERED_MODEL, kpi_changes, link, track_training
     from harness.scorecard import Scorecard
-    from harness.scored_run import ScoredRun
     from harness.tracking import ARTIFACT_DIR
 
     paths = DEFAULT_PATHS
@@ -557,13 +501,18 @@ def retrain_command(
     registered = "already registered as" if record.reused else "registered as"
     version = f"{REGISTERED_MODEL} version {record.version}"
     out.print(f"{model.name}: {trained}; {registered} {version} (run {record.run_id})")
-    run_dir, tracked = run_command(config_file=config_file, serve_bot=True, mlflow_log=True)
+    from harness.run import run_eval
+
+    result = run_eval(config, serve_bot=True, mlflow=True, events=ConsoleEvents())
+    _print_result(result)
+    run_dir, tracked = result.plan.run_dir, result.tracked
+    assert tracked is not None  # mlflow=True
     link(config.tracking.uri, record, tracked.run_id)
     if champion is None:
         out.print(f"{spec_file} names no baseline: no champion to compare with")
         return
     label, champion_scorecard = champion
-    table = kpi_changes(Scorecard.from_dict(champion_scorecard), ScoredRun.load(run_dir).scorecard)
+    table = kpi_changes(Scorecard.from_dict(champion_scorecard), result.run.scorecard)
     table.to_csv(run_dir / "champion_comparison.csv", index=False)
     out.print(f"KPI change against the champion ({label}):")
     out.print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))

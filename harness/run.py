@@ -11,22 +11,24 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import secrets
 import subprocess
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pandas as pd
 from pydantic import ValidationError
 
 from harness import __version__
 from harness.bots.base import Bot
-from harness.bots.kinds import bot_settings, observes, vocabulary
+from harness.bots.kinds import bot_settings, connect, observes, token_env, vocabulary
 from harness.config import RunConfig, with_overrides
-from harness.errors import InputError
+from harness.errors import BotUnreachable, HarnessError, InputError
 from harness.eval_set import EvalSuite, load_eval_sets
 from harness.paths import REPO_ROOT, ProjectPaths
 from harness.problems import yaml_location
@@ -35,6 +37,7 @@ from harness.replay import Interrupted, Journal, replay
 from harness.report import write_report
 from harness.run_folder import RUN_FILE, RunFolder
 from harness.scored_run import ScoredRun
+from harness.tracking import ARTIFACT_DIR, TrackedRun, log_run
 from harness.validation import check_observable
 
 RESUMABLE = (
@@ -314,3 +317,174 @@ def write_outputs(folder: RunFolder, run: ScoredRun) -> list[Path]:
     run.scorecard.write(folder.scorecard)
     write_report(run, folder.report)
     return folder.outputs
+
+
+# ---------------------------------------------------------------------------------------------------- the pipeline
+
+
+class RunStopped(HarnessError):
+    """The bot became unreachable or the run was interrupted mid-replay; the finished conversations are journaled
+    and `resume_command` finishes the run. Nothing was logged to MLflow."""
+
+    def __init__(self, plan: RunPlan, reason: str, token_hint: str | None) -> None:
+        self.plan = plan
+        self.reason = reason
+        done = len(plan.journal.finished())
+        super().__init__(
+            f"run stopped: {reason}\n{done} of {len(plan.suite)} conversations are journaled in {plan.run_dir}; "
+            f"nothing was logged to MLflow. When the bot is back, finish with:\n  {plan.resume_command()}"
+            + (f"\n  ({token_hint})" if token_hint else "")
+        )
+
+
+class RunEvents(Protocol):
+    """What a run tells its caller as it goes (the CLI shows it; `QuietEvents` says nothing)."""
+
+    def training(self) -> None:
+        """The harness is about to train the reference bot if its training inputs changed."""
+
+    def serving(self, model: str, url: str) -> None:
+        """The harness trains (if needed) and serves the reference bot (`model`) at `url` for this run."""
+
+    def resuming(self, notice: list[str]) -> None:
+        """A resume starts; `notice` says what the bot may still hold (`resume_notice`)."""
+
+    def replaying(self, plan: RunPlan, already: int) -> None:
+        """Replay starts: `already` conversations of `plan.suite` are journaled."""
+
+    def replayed(self, conversation_id: str) -> None:
+        """One more conversation finished."""
+
+    def replay_done(self) -> None:
+        """Replay ended (finished or stopped)."""
+
+
+class QuietEvents:
+    """Says nothing."""
+
+    def training(self) -> None: ...
+
+    def serving(self, model: str, url: str) -> None: ...
+
+    def resuming(self, notice: list[str]) -> None: ...
+
+    def replaying(self, plan: RunPlan, already: int) -> None: ...
+
+    def replayed(self, conversation_id: str) -> None: ...
+
+    def replay_done(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """A finished run: its plan, the scored run, the files written, and the MLflow run (None with mlflow off)."""
+
+    plan: RunPlan
+    run: ScoredRun
+    outputs: list[Path]
+    tracked: TrackedRun | None
+
+
+def run_eval(
+    config: RunConfig,
+    *,
+    resume: RunPlan | None = None,
+    serve_bot: bool = False,
+    token: str | None = None,
+    mlflow: bool = True,
+    events: RunEvents | None = None,
+    paths: ProjectPaths | None = None,
+) -> EvalResult:
+    """`harness run` as stage calls: serve the reference bot if asked, connect the bot, open (or resume) the run,
+    replay what the journal lacks, score once, write the run's files, log to MLflow.
+
+    `resume` is a plan from `resume_run`. Raises RunStopped when the bot dies or the run is interrupted
+    mid-replay, InputError for bad input and settings (before anything is sent), BotRefused / BotModelChanged
+    when the bot refuses the harness or changes model.
+    """
+    events = events or QuietEvents()
+    paths = paths or ProjectPaths()
+    with ExitStack() as stack:
+        served_model = None
+        if serve_bot:
+            served = stack.enter_context(serving_reference_bot(config, resume, paths, events))
+            config, token, served_model = served.config, served.token, served.model
+            if resume is not None:
+                resume = resume.serving(served.url, served.model)
+        bot = connect(config, token)
+        if resume is not None:
+            plan = resume
+            record_resume(plan)
+            events.resuming(resume_notice(plan))
+        else:
+            plan = new_run(config, served_model=served_model)
+        events.replaying(plan, len(plan.journal.finished()))
+        try:
+            records = replay_all(plan, bot, events.replayed)
+        except (BotUnreachable, KeyboardInterrupt) as exc:
+            reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else str(exc)
+            variable = token_env(plan.config)
+            needs_token = bool(token) and not plan.bot.served and not (variable and os.environ.get(variable))
+            hint = f"with the bot's token: set ${variable} or add --token" if needs_token else None
+            raise RunStopped(plan, reason, hint) from None
+        finally:
+            events.replay_done()
+    run = ScoredRun.score(records, plan.meta, plan.config, source=str(plan.run_dir))
+    folder = RunFolder(plan.run_dir)
+    outputs = write_outputs(folder, run)
+    tracked = None
+    if mlflow:
+        tracked = log_run(
+            run,
+            folder,
+            tracking_uri=plan.config.tracking.uri,
+            experiment=plan.config.tracking.experiment,
+            artifact_root=paths.root / ARTIFACT_DIR,
+            run_name=plan.run_id,
+        )
+    return EvalResult(plan, run, outputs, tracked)
+
+
+@dataclass(frozen=True)
+class ServedBot:
+    config: RunConfig
+    """The run configuration pointing at the served bot."""
+    url: str
+    token: str
+    model: str
+
+
+@contextmanager
+def serving_reference_bot(
+    config: RunConfig, resume: RunPlan | None, paths: ProjectPaths, events: RunEvents
+) -> Iterator[ServedBot]:
+    """Build the NLU data, train if needed and serve the reference bot on free loopback ports for one run; stops
+    it on exit (also on errors and Ctrl-C). InputError for another bot kind, or a resume whose model changed."""
+    import secrets
+
+    from harness.bot_process import BotLayout, BotServer, free_port, train
+    from harness.nlu_build import build
+
+    if not bot_settings(config)[0].name.startswith("reference."):
+        raise InputError(
+            "--serve-bot serves the reference bot only",
+            [f"bot.kind is {config.bot.kind}: start your bot yourself and give its URL (--bot-url)"],
+        )
+    build(paths)
+    events.training()
+    model = train(BotLayout(paths.bot, paths.root / ".venv-bot"))
+    name = model.name.removesuffix(".tar.gz")
+    if resume is not None:
+        check_served_model(resume, name)
+    token = secrets.token_urlsafe(16)
+    server = BotServer(
+        model=model,
+        token=token,
+        handoff_db=paths.bot / "var" / "eval-handoff.sqlite3",
+        rasa_port=free_port(),
+        action_port=free_port(),
+    )
+    with server:
+        events.serving(model.name, server.url)
+        served = config.model_copy(update={"bot": config.bot.model_copy(update={"url": server.url})})
+        yield ServedBot(served, server.url, token, name)

@@ -20,7 +20,6 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-import harness.bots.kinds
 import harness.run
 from harness.bots.base import BotTurn
 from harness.bots.scripted import CutOff, ScriptedBot, bot_turn
@@ -214,7 +213,7 @@ def test_a_bot_model_changing_mid_run_stops_the_run(tmp_path: Path) -> None:
 
 @dataclass
 class Channels:
-    """Stands in for `harness.bots.kinds.connect`: hands out the test's channels in turn, noting the bot URLs."""
+    """Stands in for `harness.run.connect`: hands out the test's channels in turn, noting the bot URLs."""
 
     queue: list[Any]
     urls: list[str] = field(default_factory=list)
@@ -241,7 +240,7 @@ def test_the_hinted_resume_talks_to_the_recorded_bot_and_reports_the_interrupted
 ) -> None:
     bot = FakeBot()
     channels = Channels([CutOff(ScriptedBot(bot), 5), ScriptedBot(bot)])
-    monkeypatch.setattr(harness.bots.kinds, "connect", channels)
+    monkeypatch.setattr(harness.run, "connect", channels)
     monkeypatch.setenv("REFERENCE_CHANNEL_TOKEN", "t")
     url = "http://bot.example:8080/webhooks/reference/webhook"
     first = invoke(tmp_path, "--bot-url", url, "--eval-sets", str(FIXTURES), "--concurrency", "1")
@@ -276,7 +275,7 @@ def test_a_bot_url_given_on_resume_is_used_and_becomes_the_recorded_one(tmp_path
 
 
 def test_a_resume_refuses_to_change_what_the_run_measures(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(harness.bots.kinds, "connect", Channels([]))  # no bot: nothing may be sent
+    monkeypatch.setattr(harness.run, "connect", Channels([]))  # no bot: nothing may be sent
     config = load_config(overrides={"eval_sets": str(FIXTURES), "output_dir": str(tmp_path / "runs")}).resolved()
     plan = harness.run.new_run(config)
     result = invoke(tmp_path, "--resume", str(plan.run_dir), "--eval-sets", str(NOT_UNDERSTOOD_FIRST), "--token", "t")
@@ -297,7 +296,7 @@ def test_a_resume_against_another_bot_model_is_a_run_stopping_error(
 ) -> None:
     after = ScriptedBot(FakeBot("bankbot-new"))
     monkeypatch.setattr(
-        harness.bots.kinds, "connect", Channels([CutOff(ScriptedBot(FakeBot("bankbot-old")), 4), after])
+        harness.run, "connect", Channels([CutOff(ScriptedBot(FakeBot("bankbot-old")), 4), after])
     )
     first = invoke(
         tmp_path, "--bot-url", "http://b/w", "--token", "t", "--eval-sets", str(FIXTURES), "--concurrency", "1"
@@ -351,7 +350,7 @@ def test_a_run_that_served_its_bot_resumes_only_by_serving_the_model_it_measured
     serve_fakes(monkeypatch, model, started)
     bot = FakeBot("bankbot-aaa")
     channels = Channels([CutOff(ScriptedBot(bot), 5), ScriptedBot(bot), ScriptedBot(bot)])
-    monkeypatch.setattr(harness.bots.kinds, "connect", channels)
+    monkeypatch.setattr(harness.run, "connect", channels)
     first = invoke(tmp_path, "--serve-bot", "--eval-sets", str(FIXTURES), "--concurrency", "1")
     assert first.exit_code == 2
     hint = resume_hint(first.stderr)
