@@ -66,7 +66,8 @@ class NoHandoffMapping(UserWarning):
 class RasaSettings(BaseModel):
     """The `bot:` section of a run configuration for `kind: rasa`.
 
-    Relative paths (`project`, `domain`, `handoff`) are resolved against the current working directory.
+    In a run configuration, relative paths (`project`, `domain`, `handoff`) are relative to the repository root,
+    as `eval_sets` is (`harness.config.BOT_PATHS`); settings built directly take them as given.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -400,7 +401,8 @@ def connect_rasa(settings: RasaSettings, token: str, options: HttpOptions) -> Ra
 
 def rasa_vocabulary(settings: RasaSettings, root: Path) -> Vocabulary:
     """What eval sets may name against this bot: the domain's intents (not `nlu_fallback`), and the queues and
-    rules the handoff mapping can produce. `root` is unused: paths are relative to the working directory.
+    rules the handoff mapping can produce. `root` is unused: a run configuration has already made the paths
+    absolute (`RunConfig.resolved`).
 
     Raises InputError for a missing or invalid domain or mapping, or a mapping naming what the domain lacks.
     """

@@ -11,7 +11,7 @@ import typer
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from harness.cli import DEFAULT_PATHS, RootOption, out, reports_errors
+from harness.cli.common import DEFAULT_PATHS, RootOption, app, out, reports_errors
 from harness.errors import InputError
 from harness.paths import ProjectPaths
 from harness.review.config import DEFAULT_REVIEW_CONFIG, load_review_config
@@ -22,6 +22,7 @@ from harness.run_folder import RunFolder
 review_app: typer.Typer = typer.Typer(
     help="QA review of the bot's decisions: flagged dialogs, scorecards, calibration, exports."
 )
+app.add_typer(review_app, name="review")
 
 DbOption = Annotated[
     str | None,

@@ -1,0 +1,74 @@
+"""`harness bot`: train and serve the reference bot on loopback."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from harness.cli.common import DEFAULT_PATHS, app, err, out, reports_errors
+from harness.errors import EXIT_BAD_INPUT
+from harness.paths import ProjectPaths
+
+bot_app = typer.Typer(help="Train and serve the reference bot (Rasa server + action server) on loopback.")
+app.add_typer(bot_app, name="bot")
+
+
+@bot_app.command("train")
+@reports_errors
+def bot_train() -> None:
+    """Regenerate the NLU data from intents/ and train the bot, unless a model of the same inputs exists."""
+    from harness.bot_process import BotLayout, train
+    from harness.nlu_build import build
+
+    build(ProjectPaths())
+    layout = BotLayout()
+    started = time.monotonic()
+    model = train(layout)
+    out.print(f"model: {model.relative_to(ProjectPaths().root)} ({time.monotonic() - started:.0f} s)")
+
+
+@bot_app.command("serve")
+@reports_errors
+def bot_serve(
+    port: Annotated[int, typer.Option(help="Port of the Rasa server (reference channel).")] = 5005,
+    action_port: Annotated[int, typer.Option(help="Port of the action server.")] = 5055,
+    token: Annotated[str, typer.Option(envvar="REFERENCE_CHANNEL_TOKEN", help="Bearer token of the channel.")] = "",
+    handoff_db: Annotated[Path, typer.Option(envvar="HANDOFF_DB", help="SQLite file of handoff tickets.")] = (
+        DEFAULT_PATHS.bot / "var" / "handoff.sqlite3"
+    ),
+) -> None:
+    """Train if needed, then serve the bot and the action server on 127.0.0.1 until Ctrl-C."""
+    import secrets
+
+    from harness.bot_process import BotLayout, BotServer, train
+    from harness.nlu_build import build
+
+    build(ProjectPaths())
+    out.print("training the bot if its data changed (a fresh model takes a few minutes)...")
+    model = train(BotLayout())
+    token = token or secrets.token_urlsafe(16)
+    server = BotServer(
+        model=model, token=token, handoff_db=handoff_db.resolve(), rasa_port=port, action_port=action_port
+    )
+    with server:
+        out.print(f"[bold green]bot ready[/]: model {model.name}")
+        out.print(f"  reference channel: POST {server.url}")
+        out.print(f"  bearer token:      {token}")
+        out.print(f"  action server:     http://127.0.0.1:{action_port}/webhook")
+        out.print(f"  handoff tickets:   {handoff_db.resolve()}")
+        out.print(f"  logs:              {server.log_dir}")
+        out.print(
+            f"try: curl -s -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' "
+            f'-d \'{{"sender": "me", "message": "I lost my card"}}\' {server.url}'
+        )
+        out.print("Ctrl-C stops both servers.")
+        try:
+            while server.running():
+                time.sleep(1)
+            err.print(f"a bot process exited; see the logs in {server.log_dir}")
+            raise typer.Exit(EXIT_BAD_INPUT)
+        except KeyboardInterrupt:
+            out.print("stopping the bot...")
