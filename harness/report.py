@@ -187,6 +187,12 @@ def render(run: ScoredRun) -> str:
         for k in scorecard.kpis
     )
     errors = scorecard.escalation_errors
+    escalation_line = (
+        f"Escalation errors: {len(errors['missed'])} missed, {len(errors['unnecessary'])} unnecessary, "
+        f"{len(errors['wrong_queue'])} to the wrong queue."
+        if errors
+        else "The bot does not report handoffs: no outcome matrix, no escalation errors."
+    )
     failed = failed_conversations(core)
     sections = []
     ids = core.conversations["conversation_id"]
@@ -212,8 +218,7 @@ bot model <code>{html.escape(str(stamp.get("bot_model")))}</code>, harness {html
 git {html.escape(str(stamp.get("git_sha"))[:12])}. KPI definitions: {html.escape(str(stamp.get("definitions", "kpis.md v1")))}.</p>
 <h2>Scorecard</h2>
 <table><tr><th>KPI</th><th>value</th><th>95% interval</th><th>n</th><th>interval method</th></tr>{kpi_rows}</table>
-<p>Escalation errors: {len(errors["missed"])} missed, {len(errors["unnecessary"])} unnecessary,
-{len(errors["wrong_queue"])} to the wrong queue.</p>
+<p>{escalation_line}</p>
 <h2>Outcome matrix</h2>{_table(scorecard.outcome_matrix)}{unlabelled_note}
 {heatmap(scorecard.outcome_matrix, "Conversations: expected vs actual outcome", (6, 4))}
 <h2>Intents</h2>{_table(intent_report(core))}

@@ -111,12 +111,14 @@ STORED_APART = ("kpis", "outcome_matrix", "escalation_errors")
 
 def build_scorecard(core: ScoringCore, stamp: dict[str, Any], kpis: list[MetricResult] | None = None) -> Scorecard:
     """The scorecard of `core`: `kpis` (by default the current version of every KPI, computed here), the outcome
-    matrix, the escalation errors and `stamp`."""
+    matrix, the escalation errors and `stamp`. A bot that does not observe handoffs has neither an outcome matrix
+    nor escalation errors (both empty): whether a conversation was handed off cannot be known."""
     errors = escalation_errors(core)
+    sees_handoffs = core.observed is None or "handoff" in core.observed
     return Scorecard(
         kpis=compute_all(core) if kpis is None else kpis,
-        outcome_matrix=outcome_matrix(core),
-        escalation_errors={k: v for k, v in asdict(errors).items()},
+        outcome_matrix=outcome_matrix(core) if sees_handoffs else pd.DataFrame(),
+        escalation_errors={k: v for k, v in asdict(errors).items()} if sees_handoffs else {},
         stamp=stamp,
         unlabelled_conversations=unlabelled_conversations(core),
     )
@@ -149,15 +151,18 @@ def print_scorecard(scorecard: Scorecard, console: Console) -> None:
         table.add_row(k.name, format_value(k), format_interval(k), str(k.n), k.interval_method or "")
     console.print(table)
     errors = scorecard.escalation_errors
-    console.print(
-        f"escalation errors: {len(errors['missed'])} missed, {len(errors['unnecessary'])} unnecessary, "
-        f"{len(errors['wrong_queue'])} to the wrong queue"
-        + (
-            f" ({scorecard.unlabelled_conversations} unlabelled conversation(s) not judged)"
-            if scorecard.unlabelled_conversations
-            else ""
+    if not errors:
+        console.print("the bot does not report handoffs: no outcome matrix, no escalation errors")
+    else:
+        console.print(
+            f"escalation errors: {len(errors['missed'])} missed, {len(errors['unnecessary'])} unnecessary, "
+            f"{len(errors['wrong_queue'])} to the wrong queue"
+            + (
+                f" ({scorecard.unlabelled_conversations} unlabelled conversation(s) not judged)"
+                if scorecard.unlabelled_conversations
+                else ""
+            )
         )
-    )
     for k in scorecard.kpis:
         if k.warning:
             console.print(f"[yellow]warning:[/] {k.warning}")

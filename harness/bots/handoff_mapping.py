@@ -24,9 +24,12 @@ rules:                          # the same for rules read from slots, payloads o
 A value that `queues` (or `rules`) does not list gives the turn a handoff with a null queue (rule) and a
 `UnmappedHandoffValue` warning that names the value and how to add it.
 
+A bot that never hands off (Rasa's starter) declares `handoffs: []`: containment, completion and the outcome matrix
+are then measured, not undefined.
+
 Rasa logs a custom action as run even when it failed (the action server was down; measured on Rasa 3.6.21,
-`tests/fixtures/stock_rasa/wire/no_action_server.json`), so `{action: ...}` reports a handoff the customer never
-got in that case; a payload the handoff action sends, or its pause event, is the surer signal.
+`tests/fixtures/stock_rasa/wire/no_action_server.json`); such an action is followed at once by the fallback and a
+reverted message, and is not counted as a handoff (`_failed`).
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError, model_validator
 
 from harness.bots.base import Handoff
 from harness.errors import InputError
@@ -139,7 +142,8 @@ class HandoffMapping(_Strict):
     """A validated `handoff.yml` (see the module docstring). `path` is where it was read, for messages."""
 
     version: Literal[1]
-    handoffs: list[HandoffEntry] = Field(min_length=1)
+    handoffs: list[HandoffEntry]
+    """Empty (`handoffs: []`) for a bot that never hands off: handoffs are then observed, and there are none."""
     queues: dict[str, str] = {}
     """The bot's queue words -> eval-set queue names."""
     rules: dict[str, str] = {}
@@ -283,10 +287,12 @@ def detect_handoff(
     `tracker`: the tracker state after the turn; its `events`, when present, end with `turn_events`;
     `payloads`: the `custom` parts of the turn's REST reply, in order.
 
-    The first mapping entry whose `when` is observed decides. A `{slot: ...}` source reads the slot as it was when
-    the handoff happened: when the matched action ran (what that action itself read) or the pause was logged; for
-    an intent or payload match, at the end of the turn, or the last value the turn gave it if it ended cleared.
-    Bots often clear the slot in the handoff action, hence the care. A bot value `queues`/`rules` does not
+    The first mapping entry whose `when` is observed decides. A handoff action that failed (`_failed`: logged,
+    then straight on to the fallback and a reverted message) is not a handoff: the customer got the fallback.
+    A `{slot: ...}` source reads the slot as it was when the handoff happened: when the matched action ran (what
+    that action itself read) or the pause was logged; for an intent or payload match, at the end of the turn, or
+    the last value the turn gave it if it ended cleared. Bots often clear the slot in the handoff action, hence
+    the care. A bot value `queues`/`rules` does not
     translate gives a null queue/rule and an `UnmappedHandoffValue` warning. No I/O.
     """
     user = next((e for e in turn_events if e.get("event") == "user"), None)
@@ -316,7 +322,7 @@ def _match(
     if when.action is not None:
         wanted = when.actions()
         for index, event in enumerate(events):
-            if event.get("event") == "action" and event.get("name") in wanted:
+            if event.get("event") == "action" and event.get("name") in wanted and not _failed(events, index):
                 return _Match(index, str(event["name"]))
         return None
     if when.event is not None:
@@ -325,6 +331,15 @@ def _match(
         found = any(_lookup(p, when.payload) is not _MISSING for p in payloads)
         return _Match(len(events)) if found else None
     return _Match(len(events)) if intent is not None and intent in when.intents() else None
+
+
+def _failed(events: Sequence[Mapping[str, Any]], index: int) -> bool:
+    """True when the action at `index` failed: Rasa still logs a custom action it could not run (action server
+    down, an exception in the action), then goes straight on to another action (its fallback) with no event of the
+    action's own (no message, no slot), and reverts the customer's message (`rewind`) later in the turn."""
+    following = events[index + 1 : index + 2]
+    went_on = bool(following) and following[0].get("event") == "action"
+    return went_on and any(e.get("event") == "rewind" for e in events[index + 1 :])
 
 
 class _Missing:

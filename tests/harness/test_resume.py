@@ -295,9 +295,7 @@ def test_a_resume_against_another_bot_model_is_a_run_stopping_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     after = ScriptedBot(FakeBot("bankbot-new"))
-    monkeypatch.setattr(
-        harness.run, "connect", Channels([CutOff(ScriptedBot(FakeBot("bankbot-old")), 4), after])
-    )
+    monkeypatch.setattr(harness.run, "connect", Channels([CutOff(ScriptedBot(FakeBot("bankbot-old")), 4), after]))
     first = invoke(
         tmp_path, "--bot-url", "http://b/w", "--token", "t", "--eval-sets", str(FIXTURES), "--concurrency", "1"
     )

@@ -19,6 +19,7 @@ from harness.config import load_config
 from harness.errors import InputError, UnknownName
 from harness.metrics import ScoringOptions, build_core, compute_all
 from harness.records import Observation
+from harness.scorecard import build_scorecard
 
 runner = CliRunner()
 HELPDESK = Path(__file__).parents[2] / "fixtures" / "stock_rasa" / "helpdesk"
@@ -70,6 +71,13 @@ def test_a_kpi_whose_observation_the_bot_does_not_make_is_undefined_with_a_warni
         assert kpis[name].value is None and "does not report handoff" in (kpis[name].warning or ""), name
     assert kpis["recognition_rate.v2"].value is not None and kpis["availability.v2"].value is not None
     assert any("does not report handoff" in str(w.message) for w in caught)
+
+
+def test_without_observed_handoffs_the_scorecard_has_no_outcome_matrix() -> None:
+    seen = build_scorecard(build_core(worked_example(), ScoringOptions(200)), {})
+    blind = build_scorecard(build_core(worked_example(), ScoringOptions(200), frozenset({"intent"})), {})
+    assert not seen.outcome_matrix.empty and seen.escalation_errors
+    assert blind.outcome_matrix.empty and blind.escalation_errors == {}
 
 
 SCRIPT = """
@@ -134,3 +142,9 @@ def test_validate_refuses_a_check_the_bot_cannot_be_judged_on(tmp_path: Path) ->
     result = runner.invoke(app, ["validate", str(tmp_path / "toy.yml"), "--config", str(config)])
     assert result.exit_code == 2, result.stdout
     assert "toy-1: turns[1].expect.actions: a http_json.v1 bot does not report actions" in result.stderr
+
+
+def test_a_bot_that_never_hands_off_declares_no_handoff_and_observes_handoffs(tmp_path: Path) -> None:
+    (tmp_path / "never.yml").write_text("version: 1\nhandoffs: []\n")
+    bot = f"{{kind: rasa, url: 'http://x', project: {HELPDESK}, handoff: {tmp_path / 'never.yml'}}}"
+    assert Observation.handoff in observes(load_config(config_file(tmp_path, bot)).resolved())
