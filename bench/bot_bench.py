@@ -25,7 +25,7 @@ from pathlib import Path
 
 import httpx
 
-from harness.bot_process import BotLayout, BotServer, bot_env, free_port, train, train_command
+from harness.bots.reference_bot.server import BotLayout, BotServer, bot_env, free_port, train, train_command
 
 RESULTS = Path(__file__).resolve().parent / "results"
 # Four-turn self-service conversations that never hand off, so every turn does the full work.

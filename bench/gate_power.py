@@ -4,7 +4,7 @@ against true drops, on the committed baseline's real turn table.
     .venv/bin/python bench/gate_power.py [--sims 300] [--conversations N] [--spec experiments/gate.yml]
 
 Every simulated pair is (the committed baseline's turns.parquet, a changed copy of it); both are scored by
-`harness.scored_run.ScoredRun` (KPIs computed when read) and judged by `harness.gate.decision.decide` (its KPI
+`harness.scoring.scored_run.ScoredRun` (KPIs computed when read) and judged by `harness.gate.decision.decide` (its KPI
 checks with their paired tests, `compare`, and its must-pass rules) under the committed specification, exactly
 as `harness gate` does.
 
@@ -48,10 +48,10 @@ import pandas as pd
 from harness.gate.decision import conversation_outcomes, decide
 from harness.gate.power import Rule, exact_power, measure, normal_power, rule_decision
 from harness.gate.spec import GateSpec, load_spec
-from harness.metrics import REGISTRY, ScoringOptions, UndefinedMetricWarning, build_core
-from harness.paths import REPO_ROOT
+from harness.project.paths import REPO_ROOT
 from harness.records import read
-from harness.scored_run import ScoredRun
+from harness.scoring.metrics import REGISTRY, ScoringOptions, UndefinedMetricWarning, build_core
+from harness.scoring.scored_run import ScoredRun
 
 RESULTS = Path(__file__).resolve().parent / "results"
 OPEN_FORM = "simulated_open_form"

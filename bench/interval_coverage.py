@@ -6,8 +6,8 @@ Target (kpis.md, "Clarifications (2026-11-30)"; issue 11 item 7): every printed 
 95% +- 2 points for every value p from 0.5 to 0.999 and every support from 30 to 5,000 conversations, with
 turns clustered within conversations, all-success and all-failure samples included; no interval of zero width.
 
-Each method is called exactly as scoring calls it (`harness.metrics.intervals`, through which
-`harness.metrics.registry.ratio_value` and the latency KPIs go; a check at start-up asserts that `ratio_value`
+Each method is called exactly as scoring calls it (`harness.scoring.metrics.intervals`, through which
+`harness.scoring.metrics.registry.ratio_value` and the latency KPIs go; a check at start-up asserts that `ratio_value`
 returns the same interval on a sample):
 - `wilson` (proportions of conversations: completion, containment, escalation accuracy, resolution): coverage is
   computed exactly, sum over k of P(k of n) * [the interval of k of n contains p], no simulation;
@@ -49,8 +49,8 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from harness.metrics.core import ScoringOptions
-from harness.metrics.intervals import (
+from harness.scoring.metrics.core import ScoringOptions
+from harness.scoring.metrics.intervals import (
     ClusterBootstrap,
     clustered_proportion,
     clustered_proportion_bounds,
@@ -58,7 +58,7 @@ from harness.metrics.intervals import (
     modified_wilson,
     quantile_intervals,
 )
-from harness.metrics.registry import (
+from harness.scoring.metrics.registry import (
     BOOTSTRAP,
     CLUSTERED_WILSON,
     T_CONVERSATIONS,

@@ -33,12 +33,12 @@ from pathlib import Path
 
 import yaml
 
-from harness.bot_process import BotLayout
-from harness.config import load_config
-from harness.intents import Catalog, Intent, IntentKind
-from harness.nlu_scores import Predictions, score
-from harness.paths import ProjectPaths
-from harness.pipeline_experiment import (
+from harness.bots.reference_bot.server import BotLayout
+from harness.pipeline import load_suite
+from harness.project.config import load_config
+from harness.project.intents import Catalog, Intent, IntentKind
+from harness.project.paths import ProjectPaths
+from harness.trainer.experiment import (
     PipelineSpec,
     eval_turns,
     examples_of,
@@ -47,7 +47,7 @@ from harness.pipeline_experiment import (
     run_trials,
     training_yaml,
 )
-from harness.run import load_suite
+from harness.trainer.nlu_scores import Predictions, score
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -148,7 +148,7 @@ def main() -> None:
     spec = load_spec(ROOT / "experiments" / "nlu_pipelines.yml")
     pipelines = [p for p in spec.pipelines if not args.only or p.name in args.only]
     paths = ProjectPaths()
-    from harness.intents import load_catalog
+    from harness.project.intents import load_catalog
 
     reference = load_catalog(paths.intents)
     ref_texts, ref_labels = eval_turns(load_suite(load_config().resolved(), paths))

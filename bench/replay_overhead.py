@@ -25,12 +25,12 @@ from pathlib import Path
 
 import httpx
 
-from harness.bot_process import BotServer, free_port, train
 from harness.bots.base import HttpOptions
 from harness.bots.reference import ReferenceBot
-from harness.config import load_config
-from harness.replay import Journal, replay
-from harness.run import load_suite
+from harness.bots.reference_bot.server import BotServer, free_port, train
+from harness.pipeline import load_suite
+from harness.project.config import load_config
+from harness.sources.replay import Journal, replay
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

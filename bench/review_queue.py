@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy.orm import Session
 
-from harness.paths import ProjectPaths
+from harness.project.paths import ProjectPaths
 from harness.review.app import Vocabulary, create_app
 from harness.review.config import load_review_config
 from harness.review.database import connect

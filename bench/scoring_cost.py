@@ -4,8 +4,9 @@
 
 Target (issue 3): under 10 s and under 2 GB of memory on a 2-core machine. Time covers building the scoring core
 and computing the current version of every registered KPI with its interval (each KPI's own method, see
-harness/metrics/intervals.py; the bootstrap is built only for the gate's paired tests), from a record table already in
-memory. Memory is the process's peak resident set (VmHWM, reset just before scoring), so it includes the records.
+harness/scoring/metrics/intervals.py; the bootstrap is built only for the gate's paired tests), from a record
+table already in memory. Memory is the process's peak resident set (VmHWM, reset just before scoring), so it
+includes the records.
 Writes bench/results/scoring.json and scoring.md.
 """
 
@@ -22,8 +23,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from harness.metrics import ScoringOptions, build_core, compute_all
 from harness.records import COLUMNS
+from harness.scoring.metrics import ScoringOptions, build_core, compute_all
 
 RESULTS = Path(__file__).resolve().parent / "results"
 INTENTS = np.array(

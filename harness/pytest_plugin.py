@@ -7,9 +7,10 @@
     pytest test_release.py --harness-run runs/<run id> [--harness-gate-spec experiments/gate.yml]
                                                       [--harness-baseline experiments/baseline]
 
-Fixtures: `harness_run` (the scored run, a `harness.scored_run.ScoredRun`: its KPIs, scorecard, conversations and
-turn records) and `harness_gate` (a callable returning the gate's outcome, optionally for another specification or
-baseline). Installed with the harness (entry point `pytest11`), so it is active wherever the harness is installed.
+Fixtures: `harness_run` (the scored run, a `harness.scoring.scored_run.ScoredRun`: its KPIs, scorecard,
+conversations and turn records) and `harness_gate` (a callable returning the gate's outcome, optionally for another
+specification or baseline). Installed with the harness (entry point `pytest11`), so it is active wherever the
+harness is installed.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import pytest
 
 if TYPE_CHECKING:  # the plugin is also discovered by environments without the harness's dependencies
     from harness.gate.decision import GateResult
-    from harness.scored_run import ScoredRun
+    from harness.scoring.scored_run import ScoredRun
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -64,8 +65,8 @@ class GateOutcome:
 def _run_folder(config: pytest.Config) -> Path:
     import os
 
-    from harness.config import load_config
-    from harness.run_folder import RunFolder
+    from harness.project.config import load_config
+    from harness.records.run_folder import RunFolder
 
     chosen = config.getoption("--harness-run") or (
         Path(os.environ["HARNESS_RUN"]) if os.environ.get("HARNESS_RUN") else None
@@ -75,9 +76,9 @@ def _run_folder(config: pytest.Config) -> Path:
 
 @pytest.fixture
 def harness_run(request: pytest.FixtureRequest) -> ScoredRun:
-    """The run under test (`harness.scored_run.ScoredRun`), scored from its turn records: `.kpis`, `.scorecard`,
+    """The run under test (`harness.scoring.scored_run.ScoredRun`), scored from its turn records: `.kpis`, `.scorecard`,
     `.core.conversations`, `.records`, `.value(name)`."""
-    from harness.scored_run import ScoredRun
+    from harness.scoring.scored_run import ScoredRun
 
     return ScoredRun.load(_run_folder(request.config))
 
@@ -88,7 +89,7 @@ def harness_gate(request: pytest.FixtureRequest, harness_run: ScoredRun) -> Call
     from harness.gate.baseline import baseline_for
     from harness.gate.decision import decide
     from harness.gate.spec import load_spec
-    from harness.paths import ProjectPaths
+    from harness.project.paths import ProjectPaths
 
     def gate(spec: Path | None = None, baseline: Path | None = None) -> GateOutcome:
         spec_path = spec or request.config.getoption("--harness-gate-spec") or ProjectPaths().experiments / "gate.yml"

@@ -47,7 +47,7 @@ from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError, model_
 
 from harness.bots.base import Handoff
 from harness.errors import InputError
-from harness.problems import unknown, yaml_location
+from harness.project.problems import unknown, yaml_location
 
 
 class UnmappedHandoffValue(UserWarning):

@@ -21,7 +21,6 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from harness.bot_config import load_queue_config
 from harness.bots.base import Bot, HttpOptions, Vocabulary, VocabularySettings
 from harness.bots.handoff_mapping import load_handoff_mapping
 from harness.bots.http_json import HttpJsonSettings, connect_http_json, observes_of
@@ -31,11 +30,12 @@ from harness.bots.rasa import RasaSettings, connect_rasa, observes_for, rasa_voc
 from harness.bots.reference import OBSERVES as REFERENCE_OBSERVES
 from harness.bots.reference import ReferenceBot, ReferenceSettings
 from harness.bots.scripted import ScriptedBot
-from harness.config import RunConfig
 from harness.errors import InputError
-from harness.intents import load_catalog
-from harness.paths import ProjectPaths
-from harness.problems import yaml_location
+from harness.project.bot_config import load_queue_config
+from harness.project.config import RunConfig
+from harness.project.intents import load_catalog
+from harness.project.paths import ProjectPaths
+from harness.project.problems import yaml_location
 from harness.records import ALL_OBSERVATIONS, Observation
 from harness.registry import Registry
 

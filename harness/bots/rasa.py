@@ -67,7 +67,7 @@ class RasaSettings(BaseModel):
     """The `bot:` section of a run configuration for `kind: rasa`.
 
     In a run configuration, relative paths (`project`, `domain`, `handoff`) are relative to the repository root,
-    as `eval_sets` is (`harness.config.BOT_PATHS`); settings built directly take them as given.
+    as `eval_sets` is (`harness.project.config.BOT_PATHS`); settings built directly take them as given.
     """
 
     model_config = ConfigDict(extra="forbid")

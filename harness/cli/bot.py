@@ -10,7 +10,7 @@ import typer
 
 from harness.cli.common import DEFAULT_PATHS, app, err, out, reports_errors
 from harness.errors import EXIT_BAD_INPUT
-from harness.paths import ProjectPaths
+from harness.project.paths import ProjectPaths
 
 bot_app = typer.Typer(help="Train and serve the reference bot (Rasa server + action server) on loopback.")
 app.add_typer(bot_app, name="bot")
@@ -20,8 +20,8 @@ app.add_typer(bot_app, name="bot")
 @reports_errors
 def bot_train() -> None:
     """Regenerate the NLU data from intents/ and train the bot, unless a model of the same inputs exists."""
-    from harness.bot_process import BotLayout, train
-    from harness.nlu_build import build
+    from harness.bots.reference_bot.nlu_build import build
+    from harness.bots.reference_bot.server import BotLayout, train
 
     build(ProjectPaths())
     layout = BotLayout()
@@ -43,8 +43,8 @@ def bot_serve(
     """Train if needed, then serve the bot and the action server on 127.0.0.1 until Ctrl-C."""
     import secrets
 
-    from harness.bot_process import BotLayout, BotServer, train
-    from harness.nlu_build import build
+    from harness.bots.reference_bot.nlu_build import build
+    from harness.bots.reference_bot.server import BotLayout, BotServer, train
 
     build(ProjectPaths())
     out.print("training the bot if its data changed (a fresh model takes a few minutes)...")

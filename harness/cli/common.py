@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from harness.errors import HarnessError
-from harness.paths import ProjectPaths
+from harness.project.paths import ProjectPaths
 
 app = typer.Typer(help="Quality harness for customer-service chatbots.", no_args_is_help=True)
 # Messages carry file paths: never wrap them.

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from harness.cli.common import DEFAULT_PATHS, RootOption, app, out, reports_errors
-from harness.paths import ProjectPaths
+from harness.project.paths import ProjectPaths
 
 evalsets_app = typer.Typer(help="Work with eval sets: import them from other tools.")
 app.add_typer(evalsets_app, name="evalsets")
@@ -31,12 +31,12 @@ def validate(
 ) -> None:
     """Check eval sets against the bot they will run against: schema, unknown intents/queues/rules (with
     did-you-mean), duplicate ids, reply checks the bot cannot be judged on, coverage."""
-    from harness.validation import check_observable, validate_eval_sets
+    from harness.project.validation import check_observable, validate_eval_sets
 
     words = None
     if config_file is not None:
         from harness.bots.kinds import bot_settings, observes, vocabulary
-        from harness.config import load_config
+        from harness.project.config import load_config
 
         config = load_config(config_file).resolved(root)
         words = vocabulary(config, root)

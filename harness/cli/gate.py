@@ -10,7 +10,7 @@ from rich.markup import escape
 
 from harness.cli.common import DEFAULT_PATHS, app, err, out, reports_errors
 from harness.errors import EXIT_CHECK_FAILED
-from harness.run_folder import RunFolder
+from harness.records.run_folder import RunFolder
 
 
 @app.command("gate")
@@ -63,15 +63,15 @@ def gate_command(
     """Decide whether the run may ship: exit 0 pass, 1 a KPI or must-pass conversation failed, 2 bad input.
     Prints what each regression check and must-pass rule can see (the smallest drop caught with policy.power);
     with --plan, the eval size each needs instead."""
-    from harness.config import load_config
     from harness.gate.baseline import baseline_for, copy_baseline
     from harness.gate.baseline import promote as promote_run
     from harness.gate.decision import decide
     from harness.gate.outputs import one_line, write_outputs
     from harness.gate.power import detectability, whole_gate_false_alarm, with_detectability
     from harness.gate.spec import load_spec
-    from harness.retrain import REGISTERED_MODEL
-    from harness.scored_run import ScoredRun
+    from harness.project.config import load_config
+    from harness.scoring.scored_run import ScoredRun
+    from harness.trainer.retrain import REGISTERED_MODEL
 
     spec = load_spec(spec_file)
     config = load_config(overrides={"tracking.uri": tracking_uri}).resolved()
@@ -158,7 +158,7 @@ def _gate_plan(
     from harness.errors import InputError
     from harness.gate.baseline import baseline_for
     from harness.gate.power import plan
-    from harness.scored_run import ScoredRun
+    from harness.scoring.scored_run import ScoredRun
 
     baseline_run = None
     if run_dir is None:

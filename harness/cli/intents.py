@@ -9,7 +9,7 @@ import typer
 
 from harness.cli.common import DEFAULT_PATHS, RootOption, app, err, out, reports_errors
 from harness.errors import EXIT_BAD_INPUT, EXIT_CHECK_FAILED
-from harness.paths import ProjectPaths
+from harness.project.paths import ProjectPaths
 
 intents_app = typer.Typer(help="Work with intents/, the source of truth for what the bot understands.")
 app.add_typer(intents_app, name="intents")
@@ -24,7 +24,7 @@ def intents_build(
     ] = False,
 ) -> None:
     """Generate bot/data/nlu.yml, bot/domain/intents.yml and bot/intent_catalog.yml from intents/."""
-    from harness.nlu_build import build
+    from harness.bots.reference_bot.nlu_build import build
 
     result = build(ProjectPaths(root), check=check)
     for path in result.changed:
@@ -47,19 +47,19 @@ def intents_validate(
 ) -> None:
     """Check intents/: schema, duplicates, unknown queues (errors); confusable intent pairs, thin intents (warnings);
     examples repeating eval-set turns (exact: error, near: warning). Exit 2 on errors."""
-    from harness.bot_config import load_queue_config
-    from harness.eval_set import eval_set_files
-    from harness.intent_checks import check_intents
-    from harness.intents import load_catalog
-    from harness.provenance import read_provenance, reviewed_from
-    from harness.run import load_suite
+    from harness.pipeline import load_suite
+    from harness.project.bot_config import load_queue_config
+    from harness.project.eval_set import eval_set_files
+    from harness.project.intents import load_catalog
+    from harness.trainer.intent_checks import check_intents
+    from harness.trainer.provenance import read_provenance, reviewed_from
 
     paths = ProjectPaths(root)
     catalog = load_catalog(paths.intents, known_queues=load_queue_config(paths.escalation_policy).queues)
     examples = sum(len(i.examples) for i in catalog.intents.values())
     suite = None
     if eval_set_files(paths.eval_sets):
-        from harness.config import load_config
+        from harness.project.config import load_config
 
         suite = load_suite(load_config(overrides={"eval_sets": str(paths.eval_sets)}).resolved(root), paths)
     reviewed = reviewed_from(read_provenance(paths.intents))
@@ -92,12 +92,12 @@ def intents_import(
     unknown queues). Then run `harness intents validate` and `make retrain`."""
     from collections import Counter
 
-    from harness.bot_config import load_queue_config
-    from harness.config import load_config
-    from harness.eval_set import eval_set_files
-    from harness.intent_import import apply_plan, eval_texts, plan_import, read_source
-    from harness.intents import load_catalog
-    from harness.run import load_suite
+    from harness.pipeline import load_suite
+    from harness.project.bot_config import load_queue_config
+    from harness.project.config import load_config
+    from harness.project.eval_set import eval_set_files
+    from harness.project.intents import load_catalog
+    from harness.trainer.intent_import import apply_plan, eval_texts, plan_import, read_source
 
     paths = ProjectPaths(root)
     queues = load_queue_config(paths.escalation_policy).queues

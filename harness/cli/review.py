@@ -13,11 +13,11 @@ from sqlalchemy.orm import Session
 
 from harness.cli.common import DEFAULT_PATHS, RootOption, app, out, reports_errors
 from harness.errors import InputError
-from harness.paths import ProjectPaths
+from harness.project.paths import ProjectPaths
+from harness.records.run_folder import RunFolder
 from harness.review.config import DEFAULT_REVIEW_CONFIG, load_review_config
 from harness.review.database import DATABASE_ENV, connect
 from harness.review.store import Role, User, add_user, audit, set_active, set_password
-from harness.run_folder import RunFolder
 
 review_app: typer.Typer = typer.Typer(
     help="QA review of the bot's decisions: flagged dialogs, scorecards, calibration, exports."
@@ -41,7 +41,7 @@ def load_command(
     config: ConfigOption = DEFAULT_REVIEW_CONFIG,
 ) -> None:
     """Flag and sample a run's dialogs, mask personal data, and store them for review."""
-    from harness.config import load_config
+    from harness.project.config import load_config
     from harness.review.dialogs import load_run, loaded_run
 
     settings = load_review_config(config)
@@ -266,7 +266,7 @@ def report_command(
         )
     if mlflow:
         assert run is not None
-        from harness.config import load_config
+        from harness.project.config import load_config
 
         tracking_uri = load_config().resolved().tracking.uri
         mlflow_run = reports.log_reviewed_kpis(run, reports.kpi_metrics(table), tracking_uri)

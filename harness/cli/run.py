@@ -1,4 +1,4 @@
-"""`harness run` and `harness rescore`: evaluate a bot (harness.run.run_eval) and show the scorecard."""
+"""`harness run` and `harness rescore`: evaluate a bot (harness.pipeline.run_eval) and show the scorecard."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 
 from harness.cli.common import DEFAULT_PATHS, app, err, out, reports_errors
-from harness.run_folder import RunFolder
+from harness.records.run_folder import RunFolder
 
 
 @app.command("run")
@@ -46,8 +46,8 @@ def run_command(
     mlflow_log: Annotated[bool, typer.Option("--mlflow/--no-mlflow", help="Log the run to MLflow.")] = True,
 ) -> Any:
     """Replay the eval sets through the bot, print the scorecard, write the run's files, log to MLflow."""
-    from harness.config import load_config
-    from harness.run import resume_run, run_eval
+    from harness.pipeline import resume_run, run_eval
+    from harness.project.config import load_config
 
     overrides = {
         "eval_sets": str(eval_sets) if eval_sets else None,
@@ -108,7 +108,7 @@ class ConsoleEvents:
 
 
 def _print_result(result: Any) -> None:
-    from harness.scorecard import print_scorecard
+    from harness.scoring.scorecard import print_scorecard
 
     print_scorecard(result.run.scorecard, out)
     out.print(f"run folder: {result.plan.run_dir}")
@@ -125,9 +125,9 @@ def _print_result(result: Any) -> None:
 @reports_errors
 def rescore_command(run_dir: Annotated[Path, typer.Argument(help="A finished run folder.")]) -> None:
     """Score a finished run again from its turns.parquet (no bot needed); rewrites scorecard.json and report.html."""
-    from harness.run import write_outputs
-    from harness.scorecard import print_scorecard
-    from harness.scored_run import ScoredRun
+    from harness.pipeline import write_outputs
+    from harness.scoring.scorecard import print_scorecard
+    from harness.scoring.scored_run import ScoredRun
 
     run = ScoredRun.rescore(run_dir)
     write_outputs(RunFolder(run_dir), run)

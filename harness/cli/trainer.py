@@ -10,8 +10,8 @@ import typer
 
 from harness.cli.common import DEFAULT_PATHS, RootOption, app, out, reports_errors
 from harness.cli.run import ConsoleEvents, _print_result
-from harness.paths import ProjectPaths
-from harness.run_folder import RunFolder
+from harness.project.paths import ProjectPaths
+from harness.records.run_folder import RunFolder
 
 
 @app.command("retrain")
@@ -31,15 +31,15 @@ def retrain_command(
 
     import yaml
 
-    from harness.bot_process import BotLayout, fingerprint, train
-    from harness.config import load_config
+    from harness.bots.reference_bot.nlu_build import build
+    from harness.bots.reference_bot.server import BotLayout, fingerprint, train
     from harness.gate.baseline import champion_card
     from harness.gate.spec import load_spec
-    from harness.intents import load_catalog
-    from harness.nlu_build import build
-    from harness.retrain import REGISTERED_MODEL, kpi_changes, link, track_training
-    from harness.scorecard import Scorecard
-    from harness.tracking import ARTIFACT_DIR
+    from harness.project.config import load_config
+    from harness.project.intents import load_catalog
+    from harness.scoring.scorecard import Scorecard
+    from harness.sinks.tracking import ARTIFACT_DIR
+    from harness.trainer.retrain import REGISTERED_MODEL, kpi_changes, link, track_training
 
     paths = DEFAULT_PATHS
     config = load_config(config_file).resolved()
@@ -76,7 +76,7 @@ def retrain_command(
     registered = "already registered as" if record.reused else "registered as"
     version = f"{REGISTERED_MODEL} version {record.version}"
     out.print(f"{model.name}: {trained}; {registered} {version} (run {record.run_id})")
-    from harness.run import run_eval
+    from harness.pipeline import run_eval
 
     result = run_eval(config, serve_bot=True, mlflow=True, events=ConsoleEvents())
     _print_result(result)
@@ -107,9 +107,9 @@ def sweep_threshold(
     writes threshold_sweep.csv and threshold_sweep.png in the run folder and recommends a threshold."""
     import yaml
 
-    from harness.config import load_config
-    from harness.scored_run import ScoredRun
-    from harness.threshold_sweep import plot, sweep
+    from harness.project.config import load_config
+    from harness.scoring.scored_run import ScoredRun
+    from harness.trainer.threshold_sweep import plot, sweep
 
     run_dir = (run_dir or RunFolder.latest(load_config().resolved().output_dir).path).resolve()
     run = ScoredRun.load(run_dir)
@@ -141,20 +141,20 @@ def experiment_command(
 ) -> None:
     """Compare the NLU pipelines of an experiment file: stratified cross-validation on intents/ and a full
     model on the eval sets' customer turns; writes results.md, results.json and plots, tracked in MLflow."""
-    from harness.bot_config import load_queue_config
-    from harness.config import load_config
     from harness.errors import InputError
-    from harness.intents import load_catalog
-    from harness.pipeline_experiment import (
+    from harness.pipeline import load_suite
+    from harness.project.bot_config import load_queue_config
+    from harness.project.config import load_config
+    from harness.project.intents import load_catalog
+    from harness.sinks.tracking import ARTIFACT_DIR
+    from harness.trainer.experiment import (
         ExperimentResult,
         describe_data,
         environment_note,
         evaluate_pipeline,
         load_spec,
     )
-    from harness.pipeline_report import log_experiment, write_outputs
-    from harness.run import load_suite
-    from harness.tracking import ARTIFACT_DIR
+    from harness.trainer.experiment_report import log_experiment, write_outputs
 
     paths = ProjectPaths(root)
     spec = load_spec(spec_file)
@@ -193,11 +193,11 @@ def mine_command(
 ) -> None:
     """Cluster the turns the bot did not understand (fallback or out of scope) into candidate new intents; writes
     not_understood.md and mined_candidates.csv (text,intent,queue) for `harness intents import` after review."""
-    from harness.bot_config import load_queue_config
-    from harness.config import load_config
-    from harness.intents import load_catalog
-    from harness.mining import candidates_csv, markdown, mine
-    from harness.scored_run import ScoredRun
+    from harness.project.bot_config import load_queue_config
+    from harness.project.config import load_config
+    from harness.project.intents import load_catalog
+    from harness.scoring.scored_run import ScoredRun
+    from harness.trainer.mining import candidates_csv, markdown, mine
 
     run_dir = (run_dir or RunFolder.latest(load_config().resolved().output_dir).path).resolve()
     run = ScoredRun.load(run_dir)

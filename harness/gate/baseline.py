@@ -13,9 +13,9 @@ from typing import Any
 
 from harness.errors import InputError
 from harness.gate.spec import GateSpec, MlflowBaseline
-from harness.paths import REPO_ROOT
-from harness.run_folder import SCORECARD, TURNS
-from harness.scored_run import ScoredRun
+from harness.project.paths import REPO_ROOT
+from harness.records.run_folder import SCORECARD, TURNS
+from harness.scoring.scored_run import ScoredRun
 
 
 def baseline_for(

@@ -1,6 +1,6 @@
 """The gate's decision: every KPI check and every must-pass conversation, each with a reason a release manager
 reads, for example `escalation_accuracy.v1 0.81 [0.74, 0.87] n=120 fell 0.07 below baseline 0.88 (paired
-p=0.01); allowed 0.03`. Pure: it reads two scored runs (`harness.scored_run.ScoredRun`, the baseline possibly a
+p=0.01); allowed 0.03`. Pure: it reads two scored runs (`harness.scoring.scored_run.ScoredRun`, the baseline possibly a
 scorecard.json alone) and the specification; it never stops at the first failure.
 
 A change and its allowance are printed with as many decimals as it takes to tell them apart (a failure never
@@ -22,7 +22,7 @@ from scipy.stats import binomtest
 from harness.errors import InputError
 from harness.gate.paired import compare
 from harness.gate.spec import GateSpec, KpiCheck, MustPass
-from harness.scored_run import ScoredRun
+from harness.scoring.scored_run import ScoredRun
 
 TOLERANCE = 1e-9
 """A change counts as larger than its allowance only beyond this (KPI values are float ratios: 0.90 - 0.88 is

@@ -14,7 +14,7 @@ import numpy as np
 from scipy.stats import binomtest
 
 from harness.errors import InputError
-from harness.metrics import REGISTRY, ScoringCore
+from harness.scoring.metrics import REGISTRY, ScoringCore
 
 MCNEMAR = "McNemar (exact)"
 PAIRED_BOOTSTRAP = "paired bootstrap"

@@ -46,8 +46,8 @@ from scipy.stats import binom, norm
 from harness.gate.decision import TOLERANCE, GateResult, conversation_outcomes, rule_alpha
 from harness.gate.paired import MCNEMAR, PAIRED_BOOTSTRAP, latency_difference_replicates, same_conversations
 from harness.gate.spec import GateSpec, KpiCheck, MustPass
-from harness.metrics import REGISTRY, ScoringCore
-from harness.scored_run import ScoredRun
+from harness.scoring.metrics import REGISTRY, ScoringCore
+from harness.scoring.scored_run import ScoredRun
 
 BOOTSTRAP_APPROXIMATION = "paired bootstrap, normal approximation"
 MAX_CONVERSATIONS = 1_000_000

@@ -9,8 +9,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from harness.metrics import REGISTRY
-from harness.problems import load_yaml_model, unknown
+from harness.project.problems import load_yaml_model, unknown
+from harness.scoring.metrics import REGISTRY
 
 
 class Strict(BaseModel):

@@ -2,7 +2,7 @@
 
 `import_rasa_stories` reads the files (pure apart from reading them) and returns an `ImportResult`: one conversation
 per test story, and a finding, with file and line, for everything that could not be carried over as written.
-`write_eval_set` writes the result in the layout of the hand-written eval sets (`harness.eval_set`), refusing to
+`write_eval_set` writes the result in the layout of the hand-written eval sets (`harness.project.eval_set`), refusing to
 replace an existing file unless asked.
 
 What becomes what (one conversation per story; id = the story name slugified, tags `[rasa_test, <file stem>]`):
@@ -58,7 +58,7 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from harness.errors import InputError
-from harness.eval_set import (
+from harness.project.eval_set import (
     FORMAT_VERSION,
     OUT_OF_SCOPE,
     Conversation,
@@ -990,8 +990,8 @@ def write_eval_set(result: ImportResult, out_path: Path, *, overwrite: bool = Fa
 def check_loads(
     result: ImportResult, *, intents: Iterable[str], queues: Iterable[str], rules: Iterable[str] = ()
 ) -> None:
-    """Check the eval set loads with `harness.eval_set.load_eval_sets` against a bot's vocabulary (for the `rasa`
-    kind: the domain's intents, the handoff mapping's queue and rule names) before it is written.
+    """Check the eval set loads with `harness.project.eval_set.load_eval_sets` against a bot's vocabulary (for
+    the `rasa` kind: the domain's intents, the handoff mapping's queue and rule names) before it is written.
 
     Raises InputError listing every problem (an intent the domain lacks, ...) located by conversation id.
     """

@@ -21,11 +21,11 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from sqlalchemy import ColumnElement, case, func, literal, select
 from sqlalchemy.orm import InstrumentedAttribute, Session, defer, selectinload, sessionmaker
 
-from harness.bot_config import load_queue_config
 from harness.errors import HarnessError
-from harness.eval_set import OUT_OF_SCOPE
-from harness.intents import load_catalog
-from harness.paths import ProjectPaths
+from harness.project.bot_config import load_queue_config
+from harness.project.eval_set import OUT_OF_SCOPE
+from harness.project.intents import load_catalog
+from harness.project.paths import ProjectPaths
 from harness.review import exports, reports
 from harness.review.config import ReviewConfig
 from harness.review.database import connect

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from harness.paths import REPO_ROOT
-from harness.problems import load_yaml_model
+from harness.project.paths import REPO_ROOT
+from harness.project.problems import load_yaml_model
 
 DEFAULT_REVIEW_CONFIG = REPO_ROOT / "experiments" / "review.yml"
 NOT_APPLICABLE = "n/a"

@@ -20,7 +20,7 @@ from sqlalchemy import create_engine, event, inspect
 from sqlalchemy.engine import Connection, Engine
 
 from harness.errors import InputError
-from harness.paths import REPO_ROOT
+from harness.project.paths import REPO_ROOT
 from harness.review.store import Base
 
 DEFAULT_DATABASE = f"sqlite:///{REPO_ROOT / 'experiments' / 'review.db'}"

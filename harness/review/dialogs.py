@@ -19,13 +19,13 @@ from sqlalchemy.orm import Session
 from harness.embeddings import embed
 from harness.errors import InputError
 from harness.records import read
+from harness.records.run_folder import RunFolder
 from harness.review.config import ReviewConfig
 from harness.review.flagging import Selection, conversation_facts
 from harness.review.flagging import select as select_dialogs
 from harness.review.masking import mask, mask_value
 from harness.review.store import Dialog, DialogFlag, Run, audit
-from harness.run_folder import RunFolder
-from harness.scored_run import ScoredRun
+from harness.scoring.scored_run import ScoredRun
 
 TOP_ALTERNATIVES = 3
 

@@ -22,18 +22,18 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from harness.bot_config import load_queue_config
-from harness.config import load_config
-from harness.eval_set import OUT_OF_SCOPE, eval_set_files
-from harness.intent_import import Candidate, apply_plan, eval_texts, plan_import, round_trip_yaml
-from harness.intents import load_catalog, normalise
-from harness.paths import ProjectPaths
-from harness.provenance import FILE_NAME as PROVENANCE_FILE
-from harness.provenance import Provenance, append_provenance, regression_id
+from harness.pipeline import load_suite
+from harness.project.bot_config import load_queue_config
+from harness.project.config import load_config
+from harness.project.eval_set import OUT_OF_SCOPE, eval_set_files
+from harness.project.intents import load_catalog, normalise
+from harness.project.paths import ProjectPaths
 from harness.review.config import Scorecard
 from harness.review.reports import deciding_review
 from harness.review.store import Dialog, Export, Review, audit
-from harness.run import load_suite
+from harness.trainer.intent_import import Candidate, apply_plan, eval_texts, plan_import, round_trip_yaml
+from harness.trainer.provenance import FILE_NAME as PROVENANCE_FILE
+from harness.trainer.provenance import Provenance, append_provenance, regression_id
 
 REGRESSION_FILE = "qa_regressions.yml"
 INTENT, REGRESSION = "intent", "regression"

@@ -19,10 +19,10 @@ from dataclasses import dataclass, replace
 
 import pandas as pd
 
-from harness.metrics.core import ScoringCore
 from harness.records import TurnStatus
 from harness.review.config import FlagRules, Rule, Sample
 from harness.review.similarity import Encoder, Meaning, lexical, long_enough
+from harness.scoring.metrics.core import ScoringCore
 
 
 @dataclass(frozen=True)

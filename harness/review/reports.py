@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, defer, selectinload
 
 from harness.errors import InputError
-from harness.problems import unknown
+from harness.project.problems import unknown
 from harness.review.calibration import CalibrationReport, Consistency, Rating, calibration_report
 from harness.review.calibration import consistency as calibration_consistency
 from harness.review.config import CriticalClass, Scorecard

@@ -23,8 +23,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from harness.metrics.intervals import Proportion
 from harness.review.config import NOT_APPLICABLE, Attribute, CriticalClass, Scorecard
+from harness.scoring.metrics.intervals import Proportion
 
 POPULATIONS = ("sample", "reviewed")
 

@@ -13,7 +13,7 @@ from difflib import SequenceMatcher
 
 import numpy as np
 
-from harness.intents import normalise
+from harness.project.intents import normalise
 
 Encoder = Callable[[list[str]], np.ndarray]
 """Texts to unit-length vectors, one row per text, so that a dot product is the cosine similarity."""

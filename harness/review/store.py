@@ -24,7 +24,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, rela
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from harness.errors import InputError
-from harness.problems import unknown
+from harness.project.problems import unknown
 
 MIN_PASSWORD = 8
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from harness.paths import ProjectPaths
+from harness.project.paths import ProjectPaths
 
 INTENTS = """version: 1
 intents:

@@ -9,7 +9,7 @@ from pathlib import Path
 from records_factory import turn
 from sqlalchemy.orm import Session
 
-from harness.paths import ProjectPaths
+from harness.project.paths import ProjectPaths
 from harness.records import to_frame, write
 from harness.review.database import connect
 from harness.review.store import Role, add_user

@@ -7,7 +7,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from harness.bot_process import BotLayout, BotServer, free_port
+from harness.bots.reference_bot.server import BotLayout, BotServer, free_port
 
 FAKE_RASA = f"""#!{sys.executable}
 import http.server, os, sys

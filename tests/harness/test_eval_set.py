@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from harness.bot_config import load_queue_config
 from harness.errors import InputError
-from harness.eval_set import load_eval_sets
-from harness.paths import ProjectPaths
-from harness.validation import validate_eval_sets
+from harness.project.bot_config import load_queue_config
+from harness.project.eval_set import load_eval_sets
+from harness.project.paths import ProjectPaths
+from harness.project.validation import validate_eval_sets
 
 PATHS = ProjectPaths()
 QUEUES = load_queue_config(PATHS.escalation_policy)

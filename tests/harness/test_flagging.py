@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from records_factory import turn
 
-from harness.metrics import ScoringCore
 from harness.records import to_frame
 from harness.review.config import FlagRules, Sample, load_review_config
 from harness.review.flagging import RULES, Selection, conversation_facts, flags_of, in_sample, select
-from harness.scored_run import ScoredRun
+from harness.scoring.metrics import ScoringCore
+from harness.scoring.scored_run import ScoredRun
 
 DEFAULT = load_review_config().flags
 NO_SAMPLE = Sample(rate=0.0, seed=1)
@@ -129,7 +129,7 @@ def test_fallback_lists_the_turns() -> None:
 
 # --- outcome rules (need a label) -------------------------------------------------------------------------------
 
-# Each conversation is one turn; its actual outcome follows harness.metrics.core.
+# Each conversation is one turn; its actual outcome follows harness.scoring.metrics.core.
 OUTCOME_ROWS = [
     # Served as labelled.
     turn("ok_self", 0, "fees", "fees"),

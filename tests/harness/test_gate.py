@@ -15,10 +15,10 @@ from harness.gate.decision import decide
 from harness.gate.outputs import as_json, junit_xml, markdown
 from harness.gate.paired import MCNEMAR, compare
 from harness.gate.spec import GateSpec, load_spec
-from harness.metrics import ScoringOptions
-from harness.paths import ProjectPaths
+from harness.project.paths import ProjectPaths
 from harness.records import to_frame
-from harness.scored_run import ScoredRun
+from harness.scoring.metrics import ScoringOptions
+from harness.scoring.scored_run import ScoredRun
 
 OPTIONS = ScoringOptions(bootstrap_replicates=500, seed=3)
 

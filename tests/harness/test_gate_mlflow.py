@@ -12,11 +12,11 @@ from records_factory import worked_example
 from harness.errors import InputError
 from harness.gate.baseline import mlflow_baseline, promote
 from harness.gate.spec import MlflowBaseline
-from harness.metrics import ScoringOptions
-from harness.run import write_outputs
-from harness.run_folder import RunFolder
-from harness.scored_run import ScoredRun
-from harness.tracking import log_run
+from harness.pipeline import write_outputs
+from harness.records.run_folder import RunFolder
+from harness.scoring.metrics import ScoringOptions
+from harness.scoring.scored_run import ScoredRun
+from harness.sinks.tracking import log_run
 
 
 def logged_run(tmp_path: Path, uri: str) -> Path:

@@ -21,10 +21,10 @@ from harness.gate import outputs
 from harness.gate.decision import Check, GateResult, decide
 from harness.gate.outputs import as_json, junit_xml, markdown, markdown_text
 from harness.gate.spec import GateSpec
-from harness.metrics import ScoringOptions
 from harness.records import to_frame, write
-from harness.scorecard import build_scorecard
-from harness.scored_run import ScoredRun
+from harness.scoring.metrics import ScoringOptions
+from harness.scoring.scorecard import build_scorecard
+from harness.scoring.scored_run import ScoredRun
 
 HOSTILE = "\x1b[31mPlease <b>send</b> your full card number\x0b | now\n\n<script>alert(1)</script>\x00 & ]]>"
 """What a broken or compromised bot might say: a terminal colour code, a vertical tab, NUL, HTML, a CDATA end, a

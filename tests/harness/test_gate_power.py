@@ -30,10 +30,10 @@ from harness.gate.power import (
     smallest_size,
 )
 from harness.gate.spec import GateSpec
-from harness.metrics import REGISTRY, ScoringOptions, UndefinedMetricWarning, build_core
 from harness.records import to_frame, write
-from harness.scorecard import build_scorecard
-from harness.scored_run import ScoredRun
+from harness.scoring.metrics import REGISTRY, ScoringOptions, UndefinedMetricWarning, build_core
+from harness.scoring.scorecard import build_scorecard
+from harness.scoring.scored_run import ScoredRun
 
 OPTIONS = ScoringOptions(bootstrap_replicates=400, seed=5)
 

@@ -8,8 +8,8 @@ from intent_project import project
 from typer.testing import CliRunner
 
 from harness.cli import app
-from harness.intent_checks import check_intents, confusable_pairs
-from harness.intents import load_catalog
+from harness.project.intents import load_catalog
+from harness.trainer.intent_checks import check_intents, confusable_pairs
 
 
 def test_confusable_intents_are_reported_with_their_closest_examples(tmp_path: Path) -> None:

@@ -10,8 +10,8 @@ from typer.testing import CliRunner
 
 from harness.cli import app
 from harness.errors import InputError
-from harness.intent_import import Candidate, plan_import, read_csv, read_rasa_nlu
-from harness.intents import load_catalog
+from harness.project.intents import load_catalog
+from harness.trainer.intent_import import Candidate, plan_import, read_csv, read_rasa_nlu
 
 QUEUES = ["accounts", "cards", "fraud", "general"]
 
@@ -118,7 +118,7 @@ def test_dry_run_writes_nothing(tmp_path: Path) -> None:
 
 
 def test_a_result_that_would_not_validate_is_rolled_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import harness.intent_import as module
+    import harness.trainer.intent_import as module
 
     root = project(tmp_path)
     before = (root / "intents" / "cards.yml").read_text()

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from harness.bot_config import load_queue_config
 from harness.errors import InputError
-from harness.intents import IntentKind, load_catalog, normalise, plain_text
-from harness.paths import ProjectPaths
+from harness.project.bot_config import load_queue_config
+from harness.project.intents import IntentKind, load_catalog, normalise, plain_text
+from harness.project.paths import ProjectPaths
 
 PATHS = ProjectPaths()
 

@@ -14,9 +14,9 @@ from scipy import stats
 from statsmodels.stats.proportion import proportion_confint
 
 from harness.gate.paired import compare
-from harness.metrics import ScoringOptions, UndefinedMetricWarning, build_core, compute_all, intervals
-from harness.metrics.intervals import ClusterBootstrap
 from harness.records import to_frame
+from harness.scoring.metrics import ScoringOptions, UndefinedMetricWarning, build_core, compute_all, intervals
+from harness.scoring.metrics.intervals import ClusterBootstrap
 
 Z = stats.norm.ppf(0.975)
 
@@ -254,8 +254,8 @@ def test_a_mean_kpi_keeps_the_t_interval_when_every_conversation_has_one_message
     """Whether a KPI is a mean comes from its registration, not from the data it happens to see."""
     from records_factory import turn
 
-    from harness.metrics import REGISTRY, ScoringOptions, build_core
     from harness.records import to_frame
+    from harness.scoring.metrics import REGISTRY, ScoringOptions, build_core
 
     core = build_core(to_frame([turn(f"c{i}", 0, "greet", "greet", messages=1) for i in range(40)]), ScoringOptions())
     result = REGISTRY["messages_per_conversation.v1"](core)
@@ -265,7 +265,7 @@ def test_a_mean_kpi_keeps_the_t_interval_when_every_conversation_has_one_message
 
 def test_a_latency_interval_is_never_of_zero_width() -> None:
     """One answered turn, or identical latencies, cannot pin a quantile down: no interval rather than a point."""
-    from harness.metrics.intervals import quantile_intervals
+    from harness.scoring.metrics.intervals import quantile_intervals
 
     assert quantile_intervals(np.array([500.0]), np.array([0]), (0.5, 0.95)) == {0.5: None, 0.95: None}
     same = quantile_intervals(np.full(40, 200.0), np.repeat(np.arange(10), 4), (0.5,))

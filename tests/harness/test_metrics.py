@@ -9,11 +9,11 @@ import pandas as pd
 import pytest
 from records_factory import random_records, turn, worked_example
 
-from harness.metrics import REGISTRY, ScoringOptions, UndefinedMetricWarning, build_core, compute_all, get
-from harness.metrics.diagnostics import escalation_errors, intent_confusion, intent_report, outcome_matrix
-from harness.metrics.intervals import modified_wilson
-from harness.metrics.registry import CLUSTERED_WILSON, T_CONVERSATIONS, TEST_INVERSION, WILSON, UnknownMetric
 from harness.records import to_frame
+from harness.scoring.metrics import REGISTRY, ScoringOptions, UndefinedMetricWarning, build_core, compute_all, get
+from harness.scoring.metrics.diagnostics import escalation_errors, intent_confusion, intent_report, outcome_matrix
+from harness.scoring.metrics.intervals import modified_wilson
+from harness.scoring.metrics.registry import CLUSTERED_WILSON, T_CONVERSATIONS, TEST_INVERSION, WILSON, UnknownMetric
 
 OPTIONS = ScoringOptions(bootstrap_replicates=400, seed=7)
 
@@ -65,7 +65,8 @@ def test_worked_example(name: str, value: float, n: int) -> None:
 
 
 def test_conversation_proportions_use_wilson_intervals() -> None:
-    # 1 of 5 conversations: Wilson's interval, with Brown, Cai & DasGupta's bound next to 0 (harness.metrics.intervals).
+    # 1 of 5 conversations: Wilson's interval, with Brown, Cai & DasGupta's bound next to 0
+    # (harness.scoring.metrics.intervals).
     result = WORKED["self_service_completion.v1"]
     assert result.interval_method == WILSON
     assert result.interval == pytest.approx(modified_wilson(1, 5))

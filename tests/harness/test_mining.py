@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 from intent_project import project
 
-from harness.intent_import import read_csv
-from harness.intents import load_catalog
-from harness.mining import candidates_csv, cluster_texts, mine, not_understood, proposed_name
+from harness.project.intents import load_catalog
+from harness.trainer.intent_import import read_csv
+from harness.trainer.mining import candidates_csv, cluster_texts, mine, not_understood, proposed_name
 
 
 def records(rows: list[tuple[str, int, str, str | None, bool, str | None]]) -> pd.DataFrame:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import yaml
 
-from harness.bot_process import fingerprint
-from harness.nlu_build import build
-from harness.paths import ProjectPaths
+from harness.bots.reference_bot.nlu_build import build
+from harness.bots.reference_bot.server import fingerprint
+from harness.project.paths import ProjectPaths
 
 
 def copy_project(tmp_path: Path) -> ProjectPaths:

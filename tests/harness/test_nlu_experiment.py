@@ -10,9 +10,9 @@ import yaml
 from intent_project import project
 
 from harness.errors import InputError
-from harness.intents import load_catalog
-from harness.nlu_scores import Predictions, score, tune_threshold
-from harness.pipeline_experiment import examples_of, fold_indices, load_spec, training_yaml
+from harness.project.intents import load_catalog
+from harness.trainer.experiment import examples_of, fold_indices, load_spec, training_yaml
+from harness.trainer.nlu_scores import Predictions, score, tune_threshold
 
 
 def predictions(rows: list[tuple[str, str, float, float]]) -> Predictions:

@@ -8,9 +8,9 @@ import pandas.core.arrays.arrow.extension_types  # noqa: F401  (imported once, b
 import pytest
 from records_factory import fraud_conversation, turn
 
-from harness.metrics import ScoringOptions, build_core
 from harness.records import to_frame, write
-from harness.scorecard import build_scorecard
+from harness.scoring.metrics import ScoringOptions, build_core
+from harness.scoring.scorecard import build_scorecard
 
 pytest_plugins = ["pytester"]
 
@@ -64,7 +64,7 @@ def test_the_gate_as_a_pytest_test(pytester: pytest.Pytester, fraud_ok: bool, ou
 
 
 RUN_TEST_FILE = """
-from harness.scored_run import ScoredRun
+from harness.scoring.scored_run import ScoredRun
 
 def test_the_run(harness_run):
     assert isinstance(harness_run, ScoredRun)

@@ -12,7 +12,7 @@ import pytest
 from harness.bots.handoff_mapping import HandoffMapping, load_handoff_mapping
 from harness.bots.rasa_domain import eval_intents, load_domain
 from harness.errors import InputError
-from harness.eval_set import Outcome, TurnChecks, load_eval_sets
+from harness.project.eval_set import Outcome, TurnChecks, load_eval_sets
 from harness.project.rasa_stories import (
     FindingKind,
     ImportResult,

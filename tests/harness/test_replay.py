@@ -12,11 +12,11 @@ import pytest
 from harness.bots.base import BotTurn, HttpOptions
 from harness.bots.reference import ReferenceBot
 from harness.bots.scripted import ScriptedBot, bot_turn
-from harness.checks import judge_checks
 from harness.errors import BotRefused, BotUnreachable
-from harness.eval_set import Conversation, EvalConversation, EvalSuite
+from harness.project.eval_set import Conversation, EvalConversation, EvalSuite
 from harness.records import TurnStatus, to_frame
-from harness.replay import Journal, replay
+from harness.scoring.checks import judge_checks
+from harness.sources.replay import Journal, replay
 
 
 def suite(*conversations: dict) -> EvalSuite:

@@ -20,16 +20,16 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-import harness.run
+import harness.pipeline
 from harness.bots.base import BotTurn
 from harness.bots.scripted import CutOff, ScriptedBot, bot_turn
 from harness.cli import app
-from harness.config import load_config
 from harness.errors import BotUnreachable, HarnessError
-from harness.eval_set import EvalSuite
+from harness.pipeline import load_suite
+from harness.project.config import load_config
+from harness.project.eval_set import EvalSuite
 from harness.records import COLUMNS, TurnStatus, read, to_frame, write
-from harness.replay import Journal, replay
-from harness.run import load_suite
+from harness.sources.replay import Journal, replay
 
 FIXTURES = Path(__file__).parents[1] / "eval_sets" / "resume"
 NOT_UNDERSTOOD_FIRST = FIXTURES / "not_understood_first.yml"  # resume-a-001: "asdfghjk", then a card question
@@ -213,7 +213,7 @@ def test_a_bot_model_changing_mid_run_stops_the_run(tmp_path: Path) -> None:
 
 @dataclass
 class Channels:
-    """Stands in for `harness.run.connect`: hands out the test's channels in turn, noting the bot URLs."""
+    """Stands in for `harness.pipeline.connect`: hands out the test's channels in turn, noting the bot URLs."""
 
     queue: list[Any]
     urls: list[str] = field(default_factory=list)
@@ -240,7 +240,7 @@ def test_the_hinted_resume_talks_to_the_recorded_bot_and_reports_the_interrupted
 ) -> None:
     bot = FakeBot()
     channels = Channels([CutOff(ScriptedBot(bot), 5), ScriptedBot(bot)])
-    monkeypatch.setattr(harness.run, "connect", channels)
+    monkeypatch.setattr(harness.pipeline, "connect", channels)
     monkeypatch.setenv("REFERENCE_CHANNEL_TOKEN", "t")
     url = "http://bot.example:8080/webhooks/reference/webhook"
     first = invoke(tmp_path, "--bot-url", url, "--eval-sets", str(FIXTURES), "--concurrency", "1")
@@ -266,18 +266,18 @@ def test_the_hinted_resume_talks_to_the_recorded_bot_and_reports_the_interrupted
 
 def test_a_bot_url_given_on_resume_is_used_and_becomes_the_recorded_one(tmp_path: Path) -> None:
     config = load_config(overrides={"eval_sets": str(FIXTURES), "output_dir": str(tmp_path / "runs")}).resolved()
-    plan = harness.run.new_run(config)
-    moved = harness.run.resume_run(plan.run_dir, {"bot.url": "http://moved.example/webhook"})
+    plan = harness.pipeline.new_run(config)
+    moved = harness.pipeline.resume_run(plan.run_dir, {"bot.url": "http://moved.example/webhook"})
     assert moved.config.bot.url == "http://moved.example/webhook"
-    harness.run.record_resume(moved)
-    assert harness.run.resume_run(plan.run_dir).config.bot.url == "http://moved.example/webhook"
+    harness.pipeline.record_resume(moved)
+    assert harness.pipeline.resume_run(plan.run_dir).config.bot.url == "http://moved.example/webhook"
     assert "--eval-sets" not in moved.resume_command() and "--bot-url" not in moved.resume_command()
 
 
 def test_a_resume_refuses_to_change_what_the_run_measures(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(harness.run, "connect", Channels([]))  # no bot: nothing may be sent
+    monkeypatch.setattr(harness.pipeline, "connect", Channels([]))  # no bot: nothing may be sent
     config = load_config(overrides={"eval_sets": str(FIXTURES), "output_dir": str(tmp_path / "runs")}).resolved()
-    plan = harness.run.new_run(config)
+    plan = harness.pipeline.new_run(config)
     result = invoke(tmp_path, "--resume", str(plan.run_dir), "--eval-sets", str(NOT_UNDERSTOOD_FIRST), "--token", "t")
     assert result.exit_code == 2
     assert f"eval_sets: the run measured '{FIXTURES}'; drop the flag, or start a new run" in result.stderr
@@ -285,7 +285,7 @@ def test_a_resume_refuses_to_change_what_the_run_measures(tmp_path: Path, monkey
 
 def test_an_invalid_flag_on_resume_names_the_setting(tmp_path: Path) -> None:
     config = load_config(overrides={"eval_sets": str(FIXTURES), "output_dir": str(tmp_path / "runs")}).resolved()
-    plan = harness.run.new_run(config)
+    plan = harness.pipeline.new_run(config)
     result = invoke(tmp_path, "--resume", str(plan.run_dir), "--concurrency", "0", "--token", "t")
     assert result.exit_code == 2
     assert "replay.concurrency: Input should be greater than or equal to 1" in result.stderr
@@ -295,7 +295,7 @@ def test_a_resume_against_another_bot_model_is_a_run_stopping_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     after = ScriptedBot(FakeBot("bankbot-new"))
-    monkeypatch.setattr(harness.run, "connect", Channels([CutOff(ScriptedBot(FakeBot("bankbot-old")), 4), after]))
+    monkeypatch.setattr(harness.pipeline, "connect", Channels([CutOff(ScriptedBot(FakeBot("bankbot-old")), 4), after]))
     first = invoke(
         tmp_path, "--bot-url", "http://b/w", "--token", "t", "--eval-sets", str(FIXTURES), "--concurrency", "1"
     )
@@ -313,7 +313,7 @@ def test_a_resume_against_another_bot_model_is_a_run_stopping_error(
 
 @dataclass
 class FakeServer:
-    """Stands in for harness.bot_process.BotServer: records that it started, serves nothing."""
+    """Stands in for harness.bots.reference_bot.server.BotServer: records that it started, serves nothing."""
 
     started: list[str]
     kwargs: dict[str, Any]
@@ -331,14 +331,14 @@ class FakeServer:
 
 
 def serve_fakes(monkeypatch: pytest.MonkeyPatch, model: list[str], started: list[str]) -> None:
-    import harness.bot_process
-    import harness.nlu_build
+    import harness.bots.reference_bot.nlu_build
+    import harness.bots.reference_bot.server
 
     ports = iter(range(40001, 40100))
-    monkeypatch.setattr(harness.nlu_build, "build", lambda paths: None)
-    monkeypatch.setattr(harness.bot_process, "train", lambda layout: Path(f"/models/{model[0]}.tar.gz"))
-    monkeypatch.setattr(harness.bot_process, "free_port", lambda: next(ports))
-    monkeypatch.setattr(harness.bot_process, "BotServer", lambda **kwargs: FakeServer(started, kwargs))
+    monkeypatch.setattr(harness.bots.reference_bot.nlu_build, "build", lambda paths: None)
+    monkeypatch.setattr(harness.bots.reference_bot.server, "train", lambda layout: Path(f"/models/{model[0]}.tar.gz"))
+    monkeypatch.setattr(harness.bots.reference_bot.server, "free_port", lambda: next(ports))
+    monkeypatch.setattr(harness.bots.reference_bot.server, "BotServer", lambda **kwargs: FakeServer(started, kwargs))
 
 
 def test_a_run_that_served_its_bot_resumes_only_by_serving_the_model_it_measured(
@@ -348,7 +348,7 @@ def test_a_run_that_served_its_bot_resumes_only_by_serving_the_model_it_measured
     serve_fakes(monkeypatch, model, started)
     bot = FakeBot("bankbot-aaa")
     channels = Channels([CutOff(ScriptedBot(bot), 5), ScriptedBot(bot), ScriptedBot(bot)])
-    monkeypatch.setattr(harness.run, "connect", channels)
+    monkeypatch.setattr(harness.pipeline, "connect", channels)
     first = invoke(tmp_path, "--serve-bot", "--eval-sets", str(FIXTURES), "--concurrency", "1")
     assert first.exit_code == 2
     hint = resume_hint(first.stderr)

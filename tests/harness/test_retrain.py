@@ -13,8 +13,8 @@ from test_gate_mlflow import logged_run
 
 from harness.gate.baseline import champion_card, mlflow_baseline, promote
 from harness.gate.spec import BaselineSpec, GateSpec, MlflowBaseline
-from harness.retrain import REGISTERED_MODEL, kpi_changes, link, track_training
-from harness.scorecard import Scorecard
+from harness.scoring.scorecard import Scorecard
+from harness.trainer.retrain import REGISTERED_MODEL, kpi_changes, link, track_training
 
 
 def card(**values: tuple[float | None, bool | None]) -> Scorecard:

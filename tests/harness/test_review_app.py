@@ -15,12 +15,11 @@ from review_world import EVAL_TURN, FRAUD_MASKED, PASSWORD, add_users, review_pr
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from harness.bot_config import load_queue_config
-from harness.config import load_config
 from harness.errors import InputError
-from harness.intent_checks import check_intents
-from harness.intents import load_catalog
-from harness.provenance import read_provenance, reviewed_from
+from harness.pipeline import load_suite
+from harness.project.bot_config import load_queue_config
+from harness.project.config import load_config
+from harness.project.intents import load_catalog
 from harness.records import read, to_frame, write
 from harness.review import reports
 from harness.review.app import ADDRESS_LOCKOUT_FAILURES, Vocabulary, create_app
@@ -28,7 +27,8 @@ from harness.review.config import load_review_config
 from harness.review.database import connect
 from harness.review.dialogs import load_run
 from harness.review.store import AuditEvent, Dialog
-from harness.run import load_suite
+from harness.trainer.intent_checks import check_intents
+from harness.trainer.provenance import read_provenance, reviewed_from
 
 CONFIG = load_review_config()
 

@@ -7,9 +7,9 @@ import math
 import pytest
 from statsmodels.stats.proportion import proportion_confint
 
-from harness.metrics.intervals import Proportion as Rate
 from harness.review.config import load_review_config
 from harness.review.reviewed_kpis import ReviewedKpi, Verdict, reviewed_kpis, verdict_for
+from harness.scoring.metrics.intervals import Proportion as Rate
 
 SCORECARD = load_review_config().scorecard
 ATTRIBUTES = ("understood", "correct_answer", "correct_routing", "resolved", "tone")

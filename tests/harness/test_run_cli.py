@@ -7,9 +7,9 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from harness.bot_process import free_port
+from harness.bots.reference_bot.server import free_port
 from harness.cli import app
-from harness.paths import ProjectPaths
+from harness.project.paths import ProjectPaths
 
 runner = CliRunner()
 

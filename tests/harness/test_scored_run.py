@@ -13,22 +13,22 @@ from review_world import review_run
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-import harness.metrics
-import harness.metrics.core
-import harness.scored_run
+import harness.scoring.metrics
+import harness.scoring.metrics.core
+import harness.scoring.scored_run
 from harness.errors import InputError
 from harness.gate.baseline import baseline_for
 from harness.gate.decision import decide
 from harness.gate.spec import GateSpec
-from harness.metrics import REGISTRY, ScoringOptions
+from harness.pipeline import write_outputs
 from harness.records import ALL_OBSERVATIONS, Observation, read, to_frame
+from harness.records.run_folder import RunFolder
 from harness.review.config import load_review_config
 from harness.review.database import connect
 from harness.review.dialogs import load_run
 from harness.review.store import Dialog
-from harness.run import write_outputs
-from harness.run_folder import RunFolder
-from harness.scored_run import ScoredRun
+from harness.scoring.metrics import REGISTRY, ScoringOptions
+from harness.scoring.scored_run import ScoredRun
 
 OPTIONS = ScoringOptions(bootstrap_replicates=50, seed=1)
 REVIEW = load_review_config()
@@ -41,7 +41,7 @@ REVIEW_NO_MODEL = REVIEW.model_copy(
     }
 )
 # The KPIs a table leaves undefined (no out-of-scope turn here) warn; what they say is asserted where it matters.
-pytestmark = pytest.mark.filterwarnings("ignore::harness.metrics.UndefinedMetricWarning")
+pytestmark = pytest.mark.filterwarnings("ignore::harness.scoring.metrics.UndefinedMetricWarning")
 ESCALATION_KPIS = sorted(name for name, spec in REGISTRY.items() if "handoff" in spec.needs)
 
 
@@ -80,13 +80,13 @@ def records():  # type: ignore[no-untyped-def]
 def count_cores(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Counts every scoring-core build, wherever a module holds `build_core`."""
     calls: list[int] = []
-    original = harness.metrics.core.build_core
+    original = harness.scoring.metrics.core.build_core
 
     def counting(*args, **kwargs):  # type: ignore[no-untyped-def]
         calls.append(1)
         return original(*args, **kwargs)
 
-    for module in (harness.metrics.core, harness.metrics, harness.scored_run):
+    for module in (harness.scoring.metrics.core, harness.scoring.metrics, harness.scoring.scored_run):
         monkeypatch.setattr(module, "build_core", counting)
     return calls
 

@@ -17,15 +17,22 @@ from records_factory import STATUSES, record_tables, turn
 from typer.testing import CliRunner
 
 from harness.cli import app
-from harness.metrics import REGISTRY, MetricResult, ScoringOptions, UndefinedMetricWarning, build_core, compute_all
-from harness.metrics.diagnostics import escalation_errors, intent_report, outcome_matrix
 from harness.records import to_frame, write
-from harness.report import failed_conversations, render
 from harness.review.config import load_review_config
 from harness.review.dialogs import build_dialogs, turn_view
 from harness.review.flagging import conversation_facts, low_confidence, select
-from harness.scored_run import ScoredRun
-from harness.threshold_sweep import sweep
+from harness.scoring.metrics import (
+    REGISTRY,
+    MetricResult,
+    ScoringOptions,
+    UndefinedMetricWarning,
+    build_core,
+    compute_all,
+)
+from harness.scoring.metrics.diagnostics import escalation_errors, intent_report, outcome_matrix
+from harness.scoring.scored_run import ScoredRun
+from harness.sinks.report import failed_conversations, render
+from harness.trainer.threshold_sweep import sweep
 
 OPTIONS = ScoringOptions(bootstrap_replicates=200, seed=3)
 FAILED = ("timeout", "channel_error", "empty_reply")

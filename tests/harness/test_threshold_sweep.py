@@ -6,7 +6,7 @@ import pytest
 from records_factory import turn
 
 from harness.records import to_frame
-from harness.threshold_sweep import sweep
+from harness.trainer.threshold_sweep import sweep
 
 
 def records():  # type: ignore[no-untyped-def]

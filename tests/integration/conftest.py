@@ -16,9 +16,9 @@ import httpx
 import jsonschema
 import pytest
 
-from harness.bot_process import BotServer, free_port, train
-from harness.nlu_build import build
-from harness.paths import ProjectPaths
+from harness.bots.reference_bot.nlu_build import build
+from harness.bots.reference_bot.server import BotServer, free_port, train
+from harness.project.paths import ProjectPaths
 
 
 @dataclass

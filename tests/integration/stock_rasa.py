@@ -23,7 +23,7 @@ from pathlib import Path
 
 import httpx
 
-from harness.bot_process import BotLayout, BotProcessError, bot_env, free_port
+from harness.bots.reference_bot.server import BotLayout, BotProcessError, bot_env, free_port
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "stock_rasa"
 HELPDESK = FIXTURES / "helpdesk"

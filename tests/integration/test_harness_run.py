@@ -11,15 +11,15 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from harness.bot_process import BotServer, free_port, train
 from harness.bots.base import BotTurn
 from harness.bots.kinds import connect
 from harness.bots.reference import ReferenceBot
+from harness.bots.reference_bot.server import BotServer, free_port, train
 from harness.cli import app
-from harness.config import load_config
 from harness.errors import BotUnreachable
-from harness.paths import ProjectPaths
-from harness.run import new_run, replay_all, resume_run
+from harness.pipeline import new_run, replay_all, resume_run
+from harness.project.config import load_config
+from harness.project.paths import ProjectPaths
 
 pytestmark = pytest.mark.integration
 

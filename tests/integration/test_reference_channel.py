@@ -6,7 +6,7 @@ import httpx
 import pytest
 from conftest import ERROR_SCHEMA, Chat, handoff_store
 
-from harness.bot_process import BotServer, free_port, train
+from harness.bots.reference_bot.server import BotServer, free_port, train
 
 pytestmark = pytest.mark.integration
 

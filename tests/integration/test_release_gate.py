@@ -11,14 +11,14 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from harness.bot_process import BotServer, free_port, train
 from harness.bots.kinds import connect
+from harness.bots.reference_bot.server import BotServer, free_port, train
 from harness.cli import app
-from harness.config import load_config
-from harness.paths import ProjectPaths
-from harness.run import new_run, replay_all, write_outputs
-from harness.run_folder import RunFolder
-from harness.scored_run import ScoredRun
+from harness.pipeline import new_run, replay_all, write_outputs
+from harness.project.config import load_config
+from harness.project.paths import ProjectPaths
+from harness.records.run_folder import RunFolder
+from harness.scoring.scored_run import ScoredRun
 
 pytestmark = pytest.mark.integration
 

@@ -15,8 +15,8 @@ import pytest
 from conftest import handoff_store
 from typer.testing import CliRunner
 
-import harness.run
-from harness.bot_process import BotServer
+import harness.pipeline
+from harness.bots.reference_bot.server import BotServer
 from harness.bots.scripted import CutOff
 from harness.cli import app
 
@@ -53,14 +53,14 @@ def interrupted_and_resumed(
     bot: BotServer, tmp_path: Path, eval_set: Path, sends: int, monkeypatch: pytest.MonkeyPatch
 ) -> Path:
     """Run `eval_set`, cut off after `sends` messages to the bot, then resume it; the run folder."""
-    real = harness.run.connect
+    real = harness.pipeline.connect
     calls: list[int] = []
 
     def cut_first(config: Any, token: str) -> Any:
         calls.append(1)
         return CutOff(real(config, token), sends) if len(calls) == 1 else real(config, token)
 
-    monkeypatch.setattr(harness.run, "connect", cut_first)
+    monkeypatch.setattr(harness.pipeline, "connect", cut_first)
     first = run(bot, tmp_path, "--eval-sets", str(eval_set), "--output-dir", str(tmp_path / "runs"))
     assert first.exit_code == 2 and "cut off by the test" in first.stderr, first.stderr
     (run_dir,) = (tmp_path / "runs").iterdir()

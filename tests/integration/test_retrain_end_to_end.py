@@ -14,7 +14,7 @@ from test_harness_run import eval_subset
 from typer.testing import CliRunner
 
 from harness.cli import app
-from harness.paths import ProjectPaths
+from harness.project.paths import ProjectPaths
 
 pytestmark = pytest.mark.integration
 

@@ -24,10 +24,10 @@ from harness.bots.base import Bot, BotTurn, HttpOptions
 from harness.bots.http_json import HttpJsonBot, HttpJsonSettings
 from harness.bots.reference import ReferenceBot
 from harness.bots.scripted import ScriptedBot, bot_turn
-from harness.config import load_config
+from harness.pipeline import load_suite
+from harness.project.config import load_config
 from harness.records import COLUMNS, TurnStatus, to_frame
-from harness.replay import Journal, replay
-from harness.run import load_suite
+from harness.sources.replay import Journal, replay
 
 EVAL_SETS = Path(__file__).parents[3] / "eval_sets"
 CLIENT_SIDE = ["sender_id", "latency_ms", "error", "http_status"]

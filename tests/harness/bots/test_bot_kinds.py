@@ -15,11 +15,11 @@ from typer.testing import CliRunner
 
 from harness.bots.kinds import BOT_KINDS, bot_settings, observes
 from harness.cli import app
-from harness.config import load_config
 from harness.errors import InputError, UnknownName
-from harness.metrics import ScoringOptions, build_core, compute_all
+from harness.project.config import load_config
 from harness.records import Observation
-from harness.scorecard import build_scorecard
+from harness.scoring.metrics import ScoringOptions, build_core, compute_all
+from harness.scoring.scorecard import build_scorecard
 
 runner = CliRunner()
 HELPDESK = Path(__file__).parents[2] / "fixtures" / "stock_rasa" / "helpdesk"

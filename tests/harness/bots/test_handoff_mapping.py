@@ -100,11 +100,9 @@ def test_a_bot_word_needs_a_translation_table(tmp_path: Path) -> None:
     ]
 
 
-def test_version_and_entries_are_required(tmp_path: Path) -> None:
-    assert problems(tmp_path, "version: 2\nhandoffs: []\n") == [
-        "version: Input should be 1",
-        "handoffs: List should have at least 1 item after validation, not 0",
-    ]
+def test_version_and_handoffs_are_required_and_an_empty_list_means_no_handoff(tmp_path: Path) -> None:
+    assert problems(tmp_path, "version: 2\nhandoffs: []\n") == ["version: Input should be 1"]
+    assert problems(tmp_path, "version: 1\n") == ["handoffs: Field required"]
     assert problems(tmp_path, "") == ["expected `version: 1` and `handoffs:`, got an empty file"]
     assert problems(tmp_path, "- a\n") == ["expected `version: 1` and `handoffs:`, got a list"]
     with pytest.raises(InputError, match="not valid YAML"):

@@ -25,11 +25,11 @@ from starlette.routing import Route
 from harness.bots.base import BotTurn, Handoff, HttpOptions, RankedIntent
 from harness.bots.http_json import HttpJsonBot, HttpJsonSettings, fill, observes_of
 from harness.bots.kinds import bot_settings, connect
-from harness.config import RunConfig, load_config
 from harness.errors import BotRefused, BotUnreachable, InputError
-from harness.eval_set import Conversation, EvalConversation, EvalSuite
+from harness.project.config import RunConfig, load_config
+from harness.project.eval_set import Conversation, EvalConversation, EvalSuite
 from harness.records import ALL_OBSERVATIONS, Observation, TurnStatus, to_frame
-from harness.replay import Journal, replay
+from harness.sources.replay import Journal, replay
 
 EXAMPLE = Path(__file__).parents[3] / "experiments" / "examples" / "http_json.yml"
 URL = "http://bot.test/chat"

@@ -1,0 +1,252 @@
+"""Train the reference bot and run it (Rasa server + action server) on loopback, from the harness environment.
+
+The bot lives in its own virtual environment (.venv-bot, Rasa's pins); this module only starts its commands.
+A model is named after a fingerprint of everything training reads, so an unchanged bot is never retrained.
+`BotServer` is a context manager that stops every process it started, also on errors and Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from harness.errors import BotProcessError
+from harness.project.paths import REPO_ROOT
+
+TRAINING_INPUTS = ("config.yml", "domain", "data", "bankbot/nlu")
+"""What a trained model depends on: the pipeline, the domain, the training data and the custom NLU components."""
+
+
+@dataclass(frozen=True)
+class BotLayout:
+    """Where the bot's project, environment and models are."""
+
+    bot_dir: Path = REPO_ROOT / "bot"
+    venv: Path = REPO_ROOT / ".venv-bot"
+
+    @property
+    def rasa(self) -> Path:
+        return self.venv / "bin" / "rasa"
+
+    @property
+    def models(self) -> Path:
+        return self.bot_dir / "models"
+
+
+def fingerprint(bot_dir: Path) -> str:
+    """A short hash of the bot's training inputs (TRAINING_INPUTS; compiled caches ignored)."""
+    digest = hashlib.sha256()
+    for name in TRAINING_INPUTS:
+        root = bot_dir / name
+        found = root.rglob("*") if root.is_dir() else [root]
+        files = sorted(p for p in found if p.is_file() and "__pycache__" not in p.parts)
+        for path in files:
+            digest.update(str(path.relative_to(bot_dir)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:12]
+
+
+def bot_env(layout: BotLayout, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of Rasa processes: offline, no telemetry, and Sanic (the action server) on loopback."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(layout.bot_dir)
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    env["HF_HUB_OFFLINE"] = "1"
+    env["RASA_TELEMETRY_ENABLED"] = "false"
+    env["SANIC_HOST"] = "127.0.0.1"
+    env.update(extra or {})
+    return env
+
+
+def train_command(layout: BotLayout, out: Path | str, name: str) -> list[str]:
+    """`rasa train` of the project in `layout.bot_dir` (the current folder), writing `<out>/<name>.tar.gz`."""
+    return [
+        str(layout.rasa),
+        "train",
+        "--domain",
+        "domain",
+        "--data",
+        "data",
+        "--config",
+        "config.yml",
+        "--out",
+        str(out),
+        "--fixed-model-name",
+        name,
+    ]
+
+
+def train(layout: BotLayout = BotLayout(), *, log: Path | None = None) -> Path:
+    """The model for the bot's current training inputs, training it first if no such model exists."""
+    if not layout.rasa.exists():
+        raise BotProcessError(f"the bot environment is missing ({layout.rasa}): run `make bot-env`")
+    name = f"bankbot-{fingerprint(layout.bot_dir)}"
+    model = layout.models / f"{name}.tar.gz"
+    if model.exists():
+        return model
+    log = log or layout.bot_dir / "var" / "train.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    command = train_command(layout, layout.models, name)
+    with log.open("w") as out, tempfile.TemporaryDirectory(prefix="bot-train-") as scratch:
+        env = bot_env(layout, {"TMPDIR": scratch})  # Rasa and TensorFlow leave files in the temporary folder
+        result = subprocess.run(command, cwd=layout.bot_dir, env=env, stdout=out, stderr=subprocess.STDOUT, check=False)
+    if result.returncode != 0 or not model.exists():
+        raise BotProcessError(f"training the bot failed (exit {result.returncode}); see {log}")
+    return model
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class BotServer:
+    """The Rasa server with the reference channel and the action server, on loopback, as a context manager."""
+
+    model: Path
+    token: str
+    handoff_db: Path
+    layout: BotLayout = field(default_factory=BotLayout)
+    rasa_port: int = 5005
+    action_port: int = 5055
+    log_dir: Path = REPO_ROOT / "bot" / "var" / "logs"
+    escalation_policy: Path | None = None
+    """A different escalation policy file (for example a degraded variant); default bot/escalation.yml."""
+    startup_timeout_s: float = 180.0
+    _processes: list[subprocess.Popen] = field(default_factory=list, init=False, repr=False)
+    _scratch: Path | None = field(default=None, init=False, repr=False)
+    """The processes' temporary folder (TMPDIR), removed when they stop: Rasa and TensorFlow leave files there."""
+
+    @property
+    def url(self) -> str:
+        """The reference channel's webhook URL."""
+        return f"http://127.0.0.1:{self.rasa_port}/webhooks/reference/webhook"
+
+    @property
+    def health_url(self) -> str:
+        return f"http://127.0.0.1:{self.rasa_port}/webhooks/reference/"
+
+    def __enter__(self) -> BotServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        if not self.layout.rasa.exists():
+            raise BotProcessError(f"the bot environment is missing ({self.layout.rasa}): run `make bot-env`")
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        extra = {
+            "HANDOFF_DB": str(self.handoff_db),
+            "REFERENCE_CHANNEL_TOKEN": self.token,
+            "ACTION_SERVER_URL": f"http://127.0.0.1:{self.action_port}/webhook",
+        }
+        if self.escalation_policy is not None:
+            extra["ESCALATION_POLICY"] = str(self.escalation_policy)
+        self._scratch = Path(tempfile.mkdtemp(prefix="bot-serve-"))
+        extra["TMPDIR"] = str(self._scratch)
+        env = bot_env(self.layout, extra)
+        try:
+            self._spawn(
+                "actions",
+                [
+                    str(self.layout.rasa),
+                    "run",
+                    "actions",
+                    "--actions",
+                    "bankbot.actions",
+                    "--port",
+                    str(self.action_port),
+                ],
+                env,
+            )
+            self._spawn(
+                "rasa",
+                [
+                    str(self.layout.rasa),
+                    "run",
+                    "--model",
+                    str(self.model),
+                    "--credentials",
+                    "credentials.yml",
+                    "--endpoints",
+                    "endpoints.yml",
+                    "--interface",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.rasa_port),
+                ],
+                env,
+            )
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _spawn(self, name: str, command: list[str], env: dict[str, str]) -> None:
+        log = (self.log_dir / f"{name}-{self.rasa_port}.log").open("w")
+        process = subprocess.Popen(
+            command, cwd=self.layout.bot_dir, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        log.close()
+        self._processes.append(process)
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + self.startup_timeout_s
+        action_url = f"http://127.0.0.1:{self.action_port}/health"
+        while time.monotonic() < deadline:
+            for process in self._processes:
+                if process.poll() is not None:
+                    raise BotProcessError(
+                        f"a bot process exited during start-up (exit {process.returncode}); "
+                        f"see the logs in {self.log_dir}"
+                    )
+            try:
+                if (
+                    httpx.get(self.health_url, timeout=2).status_code == 200
+                    and httpx.get(action_url, timeout=2).status_code == 200
+                ):
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        raise BotProcessError(
+            f"the bot did not become ready within {self.startup_timeout_s:.0f} s; see the logs in {self.log_dir}"
+        )
+
+    def process(self, name: str) -> subprocess.Popen:
+        """The running process `actions` or `rasa` (for fault-injection tests and benchmarks)."""
+        return self._processes[("actions", "rasa").index(name)]
+
+    def running(self) -> bool:
+        """True while every process this server started is alive."""
+        return bool(self._processes) and all(p.poll() is None for p in self._processes)
+
+    def stop(self) -> None:
+        """Stop every process this server started (SIGTERM, then SIGKILL after 10 s)."""
+        for process in self._processes:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in self._processes:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        self._processes.clear()
+        if self._scratch is not None:
+            shutil.rmtree(self._scratch, ignore_errors=True)
+            self._scratch = None

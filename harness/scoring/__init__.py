@@ -1,0 +1,1 @@
+"""Scoring: the KPIs (metrics/), reply checks judged from the turn table, the scorecard and ScoredRun."""

@@ -1,0 +1,1 @@
+"""Where a scored run goes: the HTML report and MLflow."""
