@@ -170,11 +170,21 @@ def resume_run(run_dir: Path, overrides: Mapping[str, Any] | None = None, *, ser
     """Reopen an interrupted run with the configuration and bot it recorded, changed only by `overrides`
     (dotted keys among RESUMABLE, such as {"bot.url": ...}; None values are ignored).
 
-    `serving` says the caller will serve the bot itself (then `RunPlan.serving`). Raises InputError when the
-    eval sets changed since the run started, when an override is not resumable, and when the run served its bot
-    and neither `serving` nor a bot URL is given (the recorded loopback URL died with that bot).
+    `serving` says the caller will serve the bot itself (then `RunPlan.serving`). Raises InputError when the run
+    finished already, when the eval sets changed since the run started, when an override is not resumable, and
+    when the run served its bot and neither `serving` nor a bot URL is given (the recorded loopback URL died with
+    that bot).
     """
-    meta = RunFolder(run_dir).meta()
+    folder = RunFolder(run_dir)
+    meta = folder.meta()
+    if folder.finished():
+        raise InputError(
+            "nothing to resume: the run finished",
+            [
+                f"{folder.scorecard}: exists; start a new run (`harness run`), or score this one again without the "
+                f"bot (`harness rescore {run_dir}`)"
+            ],
+        )
     given = {k: v for k, v in (overrides or {}).items() if v is not None}
     try:
         asked = RunConfig.model_validate(with_overrides(meta["config"], given)).resolved()
@@ -326,13 +336,14 @@ class RunStopped(HarnessError):
     """The bot became unreachable or the run was interrupted mid-replay; the finished conversations are journaled
     and `resume_command` finishes the run. Nothing was logged to MLflow."""
 
-    def __init__(self, plan: RunPlan, reason: str, token_hint: str | None) -> None:
+    def __init__(self, plan: RunPlan, reason: str, token_hint: str | None, *, mlflow: bool = True) -> None:
         self.plan = plan
         self.reason = reason
         done = len(plan.journal.finished())
+        command = plan.resume_command() + ("" if mlflow else " --no-mlflow")
         super().__init__(
             f"run stopped: {reason}\n{done} of {len(plan.suite)} conversations are journaled in {plan.run_dir}; "
-            f"nothing was logged to MLflow. When the bot is back, finish with:\n  {plan.resume_command()}"
+            f"nothing was logged to MLflow. When the bot is back, finish with:\n  {command}"
             + (f"\n  ({token_hint})" if token_hint else "")
         )
 
@@ -426,7 +437,7 @@ def run_eval(
             variable = token_env(plan.config)
             needs_token = bool(token) and not plan.bot.served and not (variable and os.environ.get(variable))
             hint = f"with the bot's token: set ${variable} or add --token" if needs_token else None
-            raise RunStopped(plan, reason, hint) from None
+            raise RunStopped(plan, reason, hint, mlflow=mlflow) from None
         finally:
             events.replay_done()
     run = ScoredRun.score(records, plan.meta, plan.config, source=str(plan.run_dir))

@@ -47,7 +47,7 @@ from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError, model_
 
 from harness.bots.base import Handoff
 from harness.errors import InputError
-from harness.project.problems import unknown, yaml_location
+from harness.project.problems import read_utf8, unknown, yaml_location
 
 
 class UnmappedHandoffValue(UserWarning):
@@ -215,7 +215,7 @@ def load_handoff_mapping(path: Path) -> HandoffMapping:
     Raises InputError listing every problem as `<file>: <location>: <message>` (unknown keys with did-you-mean).
     """
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.safe_load(read_utf8(path))
     except OSError as exc:
         raise InputError("cannot read the handoff mapping", [f"{path}: {exc.strerror}"]) from None
     except yaml.YAMLError as exc:

@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from harness.errors import InputError
+from harness.project.problems import read_utf8
 
 DOMAIN_KEYS = ("intents", "entities", "slots", "forms", "actions", "responses", "e2e_actions", "session_config")
 """Rasa's `ALL_DOMAIN_KEYS`: a YAML file with any of them is a domain file."""
@@ -147,7 +148,7 @@ def _domain_files(folder: Path) -> list[Path]:
 
 def _read(file: Path) -> dict[str, Any]:
     try:
-        document = yaml.safe_load(file.read_text(encoding="utf-8"))
+        document = yaml.safe_load(read_utf8(file))
     except OSError as exc:
         raise InputError("cannot read the Rasa domain", [f"{file}: {exc.strerror}"]) from None
     except yaml.YAMLError as exc:

@@ -19,6 +19,12 @@ def version() -> None:
 
 def main() -> None:
     import signal
+    import warnings
+
+    from harness.scoring.metrics import UndefinedMetricWarning
+
+    # An undefined KPI is data: the scorecard and the gate print it with its reason; no Python warning on top.
+    warnings.filterwarnings("ignore", category=UndefinedMetricWarning)
 
     def interrupt(*_: object) -> None:
         raise KeyboardInterrupt

@@ -18,7 +18,12 @@ app.add_typer(evalsets_app, name="evalsets")
 @app.command("validate")
 @reports_errors
 def validate(
-    eval_sets: Annotated[Path, typer.Argument(help="An eval-set file or folder.")] = DEFAULT_PATHS.eval_sets,
+    eval_sets: Annotated[
+        Path | None,
+        typer.Argument(
+            help="An eval-set file or folder (default: the --config's eval_sets, else eval_sets/).", show_default=False
+        ),
+    ] = None,
     root: RootOption = DEFAULT_PATHS.root,
     overlap: Annotated[bool, typer.Option(help="Report eval turns that (nearly) repeat training examples.")] = True,
     config_file: Annotated[
@@ -40,7 +45,9 @@ def validate(
 
         config = load_config(config_file).resolved(root)
         words = vocabulary(config, root)
-    report = validate_eval_sets(ProjectPaths(root), eval_sets, overlap=overlap, vocabulary=words)
+        eval_sets = eval_sets or config.eval_sets
+    location = eval_sets or ProjectPaths(root).eval_sets
+    report = validate_eval_sets(ProjectPaths(root), location, overlap=overlap, vocabulary=words)
     if config_file is not None:
         check_observable(report.suite, observes(config), bot_settings(config)[0].name)
     for line in report.lines():
@@ -83,12 +90,17 @@ def evalsets_import_rasa(
     (escalated to a queue when a step matches the handoff mapping, else self-served). Lists, with file and line,
     every story skipped and every step not carried over (checkpoints, or:, rules, intent-only steps, entities, ...).
     """
-    from harness.bots.handoff_mapping import load_handoff_mapping
+    from harness.bots.handoff_mapping import check_against_domain, load_handoff_mapping
     from harness.bots.rasa_domain import eval_intents, load_domain
     from harness.project.rasa_stories import check_loads, import_rasa_stories, write_eval_set
 
     handoffs = load_handoff_mapping(mapping) if mapping is not None else None
     bot_domain = load_domain(domain) if domain is not None else None
+    if handoffs is not None and bot_domain is not None:
+        # A misspelt action or slot in the mapping would silently make every handoff story self-served.
+        check_against_domain(
+            handoffs, intents=bot_domain.intents, actions=bot_domain.known_actions(), slots=bot_domain.slots
+        )
     result = import_rasa_stories(
         paths, handoffs, eval_set_name=name, forms=bot_domain.forms if bot_domain is not None else None
     )

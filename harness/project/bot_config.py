@@ -12,6 +12,7 @@ from pathlib import Path
 import yaml
 
 from harness.errors import InputError
+from harness.project.problems import read_utf8
 
 
 @dataclass(frozen=True)
@@ -26,7 +27,7 @@ class QueueConfig:
 def load_queue_config(path: Path) -> QueueConfig:
     """Queue and rule names from the bot's escalation policy file; raises InputError if it cannot be read."""
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.safe_load(read_utf8(path))
     except (OSError, yaml.YAMLError) as exc:
         raise InputError("cannot read the bot's escalation policy", [f"{path}: {exc}"]) from None
     if not isinstance(raw, dict) or not isinstance(raw.get("queues"), dict):

@@ -19,7 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from harness.errors import InputError
-from harness.project.problems import unknown, yaml_location
+from harness.project.problems import read_utf8, unknown, yaml_location
 
 FORMAT_VERSION = 1
 OUT_OF_SCOPE = "out_of_scope"
@@ -179,7 +179,10 @@ def load_eval_sets(
 def _read(path: Path, problems: list[str]) -> tuple[EvalSetHeader | None, list[tuple[int, Conversation]]]:
     """The file's header and its valid conversations (with their index); problems go to `problems`."""
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.safe_load(read_utf8(path))
+    except InputError as exc:
+        problems += exc.problems
+        return None, []
     except yaml.YAMLError as exc:
         problems.append(f"{path}: not valid YAML: {exc}")
         return None, []

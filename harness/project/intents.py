@@ -17,7 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from harness.errors import InputError
-from harness.project.problems import unknown, yaml_location
+from harness.project.problems import read_utf8, unknown, yaml_location
 
 _ENTITY_MARKUP = re.compile(r"\[([^\]]+)\](?:\([^)]*\)|\{[^}]*\})")
 _NORMALISE = re.compile(r"[^\w\s]")
@@ -131,7 +131,7 @@ def load_catalog(directory: Path, *, known_queues: Iterable[str] | None = None) 
 
 def _read_file(path: Path, problems: list[str]) -> list[Intent]:
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.safe_load(read_utf8(path))
     except yaml.YAMLError as exc:
         problems.append(f"{path}: not valid YAML: {exc}")
         return []

@@ -45,14 +45,33 @@ def unknown(kind: str, value: object, known: Iterable[str]) -> str:
     return message + f"; known: {', '.join(names)}"
 
 
+def read_utf8(path: Path) -> str:
+    """The text of the user's file `path`.
+
+    Raises InputError naming the file when it cannot be read, or when it is not UTF-8 (with the line of the first
+    bad byte and how to fix it): every reader of a user's file goes through here.
+    """
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError("cannot read a file", [f"{path}: {exc.strerror or exc}"]) from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise InputError(
+            "a file is not UTF-8 text",
+            [f"{path}: line {line}: byte 0x{data[exc.start]:02x} is not UTF-8; re-save the file as UTF-8"],
+        ) from None
+
+
 def load_yaml_model(path: Path, model: type[Model], what: str, raw_hook=None) -> Model:  # type: ignore[no-untyped-def]
     """`model` validated from the YAML file at `path`; InputError naming `what`, the file and every location.
 
     `raw_hook` may adjust the parsed document first (for example to apply command-line overrides)."""
+    text = read_utf8(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise InputError(f"cannot read the {what}", [f"{path}: {exc.strerror}"]) from None
+        raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise InputError(f"the {what} is not valid YAML", [f"{path}: {exc}"]) from None
     if raw_hook is not None:

@@ -75,3 +75,22 @@ def test_an_invalid_config_file_names_the_key(tmp_path: Path) -> None:
 def test_resuming_a_folder_that_is_not_a_run_is_an_error(tmp_path: Path) -> None:
     result = invoke(tmp_path, "--token", "t", "--resume", str(tmp_path))
     assert result.exit_code == 2 and "is this a run folder?" in result.stderr
+
+
+def test_resuming_a_finished_run_is_refused_and_sends_nothing(tmp_path: Path) -> None:
+    run_dir = tmp_path / "runs" / "r1"
+    run_dir.mkdir(parents=True)
+    (run_dir / "run.json").write_text('{"run_id": "r1", "config": {}}')
+    (run_dir / "scorecard.json").write_text("{}")
+    result = invoke(tmp_path, "--token", "t", "--resume", str(run_dir))
+    assert result.exit_code == 2 and "nothing to resume: the run finished" in result.stderr
+    assert f"harness rescore {run_dir}" in result.stderr
+
+
+def test_the_resume_hint_keeps_mlflow_off(tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{free_port()}/webhooks/reference/webhook"
+    result = invoke(
+        tmp_path, "--bot-url", url, "--token", "t", "--retries", "0", "--no-mlflow",
+        "--eval-sets", str(small_eval_set(tmp_path)),
+    )  # fmt: skip
+    assert result.exit_code == 2 and "--no-mlflow" in result.stderr.split("finish with:", 1)[1]

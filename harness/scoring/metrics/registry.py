@@ -115,7 +115,10 @@ class MetricSpec:
         value, n, interval, method = self.compute(core)
         warning: str | None = None
         if value is None:
-            warning = f"{self.name} is undefined on these records (n={n}): {self.description}"
+            warning = (
+                f"{self.name} is undefined on these records: nothing is in its denominator (n={n}); "
+                f"it counts {self.description}"
+            )
             warnings.warn(warning, UndefinedMetricWarning, stacklevel=2)
         return MetricResult(
             self.name,

@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import json
 import textwrap
-import warnings
 from pathlib import Path
 
 import pytest
-from records_factory import worked_example
 from typer.testing import CliRunner
 
 from harness.bots.kinds import BOT_KINDS, bot_settings, observes
@@ -18,8 +16,6 @@ from harness.cli import app
 from harness.errors import InputError, UnknownName
 from harness.project.config import load_config
 from harness.records import Observation
-from harness.scoring.metrics import ScoringOptions, build_core, compute_all
-from harness.scoring.scorecard import build_scorecard
 
 runner = CliRunner()
 HELPDESK = Path(__file__).parents[2] / "fixtures" / "stock_rasa" / "helpdesk"
@@ -60,24 +56,6 @@ def test_a_rasa_bot_observes_handoffs_only_with_a_handoff_mapping(tmp_path: Path
     )
     assert Observation.handoff not in observes(without.resolved())
     assert Observation.handoff in observes(mapped.resolved()) and Observation.ticket not in observes(mapped.resolved())
-
-
-def test_a_kpi_whose_observation_the_bot_does_not_make_is_undefined_with_a_warning_not_zero() -> None:
-    seen = frozenset({"messages", "intent", "fallback"})
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        kpis = {k.name: k for k in compute_all(build_core(worked_example(), ScoringOptions(200), seen))}
-    for name in ("escalation_accuracy.v1", "containment.v1", "self_service_completion.v1", "resolution_rate.v1"):
-        assert kpis[name].value is None and "does not report handoff" in (kpis[name].warning or ""), name
-    assert kpis["recognition_rate.v2"].value is not None and kpis["availability.v2"].value is not None
-    assert any("does not report handoff" in str(w.message) for w in caught)
-
-
-def test_without_observed_handoffs_the_scorecard_has_no_outcome_matrix() -> None:
-    seen = build_scorecard(build_core(worked_example(), ScoringOptions(200)), {})
-    blind = build_scorecard(build_core(worked_example(), ScoringOptions(200), frozenset({"intent"})), {})
-    assert not seen.outcome_matrix.empty and seen.escalation_errors
-    assert blind.outcome_matrix.empty and blind.escalation_errors == {}
 
 
 SCRIPT = """
@@ -148,3 +126,30 @@ def test_a_bot_that_never_hands_off_declares_no_handoff_and_observes_handoffs(tm
     (tmp_path / "never.yml").write_text("version: 1\nhandoffs: []\n")
     bot = f"{{kind: rasa, url: 'http://x', project: {HELPDESK}, handoff: {tmp_path / 'never.yml'}}}"
     assert Observation.handoff in observes(load_config(config_file(tmp_path, bot)).resolved())
+
+
+def test_validate_with_a_configuration_checks_that_configurations_eval_sets(tmp_path: Path) -> None:
+    (tmp_path / "toy.yml").write_text(EVALS)
+    bot = (
+        "{kind: scripted, script: 'toy_bot:script', "
+        "vocabulary: {intents: [greet, check_balance, talk_to_human], queues: [general]}}"
+    )
+    config = config_file(tmp_path, bot, tmp_path / "toy.yml")
+    result = runner.invoke(app, ["validate", "--config", str(config)])
+    assert result.exit_code == 0, result.stderr
+    assert "2 conversations" in result.stdout and "the bot section's `vocabulary`" in result.stdout
+
+
+def test_import_rasa_refuses_a_mapping_that_names_what_the_domain_lacks(tmp_path: Path) -> None:
+    mapping = tmp_path / "handoff.yml"
+    mapping.write_text(
+        "version: 1\nhandoffs:\n  - when: {action: action_hand_off}\n    queue: {slot: handoff_to}\n"
+        "queues: {billing_team: billing}\n"
+    )
+    result = runner.invoke(
+        app,
+        ["evalsets", "import-rasa", str(HELPDESK / "tests"), "--name", "h", "--mapping", str(mapping),
+         "--domain", str(HELPDESK / "domain.yml"), "--out", str(tmp_path / "h.yml")],
+    )  # fmt: skip
+    assert result.exit_code == 2 and "did you mean 'action_handoff'" in result.stderr
+    assert not (tmp_path / "h.yml").exists()

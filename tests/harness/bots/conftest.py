@@ -1,6 +1,0 @@
-"""Bot-kind tests share the record factories of tests/harness (records_factory)."""
-
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
