@@ -42,12 +42,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError, model_validator
 
 from harness.bots.base import Handoff
 from harness.errors import InputError
-from harness.project.problems import read_utf8, unknown, yaml_location
+from harness.project.problems import read_yaml, unknown, yaml_location
 
 
 class UnmappedHandoffValue(UserWarning):
@@ -214,12 +213,7 @@ def load_handoff_mapping(path: Path) -> HandoffMapping:
 
     Raises InputError listing every problem as `<file>: <location>: <message>` (unknown keys with did-you-mean).
     """
-    try:
-        raw = yaml.safe_load(read_utf8(path))
-    except OSError as exc:
-        raise InputError("cannot read the handoff mapping", [f"{path}: {exc.strerror}"]) from None
-    except yaml.YAMLError as exc:
-        raise InputError("the handoff mapping is not valid YAML", [f"{path}: {exc}"]) from None
+    raw = read_yaml(path, "handoff mapping")
     if not isinstance(raw, dict):
         got = "an empty file" if raw is None else f"a {type(raw).__name__}"
         raise InputError("invalid handoff mapping", [f"{path}: expected `version: 1` and `handoffs:`, got {got}"])

@@ -13,10 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from harness.errors import InputError
-from harness.project.problems import read_utf8
+from harness.project.problems import read_yaml
 
 DOMAIN_KEYS = ("intents", "entities", "slots", "forms", "actions", "responses", "e2e_actions", "session_config")
 """Rasa's `ALL_DOMAIN_KEYS`: a YAML file with any of them is a domain file."""
@@ -147,12 +145,7 @@ def _domain_files(folder: Path) -> list[Path]:
 
 
 def _read(file: Path) -> dict[str, Any]:
-    try:
-        document = yaml.safe_load(read_utf8(file))
-    except OSError as exc:
-        raise InputError("cannot read the Rasa domain", [f"{file}: {exc.strerror}"]) from None
-    except yaml.YAMLError as exc:
-        raise InputError("the Rasa domain is not valid YAML", [f"{file}: {exc}"]) from None
+    document = read_yaml(file, "Rasa domain")
     return document if isinstance(document, dict) else {}
 
 

@@ -9,10 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from harness.errors import InputError
-from harness.project.problems import read_utf8
+from harness.project.problems import read_yaml
 
 
 @dataclass(frozen=True)
@@ -26,10 +24,7 @@ class QueueConfig:
 
 def load_queue_config(path: Path) -> QueueConfig:
     """Queue and rule names from the bot's escalation policy file; raises InputError if it cannot be read."""
-    try:
-        raw = yaml.safe_load(read_utf8(path))
-    except (OSError, yaml.YAMLError) as exc:
-        raise InputError("cannot read the bot's escalation policy", [f"{path}: {exc}"]) from None
+    raw = read_yaml(path, "bot's escalation policy")
     if not isinstance(raw, dict) or not isinstance(raw.get("queues"), dict):
         raise InputError("invalid escalation policy", [f"{path}: queues: expected a mapping of queue names"])
     return QueueConfig(

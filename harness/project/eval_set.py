@@ -15,11 +15,10 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from harness.errors import InputError
-from harness.project.problems import read_utf8, unknown, yaml_location
+from harness.project.problems import read_yaml, unknown, yaml_location
 
 FORMAT_VERSION = 1
 OUT_OF_SCOPE = "out_of_scope"
@@ -179,12 +178,9 @@ def load_eval_sets(
 def _read(path: Path, problems: list[str]) -> tuple[EvalSetHeader | None, list[tuple[int, Conversation]]]:
     """The file's header and its valid conversations (with their index); problems go to `problems`."""
     try:
-        raw = yaml.safe_load(read_utf8(path))
+        raw = read_yaml(path, "eval set")
     except InputError as exc:
         problems += exc.problems
-        return None, []
-    except yaml.YAMLError as exc:
-        problems.append(f"{path}: not valid YAML: {exc}")
         return None, []
     if raw is None:
         problems.append(f"{path}: the file is empty; an eval set needs version, name and conversations")

@@ -13,11 +13,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from harness.errors import InputError
-from harness.project.problems import read_utf8, unknown, yaml_location
+from harness.project.problems import read_yaml, unknown, yaml_location
 
 _ENTITY_MARKUP = re.compile(r"\[([^\]]+)\](?:\([^)]*\)|\{[^}]*\})")
 _NORMALISE = re.compile(r"[^\w\s]")
@@ -131,9 +130,9 @@ def load_catalog(directory: Path, *, known_queues: Iterable[str] | None = None) 
 
 def _read_file(path: Path, problems: list[str]) -> list[Intent]:
     try:
-        raw = yaml.safe_load(read_utf8(path))
-    except yaml.YAMLError as exc:
-        problems.append(f"{path}: not valid YAML: {exc}")
+        raw = read_yaml(path, "intents file")
+    except InputError as exc:
+        problems += exc.problems
         return []
     try:
         return IntentFile.model_validate(raw).intents

@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -65,15 +65,27 @@ def read_utf8(path: Path) -> str:
         ) from None
 
 
+def read_yaml(path: Path, what: str) -> Any:
+    """The YAML document in the user's file `path` (None for an empty file); `what` names it in messages.
+
+    Raises InputError naming the file: unreadable or not UTF-8 (`read_utf8`), or not valid YAML, located as
+    `file:line:col: problem` (the line and column of the parser's mark, from 1).
+    """
+    text = read_utf8(path)
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise InputError(f"the {what} is not valid YAML", [f"{where}: not valid YAML: {problem}"]) from None
+
+
 def load_yaml_model(path: Path, model: type[Model], what: str, raw_hook=None) -> Model:  # type: ignore[no-untyped-def]
     """`model` validated from the YAML file at `path`; InputError naming `what`, the file and every location.
 
     `raw_hook` may adjust the parsed document first (for example to apply command-line overrides)."""
-    text = read_utf8(path)
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise InputError(f"the {what} is not valid YAML", [f"{path}: {exc}"]) from None
+    raw = read_yaml(path, what)
     if raw_hook is not None:
         raw = raw_hook(raw)
     try:

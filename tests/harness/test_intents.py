@@ -104,7 +104,7 @@ intents:
 
 def test_malformed_yaml_names_the_file(tmp_path: Path) -> None:
     write(tmp_path, "bad.yml", "version: 1\nintents: [unclosed\n")
-    with pytest.raises(InputError, match="bad.yml: not valid YAML"):
+    with pytest.raises(InputError, match="bad.yml:3:1: not valid YAML: expected"):  # file:line:col of the parser
         load_catalog(tmp_path)
 
 

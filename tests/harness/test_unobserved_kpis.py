@@ -27,30 +27,3 @@ def test_without_observed_handoffs_the_scorecard_has_no_outcome_matrix() -> None
     blind = build_scorecard(build_core(worked_example(), ScoringOptions(200), frozenset({"intent"})), {})
     assert not seen.outcome_matrix.empty and seen.escalation_errors
     assert blind.outcome_matrix.empty and blind.escalation_errors == {}
-
-
-SCRIPT = """
-from harness.bots.scripted import bot_turn
-
-def script(conversation_id, text, turn):
-    if "person" in text:
-        return bot_turn("talk_to_human", handoff=("general", "asked"), model="toy-1")
-    return bot_turn("greet" if "hi" in text else "check_balance", model="toy-1")
-"""
-
-EVALS = """
-version: 1
-name: toy
-conversations:
-  - id: toy-1
-    turns:
-      - {text: "hi there", intent: greet}
-      - {text: "what's my balance", intent: check_balance, expect: {actions: [utter_balance]}}
-    expected: {outcome: self_served}
-    resolvable: true
-  - id: toy-2
-    turns:
-      - {text: "a person please", intent: talk_to_human}
-    expected: {outcome: escalated, queue: general}
-    resolvable: false
-"""
