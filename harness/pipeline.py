@@ -492,6 +492,7 @@ def serving_reference_bot(
         model=model,
         token=token,
         handoff_db=paths.bot / "var" / "eval-handoff.sqlite3",
+        tracker_store=str(paths.bot / "var" / "eval-tracker.sqlite3"),
         rasa_port=free_port(),
         action_port=free_port(),
     )

@@ -3,8 +3,25 @@
 A ticket carries everything the agent needs so the customer never repeats themselves: queue, priority, the
 escalation rule that fired, a short summary, the slots and the full transcript. Messages the customer sends
 after the handoff are appended to the ticket's transcript. Standard library only, so the action server, the
-reference channel, the harness and the tests share it. Several processes write to one file; WAL mode and a
-busy timeout keep that safe.
+reference channel, the harness and the tests share it. Several processes write to one file; WAL mode, a busy
+timeout and `BEGIN IMMEDIATE` transactions keep that safe.
+
+Two guarantees, both enforced by the file itself:
+
+- **One live ticket per conversation.** A partial unique index allows at most one `pending` or `open` ticket per
+  conversation id; `create_ticket` is idempotent: when the conversation already has an open ticket it returns that
+  ticket's id and creates nothing.
+- **No ticket for a turn that failed.** The handoff action cannot know whether its turn will complete: the action
+  server may be killed after the ticket is written, or Rasa may drop the action's events. So the action writes the
+  ticket `pending`, invisible to agents (`open_tickets`), and it becomes `open` only once the conversation's stored
+  tracker references it: the bot's tracker store calls `settle(conversation_id, ticket_id)` after it has saved
+  each turn (bankbot.tracker_store), and `append_message` (the channel passing on a message of a handed-off
+  conversation, whose stored tracker names the ticket) confirms it too. `settle` also deletes the conversation's
+  other pending tickets: left by turns whose events were lost. Rasa handles one turn of a conversation at a time,
+  so a pending ticket of another turn is never in flight when its conversation is saved.
+
+Statuses: `pending` (written by a turn not yet saved), `open` (agents see it), `duplicate` (an extra open ticket
+of one conversation, from files written before the unique index; see `close_duplicates`).
 """
 
 from __future__ import annotations
@@ -13,8 +30,8 @@ import json
 import os
 import sqlite3
 import uuid
-from collections.abc import Iterable
-from contextlib import closing
+from collections.abc import Iterable, Iterator
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,6 +39,7 @@ from typing import Any
 
 DB_PATH_ENV = "HANDOFF_DB"
 DEFAULT_DB_PATH = Path(__file__).resolve().parent.parent / "var" / "handoff.sqlite3"
+PENDING, OPEN, DUPLICATE = "pending", "open", "duplicate"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS tickets (
@@ -45,6 +63,14 @@ CREATE TABLE IF NOT EXISTS ticket_messages (
     PRIMARY KEY (ticket_id, seq)
 );
 """
+_ONE_LIVE_TICKET = (
+    "CREATE UNIQUE INDEX IF NOT EXISTS one_live_ticket_per_conversation "
+    "ON tickets (conversation_id) WHERE status IN ('pending', 'open')"
+)
+
+
+class HandoffStoreError(RuntimeError):
+    """The ticket file cannot be used as it is; the message says why and how to fix it."""
 
 
 @dataclass(frozen=True)
@@ -82,17 +108,37 @@ def default_db_path() -> Path:
 
 
 class HandoffStore:
-    """Tickets in one SQLite file; every method opens its own short connection (safe across processes)."""
+    """Tickets in one SQLite file; every method opens its own short connection (safe across processes).
+
+    Opening a file written before the one-live-ticket index raises HandoffStoreError if it holds several open
+    tickets of one conversation, naming them and the command that resolves them (`close_duplicates`).
+    """
 
     def __init__(self, path: Path | str | None = None) -> None:
         self.path = Path(path) if path is not None else default_db_path()
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with closing(self._connect()) as db, db:
+        with closing(self._connect()) as db:
             db.execute("PRAGMA journal_mode=WAL")
             db.executescript(_SCHEMA)
+            try:
+                db.execute(_ONE_LIVE_TICKET)
+            except sqlite3.IntegrityError:
+                raise HandoffStoreError(_duplicates_message(self.path, db)) from None
 
     def _connect(self) -> sqlite3.Connection:
-        return sqlite3.connect(self.path, timeout=30)
+        # Autocommit; writes go through `_transaction`, which takes the write lock before reading.
+        return sqlite3.connect(self.path, timeout=30, isolation_level=None)
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with closing(self._connect()) as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
 
     def create_ticket(
         self,
@@ -105,14 +151,39 @@ class HandoffStore:
         slots: dict[str, Any],
         transcript: Iterable[tuple[str, str]],
         ticket_id: str | None = None,
+        status: str = OPEN,
     ) -> str:
-        """Store a new open ticket with its transcript of (sender, text) pairs; returns the ticket id."""
+        """Store a ticket with its transcript of (sender, text) pairs; returns the ticket id.
+
+        `status` is `open` (agents see it at once) or `pending` (the handoff action's choice: it becomes open when
+        the conversation's stored tracker references it, see `settle`). Idempotent per conversation: if the
+        conversation has an open ticket, nothing is written and that ticket's id is returned; a pending ticket of
+        the conversation is replaced (it belongs to a turn that failed). ValueError for another status.
+        """
+        if status not in (OPEN, PENDING):
+            raise ValueError(f"status must be {OPEN!r} or {PENDING!r}, not {status!r}")
         ticket_id = ticket_id or new_ticket_id()
         now = _now()
-        with closing(self._connect()) as db, db:
+        with self._transaction() as db:
+            existing = db.execute(
+                "SELECT ticket_id FROM tickets WHERE conversation_id = ? AND status = ?", (conversation_id, OPEN)
+            ).fetchone()
+            if existing is not None:
+                return str(existing[0])
+            _delete_pending(db, conversation_id, keep=None)
             db.execute(
-                "INSERT INTO tickets VALUES (?, ?, ?, ?, ?, ?, ?, 'open', ?)",
-                (ticket_id, conversation_id, queue, priority, rule, summary, json.dumps(slots, sort_keys=True), now),
+                "INSERT INTO tickets VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    ticket_id,
+                    conversation_id,
+                    queue,
+                    priority,
+                    rule,
+                    summary,
+                    json.dumps(slots, sort_keys=True),
+                    status,
+                    now,
+                ),
             )
             db.executemany(
                 "INSERT INTO ticket_messages VALUES (?, ?, ?, ?, ?)",
@@ -121,19 +192,62 @@ class HandoffStore:
         return ticket_id
 
     def append_message(self, ticket_id: str, sender: str, text: str) -> None:
-        """Add a message to the end of a ticket's transcript (a customer writing after the handoff)."""
-        with closing(self._connect()) as db, db:
+        """Add a message to the end of a ticket's transcript (a customer writing after the handoff).
+
+        Called for the ticket a conversation's stored tracker names, so a still-pending ticket is confirmed (open).
+        """
+        with self._transaction() as db:
             (next_seq,) = db.execute(
                 "SELECT COALESCE(MAX(seq) + 1, 0) FROM ticket_messages WHERE ticket_id = ?", (ticket_id,)
             ).fetchone()
             db.execute(
                 "INSERT INTO ticket_messages VALUES (?, ?, ?, ?, ?)", (ticket_id, next_seq, sender, text, _now())
             )
+            db.execute("UPDATE tickets SET status = ? WHERE ticket_id = ? AND status = ?", (OPEN, ticket_id, PENDING))
+
+    def confirm(self, ticket_id: str) -> bool:
+        """Make a pending ticket open (its handoff turn completed); True if it was pending, False otherwise."""
+        with self._transaction() as db:
+            changed = db.execute(
+                "UPDATE tickets SET status = ? WHERE ticket_id = ? AND status = ?", (OPEN, ticket_id, PENDING)
+            ).rowcount
+        return changed > 0
+
+    def settle(self, conversation_id: str, referenced: str | None) -> tuple[bool, int]:
+        """After a conversation's turn is stored: open its pending ticket `referenced` (the ticket its tracker names,
+        or None) and delete its other pending tickets (left by failed turns).
+
+        Returns (whether a ticket was opened, how many pending tickets were deleted). Only reads unless the
+        conversation has a pending ticket, so calling it after every turn costs one small query.
+        """
+        with closing(self._connect()) as db:
+            pending = db.execute(
+                "SELECT 1 FROM tickets WHERE conversation_id = ? AND status = ? LIMIT 1", (conversation_id, PENDING)
+            ).fetchone()
+        if pending is None:
+            return False, 0
+        with self._transaction() as db:
+            opened = 0
+            if referenced:
+                opened = db.execute(
+                    "UPDATE tickets SET status = ? WHERE ticket_id = ? AND conversation_id = ? AND status = ?",
+                    (OPEN, referenced, conversation_id, PENDING),
+                ).rowcount
+            deleted = _delete_pending(db, conversation_id, keep=referenced)
+        return opened > 0, deleted
+
+    def pending_conversations(self) -> list[str]:
+        """Conversation ids that have a pending ticket (to settle after a crash), oldest ticket first."""
+        with closing(self._connect()) as db:
+            rows = db.execute(
+                "SELECT conversation_id FROM tickets WHERE status = ? ORDER BY created_at, rowid", (PENDING,)
+            ).fetchall()
+        return [r[0] for r in rows]
 
     def get(self, ticket_id: str) -> Ticket | None:
         """The ticket with its transcript, or None if there is no such ticket."""
         with closing(self._connect()) as db:
-            row = db.execute("SELECT * FROM tickets WHERE ticket_id = ?", (ticket_id,)).fetchone()
+            row = db.execute(f"SELECT {_COLUMNS} FROM tickets WHERE ticket_id = ?", (ticket_id,)).fetchone()
             if row is None:
                 return None
             messages = db.execute(
@@ -142,7 +256,7 @@ class HandoffStore:
         return _ticket(row, messages)
 
     def for_conversation(self, conversation_id: str) -> list[Ticket]:
-        """All tickets of a conversation, oldest first."""
+        """All tickets of a conversation, whatever their status, oldest first."""
         with closing(self._connect()) as db:
             ids = [
                 r[0]
@@ -154,7 +268,8 @@ class HandoffStore:
         return [t for t in (self.get(i) for i in ids) if t is not None]
 
     def open_tickets(self, queue: str | None = None) -> list[Ticket]:
-        """Open tickets, highest priority first, then oldest first; optionally of one queue."""
+        """Open tickets (what agents see; never pending ones), highest priority first, then oldest first; optionally
+        of one queue."""
         query = "SELECT ticket_id FROM tickets WHERE status = 'open'"
         params: tuple[Any, ...] = ()
         if queue is not None:
@@ -164,6 +279,60 @@ class HandoffStore:
         with closing(self._connect()) as db:
             ids = [r[0] for r in db.execute(query, params)]
         return [t for t in (self.get(i) for i in ids) if t is not None]
+
+
+_COLUMNS = "ticket_id, conversation_id, queue, priority, rule, summary, slots_json, status, created_at"
+
+
+def _delete_pending(db: sqlite3.Connection, conversation_id: str, keep: str | None) -> int:
+    doomed = [
+        r[0]
+        for r in db.execute(
+            "SELECT ticket_id FROM tickets WHERE conversation_id = ? AND status = ? AND ticket_id IS NOT ?",
+            (conversation_id, PENDING, keep),
+        )
+    ]
+    for ticket_id in doomed:
+        db.execute("DELETE FROM ticket_messages WHERE ticket_id = ?", (ticket_id,))
+        db.execute("DELETE FROM tickets WHERE ticket_id = ?", (ticket_id,))
+    return len(doomed)
+
+
+def _duplicated_conversations(db: sqlite3.Connection) -> list[tuple[str, int]]:
+    return db.execute(
+        "SELECT conversation_id, COUNT(*) FROM tickets WHERE status IN (?, ?) GROUP BY conversation_id "
+        "HAVING COUNT(*) > 1 ORDER BY conversation_id",
+        (PENDING, OPEN),
+    ).fetchall()
+
+
+def _duplicates_message(path: Path, db: sqlite3.Connection) -> str:
+    found = _duplicated_conversations(db)
+    shown = ", ".join(f"{c!r} ({n} tickets)" for c, n in found[:5]) + (
+        f" and {len(found) - 5} more" if len(found) > 5 else ""
+    )
+    return (
+        f"{path}: {len(found)} conversation(s) have more than one open ticket ({shown}), written by a bot version "
+        f"that allowed that; this version allows one per conversation. Keep the oldest of each and mark the others "
+        f"'duplicate' (their transcripts stay in the file) with: "
+        f"python bot/bankbot/handoff_store.py --db {path.resolve()} --close-duplicates (from the repository root)"
+    )
+
+
+def close_duplicates(path: Path | str) -> int:
+    """Mark all but the oldest open or pending ticket of each conversation `duplicate`; returns how many were
+    marked. For ticket files written before one live ticket per conversation was enforced."""
+    with closing(sqlite3.connect(path, timeout=30, isolation_level=None)) as db:
+        db.execute("BEGIN IMMEDIATE")
+        changed = db.execute(
+            "UPDATE tickets SET status = ? WHERE status IN (?, ?) AND rowid NOT IN ("
+            " SELECT rowid FROM tickets AS t WHERE t.status IN (?, ?) AND NOT EXISTS ("
+            "  SELECT 1 FROM tickets AS o WHERE o.conversation_id = t.conversation_id AND o.status IN (?, ?)"
+            "  AND (o.created_at, o.rowid) < (t.created_at, t.rowid)))",
+            (DUPLICATE, PENDING, OPEN, PENDING, OPEN, PENDING, OPEN),
+        ).rowcount
+        db.execute("COMMIT")
+    return int(changed)
 
 
 def _ticket(row: tuple, messages: list[tuple]) -> Ticket:
@@ -191,16 +360,32 @@ def main(argv: list[str] | None = None) -> None:
     import argparse
 
     parser = argparse.ArgumentParser(description=main.__doc__)
-    parser.add_argument("--db", type=Path, default=None,
-                        help=f"ticket store (default: ${DB_PATH_ENV} or {DEFAULT_DB_PATH})")
+    parser.add_argument(
+        "--db", type=Path, default=None, help=f"ticket store (default: ${DB_PATH_ENV} or {DEFAULT_DB_PATH})"
+    )
     parser.add_argument("--queue", default=None, help="only this queue")
+    parser.add_argument(
+        "--close-duplicates",
+        action="store_true",
+        help="first keep one open ticket per conversation (the oldest), marking the others duplicate",
+    )
     args = parser.parse_args(argv)
-    store = HandoffStore(args.db)
+    if args.close_duplicates:
+        path = args.db or default_db_path()
+        print(f"marked {close_duplicates(path)} ticket(s) duplicate in {path}")
+    try:
+        store = HandoffStore(args.db)
+    except HandoffStoreError as exc:
+        import sys
+
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
     tickets = store.open_tickets(args.queue)
     print(f"{len(tickets)} open ticket(s) in {store.path}")
     for t in tickets:
-        print(f"\n{t.ticket_id}  queue={t.queue}  priority={t.priority}  rule={t.rule}  "
-              f"conversation={t.conversation_id}")
+        print(
+            f"\n{t.ticket_id}  queue={t.queue}  priority={t.priority}  rule={t.rule}  conversation={t.conversation_id}"
+        )
         print(f"  summary: {t.summary}")
         for m in t.transcript:
             print(f"  {m.sender:>8}: {m.text}")

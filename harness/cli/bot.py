@@ -39,26 +39,40 @@ def bot_serve(
     handoff_db: Annotated[Path, typer.Option(envvar="HANDOFF_DB", help="SQLite file of handoff tickets.")] = (
         DEFAULT_PATHS.bot / "var" / "handoff.sqlite3"
     ),
+    tracker_store: Annotated[
+        str,
+        typer.Option(
+            envvar="TRACKER_STORE_URL",
+            help="Where conversations are kept, so handoffs survive a restart: an SQLite file, or an SQLAlchemy URL "
+            "such as postgresql://user:password@host:5432/db.",
+        ),
+    ] = str(DEFAULT_PATHS.bot / "var" / "tracker.sqlite3"),
 ) -> None:
     """Train if needed, then serve the bot and the action server on 127.0.0.1 until Ctrl-C."""
     import secrets
 
     from harness.bots.reference_bot.nlu_build import build
-    from harness.bots.reference_bot.server import BotLayout, BotServer, train
+    from harness.bots.reference_bot.server import BotLayout, BotServer, shown_url, train
 
     build(ProjectPaths())
     out.print("training the bot if its data changed (a fresh model takes a few minutes)...")
     model = train(BotLayout())
     token = token or secrets.token_urlsafe(16)
     server = BotServer(
-        model=model, token=token, handoff_db=handoff_db.resolve(), rasa_port=port, action_port=action_port
+        model=model,
+        token=token,
+        handoff_db=handoff_db.resolve(),
+        rasa_port=port,
+        action_port=action_port,
+        tracker_store=tracker_store,
     )
     with server:
         out.print(f"[bold green]bot ready[/]: model {model.name}")
         out.print(f"  reference channel: POST {server.url}")
         out.print(f"  bearer token:      {token}")
-        out.print(f"  action server:     http://127.0.0.1:{action_port}/webhook")
+        out.print(f"  action server:     http://127.0.0.1:{action_port}/webhook (Rasa server only: per-start secret)")
         out.print(f"  handoff tickets:   {handoff_db.resolve()}")
+        out.print(f"  conversations:     {shown_url(server.tracker_store_url)}")
         out.print(f"  logs:              {server.log_dir}")
         out.print(
             f"try: curl -s -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' "

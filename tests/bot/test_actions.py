@@ -33,12 +33,19 @@ def texts(dispatcher: CollectingDispatcher) -> list[str]:
 
 def test_fraud_creates_a_fraud_ticket_with_the_full_transcript(dispatcher, domain, handoff_db: Path) -> None:
     history = [("customer", "hi"), ("bot", "Hi, I'm Penny"), ("customer", "whats my balance"), ("bot", "£1,243.57")]
-    trk = tracker("report_fraud", "there's a payment I never made", history=history,
-                  slots={"topic": "check_balance", "not_understood_streak": 0.0})
+    trk = tracker(
+        "report_fraud",
+        "there's a payment I never made",
+        history=history,
+        slots={"topic": "check_balance", "not_understood_streak": 0.0},
+    )
     events = run(ActionEscalate(), dispatcher, trk, domain)
     slots = slots_of(events)
     assert (slots["handoff_queue"], slots["handoff_rule"], slots["conversation_state"]) == (
-        "fraud", "fraud_immediate", "handed_off")
+        "fraud",
+        "fraud_immediate",
+        "handed_off",
+    )
     ticket = HandoffStore(handoff_db).get(slots["handoff_ticket"])
     assert ticket is not None and (ticket.queue, ticket.priority, ticket.conversation_id) == ("fraud", "high", "conv-1")
     said = [(m.sender, m.text) for m in ticket.transcript]
@@ -50,16 +57,59 @@ def test_fraud_creates_a_fraud_ticket_with_the_full_transcript(dispatcher, domai
     assert ticket.slots == {"topic": "check_balance"}
 
 
+def test_the_handoff_ticket_stays_invisible_to_agents_until_the_turn_is_stored(dispatcher, domain, handoff_db) -> None:
+    events = run(ActionEscalate(), dispatcher, tracker("report_fraud", "someone took money"), domain)
+    store = HandoffStore(handoff_db)
+    ticket_id = slots_of(events)["handoff_ticket"]
+    assert store.get(ticket_id).status == "pending" and store.open_tickets() == []
+    assert store.settle("conv-1", ticket_id) == (True, 0)
+    assert [t.ticket_id for t in store.open_tickets()] == [ticket_id]
+
+
+def test_a_conversation_with_an_open_ticket_gets_no_second_one(dispatcher, domain, handoff_db) -> None:
+    store = HandoffStore(handoff_db)
+    first = store.create_ticket(
+        conversation_id="conv-1",
+        queue="complaints",
+        priority="normal",
+        rule="complaint",
+        summary="s",
+        slots={},
+        transcript=[("customer", "I want to complain")],
+    )
+    events = run(
+        ActionEscalate(), dispatcher, tracker("report_fraud", "and now there's a payment I never made"), domain
+    )
+    slots = slots_of(events)
+    assert (slots["handoff_ticket"], slots["handoff_queue"], slots["handoff_rule"]) == (
+        first,
+        "complaints",
+        "complaint",
+    )
+    assert first in texts(dispatcher)[0] and "Customer Care" in texts(dispatcher)[0]
+    (ticket,) = store.for_conversation("conv-1")
+    assert [(m.sender, m.text) for m in ticket.transcript] == [
+        ("customer", "I want to complain"),
+        ("customer", "and now there's a payment I never made"),
+        ("bot", texts(dispatcher)[0]),
+    ]
+
+
 def test_a_human_request_goes_to_the_queue_of_the_current_topic(dispatcher, domain, handoff_db: Path) -> None:
-    events = run(ActionEscalate(), dispatcher, tracker("request_human", "agent please",
-                                                       slots={"topic": "transfer_status"}), domain)
+    events = run(
+        ActionEscalate(),
+        dispatcher,
+        tracker("request_human", "agent please", slots={"topic": "transfer_status"}),
+        domain,
+    )
     assert slots_of(events)["handoff_queue"] == "payments"
     assert slots_of(events)["handoff_rule"] == "explicit_human_request"
 
 
 def test_escalating_inside_a_form_closes_the_form(dispatcher, domain) -> None:
-    trk = tracker("request_human", "just get me a person", slots={"topic": "card_lost_stolen"},
-                  active_loop="block_card_form")
+    trk = tracker(
+        "request_human", "just get me a person", slots={"topic": "card_lost_stolen"}, active_loop="block_card_form"
+    )
     events = run(ActionEscalate(), dispatcher, trk, domain)
     assert ActiveLoop(None) in events and SlotSet("requested_slot", None) in events
     assert slots_of(events)["handoff_queue"] == "cards"
@@ -79,8 +129,12 @@ def test_without_a_fraud_rule_the_bot_gives_advice_and_opens_no_ticket(
 
 
 def test_the_first_not_understood_turn_asks_to_rephrase(dispatcher, domain, handoff_db: Path) -> None:
-    events = run(ActionNotUnderstood(), dispatcher, tracker("nlu_fallback", "blorp",
-                                                            slots={"not_understood_streak": 1.0}), domain)
+    events = run(
+        ActionNotUnderstood(),
+        dispatcher,
+        tracker("nlu_fallback", "blorp", slots={"not_understood_streak": 1.0}),
+        domain,
+    )
     assert events == [] and texts(dispatcher) == ["utter_rephrase"]
     assert HandoffStore(handoff_db).open_tickets() == []
 
@@ -99,8 +153,9 @@ def extract(method: str, trk: Any) -> dict:
 def test_the_not_understood_streak_counts_consecutive_fallbacks_and_resets() -> None:
     again = tracker("nlu_fallback", "x", slots={"not_understood_streak": 1.0})
     assert extract("extract_not_understood_streak", again) == {"not_understood_streak": 2.0}
-    assert extract("extract_not_understood_streak", tracker("fees", "fees?", slots={"not_understood_streak": 1.0})) \
-        == {"not_understood_streak": 0.0}
+    assert extract("extract_not_understood_streak", tracker("fees", "fees?", slots={"not_understood_streak": 1.0})) == {
+        "not_understood_streak": 0.0
+    }
     # Inside a flow the form judges the answer; it is not a misunderstanding.
     in_form = tracker("nlu_fallback", "4821", slots={"not_understood_streak": 1.0}, active_loop="activate_card_form")
     assert extract("extract_not_understood_streak", in_form) == {"not_understood_streak": 0.0}
@@ -114,17 +169,21 @@ def test_only_self_service_intents_set_the_topic() -> None:
 
 def test_a_handed_off_conversation_stays_handed_off() -> None:
     assert extract("extract_conversation_state", tracker("greet", "hi", slots={"conversation_state": "ended"})) == {
-        "conversation_state": "active"}
-    assert extract("extract_conversation_state", tracker("greet", "hi", slots={"conversation_state": "handed_off"})) \
-        == {}
+        "conversation_state": "active"
+    }
+    assert (
+        extract("extract_conversation_state", tracker("greet", "hi", slots={"conversation_state": "handed_off"})) == {}
+    )
 
 
 def validate(form: Any, slot: str, value: Any, trk: Any, dispatcher: CollectingDispatcher) -> dict:
     return asyncio.run(getattr(form, f"validate_{slot}")(value, dispatcher, trk, {}))
 
 
-@pytest.mark.parametrize(("said", "kind"), [("the debit one", "debit"), ("my Mastercard", "credit"),
-                                            ("ending 7730", "credit"), ("visa", "debit")])
+@pytest.mark.parametrize(
+    ("said", "kind"),
+    [("the debit one", "debit"), ("my Mastercard", "credit"), ("ending 7730", "credit"), ("visa", "debit")],
+)
 def test_which_card_answers_are_understood(said: str, kind: str, dispatcher) -> None:
     trk = tracker("inform", said, active_loop="block_card_form")
     assert validate(ValidateBlockCardForm(), "card_type", said, trk, dispatcher) == {"card_type": kind}

@@ -10,15 +10,24 @@ from bankbot.handoff_store import HandoffStore, default_db_path
 
 def make(store: HandoffStore, conversation: str, queue: str, priority: str) -> str:
     return store.create_ticket(
-        conversation_id=conversation, queue=queue, priority=priority, rule="r", summary="s",
-        slots={"card_type": "debit"}, transcript=[("customer", "hi"), ("bot", "hello")],
+        conversation_id=conversation,
+        queue=queue,
+        priority=priority,
+        rule="r",
+        summary="s",
+        slots={"card_type": "debit"},
+        transcript=[("customer", "hi"), ("bot", "hello")],
     )
 
 
 def test_a_ticket_keeps_queue_rule_slots_summary_and_full_transcript(tmp_path: Path) -> None:
     store = HandoffStore(tmp_path / "t.sqlite3")
     ticket_id = store.create_ticket(
-        conversation_id="c1", queue="fraud", priority="high", rule="fraud_immediate", summary="Customer reports fraud",
+        conversation_id="c1",
+        queue="fraud",
+        priority="high",
+        rule="fraud_immediate",
+        summary="Customer reports fraud",
         slots={"topic": "check_balance"},
         transcript=[("customer", "what's my balance"), ("bot", "£10"), ("customer", "I don't recognise a payment")],
     )
@@ -27,7 +36,9 @@ def test_a_ticket_keeps_queue_rule_slots_summary_and_full_transcript(tmp_path: P
     assert (ticket.queue, ticket.priority, ticket.rule, ticket.status) == ("fraud", "high", "fraud_immediate", "open")
     assert ticket.slots == {"topic": "check_balance"}
     assert [(m.sender, m.text) for m in ticket.transcript] == [
-        ("customer", "what's my balance"), ("bot", "£10"), ("customer", "I don't recognise a payment"),
+        ("customer", "what's my balance"),
+        ("bot", "£10"),
+        ("customer", "I don't recognise a payment"),
     ]
 
 
@@ -76,3 +87,128 @@ def test_the_command_line_view_prints_open_tickets_with_transcripts(tmp_path: Pa
     printed = capsys.readouterr().out
     assert "1 open ticket(s)" in printed and "queue=fraud  priority=high" in printed
     assert "customer: hi" in printed and "bot: hello" in printed
+
+
+def pending(store: HandoffStore, conversation: str, ticket_id: str | None = None) -> str:
+    return store.create_ticket(
+        conversation_id=conversation,
+        queue="fraud",
+        priority="high",
+        rule="fraud_immediate",
+        summary="s",
+        slots={},
+        transcript=[("customer", "fraud!")],
+        ticket_id=ticket_id,
+        status="pending",
+    )
+
+
+def test_a_conversation_gets_at_most_one_open_ticket(tmp_path: Path) -> None:
+    store = HandoffStore(tmp_path / "t.sqlite3")
+    first = make(store, "c1", "fraud", "high")
+    assert make(store, "c1", "cards", "normal") == first
+    assert pending(store, "c1") == first
+    assert [t.ticket_id for t in store.for_conversation("c1")] == [first]
+    assert make(store, "c2", "cards", "normal") != first
+
+
+def test_the_file_itself_refuses_a_second_live_ticket_of_a_conversation(tmp_path: Path) -> None:
+    import sqlite3
+
+    store = HandoffStore(tmp_path / "t.sqlite3")
+    make(store, "c1", "fraud", "high")
+    with sqlite3.connect(store.path) as db, pytest.raises(sqlite3.IntegrityError, match="UNIQUE"):
+        db.execute("INSERT INTO tickets VALUES ('T-X', 'c1', 'q', 'normal', 'r', 's', '{}', 'pending', 'now')")
+
+
+def test_a_pending_ticket_is_invisible_to_agents_until_settled_as_the_stored_turns_ticket(tmp_path: Path) -> None:
+    store = HandoffStore(tmp_path / "t.sqlite3")
+    ticket_id = pending(store, "c1")
+    assert store.open_tickets() == [] and store.get(ticket_id).status == "pending"
+    assert store.settle("c1", ticket_id) == (True, 0)
+    assert [t.ticket_id for t in store.open_tickets()] == [ticket_id]
+    assert store.settle("c1", ticket_id) == (False, 0)
+
+
+def test_settling_a_turn_that_does_not_name_the_pending_ticket_deletes_it(tmp_path: Path) -> None:
+    store = HandoffStore(tmp_path / "t.sqlite3")
+    pending(store, "c1")
+    pending(store, "c2")
+    assert store.settle("c1", None) == (False, 1)
+    assert store.for_conversation("c1") == [] and store.open_tickets() == []
+    assert store.pending_conversations() == ["c2"]
+
+
+def test_a_new_handoff_replaces_the_pending_ticket_of_a_failed_turn(tmp_path: Path) -> None:
+    store = HandoffStore(tmp_path / "t.sqlite3")
+    stale = pending(store, "c1")
+    fresh = pending(store, "c1")
+    assert fresh != stale and [t.ticket_id for t in store.for_conversation("c1")] == [fresh]
+
+
+def test_a_message_appended_to_a_pending_ticket_confirms_it(tmp_path: Path) -> None:
+    store = HandoffStore(tmp_path / "t.sqlite3")
+    ticket_id = pending(store, "c1")
+    store.append_message(ticket_id, "customer", "hello?")
+    assert [t.ticket_id for t in store.open_tickets()] == [ticket_id]
+    assert store.confirm(ticket_id) is False
+
+
+def test_confirm_opens_a_pending_ticket_once(tmp_path: Path) -> None:
+    store = HandoffStore(tmp_path / "t.sqlite3")
+    ticket_id = pending(store, "c1")
+    assert store.confirm(ticket_id) is True and store.confirm(ticket_id) is False
+    assert store.get(ticket_id).status == "open"
+
+
+def test_an_unknown_status_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="status must be 'open' or 'pending', not 'closed'"):
+        HandoffStore(tmp_path / "t.sqlite3").create_ticket(
+            conversation_id="c",
+            queue="q",
+            priority="p",
+            rule="r",
+            summary="s",
+            slots={},
+            transcript=[],
+            status="closed",
+        )
+
+
+def old_file_with_duplicates(path: Path) -> None:
+    """A ticket file as the bot wrote it before one live ticket per conversation: three open tickets of c1."""
+    import sqlite3
+
+    from bankbot.handoff_store import _SCHEMA
+
+    with sqlite3.connect(path) as db:
+        db.executescript(_SCHEMA)
+        for n, conversation in enumerate(["c1", "c1", "c2", "c1"]):
+            db.execute(
+                f"INSERT INTO tickets VALUES ('T-{n}', '{conversation}', 'fraud', 'high', 'r', 's', '{{}}', "
+                f"'open', '2025-01-01T00:00:0{n}')"
+            )
+
+
+def test_opening_an_old_file_with_duplicate_open_tickets_says_which_and_how_to_fix(tmp_path: Path) -> None:
+    from bankbot.handoff_store import HandoffStoreError
+
+    path = tmp_path / "old.sqlite3"
+    old_file_with_duplicates(path)
+    with pytest.raises(HandoffStoreError) as caught:
+        HandoffStore(path)
+    message = str(caught.value)
+    assert "1 conversation(s) have more than one open ticket ('c1' (3 tickets))" in message
+    assert f"python bot/bankbot/handoff_store.py --db {path.resolve()} --close-duplicates" in message
+
+
+def test_close_duplicates_keeps_the_oldest_open_ticket_of_each_conversation(tmp_path: Path, capsys) -> None:
+    from bankbot.handoff_store import main
+
+    path = tmp_path / "old.sqlite3"
+    old_file_with_duplicates(path)
+    main(["--db", str(path), "--close-duplicates"])
+    assert "marked 2 ticket(s) duplicate" in capsys.readouterr().out
+    store = HandoffStore(path)
+    assert [t.ticket_id for t in store.open_tickets()] == ["T-0", "T-2"]
+    assert [t.status for t in store.for_conversation("c1")] == ["open", "duplicate", "duplicate"]

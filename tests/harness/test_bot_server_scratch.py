@@ -36,6 +36,7 @@ def test_the_bot_processes_temporary_folder_is_removed_when_they_stop(tmp_path: 
     rasa = venv / "bin" / "rasa"
     rasa.write_text(FAKE_RASA)
     rasa.chmod(0o755)
+    (venv / "bin" / "python").symlink_to(rasa)  # the action server: python -m bankbot.action_server
     record = tmp_path / "record"
     record.mkdir()
     monkeypatch.setenv("RECORD", str(record))

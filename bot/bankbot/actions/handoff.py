@@ -2,6 +2,8 @@
 
 `signals_from` reads what the policy looks at from the tracker; `hand_off` carries a decision out. Every action
 that may escalate goes through these two functions, so the policy file alone decides who escalates where.
+The ticket is written `pending` and opens for agents once the turn is stored (see bankbot.handoff_store), so a turn
+that fails after this action ran leaves no ticket behind.
 """
 
 from __future__ import annotations
@@ -16,15 +18,30 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from bankbot.catalog import load_catalog
 from bankbot.escalation import DEFAULT_POLICY_PATH, Decision, Policy, Signals, load_policy
-from bankbot.handoff_store import HandoffStore, new_ticket_id
+from bankbot.handoff_store import PENDING, HandoffStore, new_ticket_id
 
 POLICY_PATH_ENV = "ESCALATION_POLICY"
 FALLBACK_INTENT = "nlu_fallback"
 # Slots that are the bot's own bookkeeping, not information the agent needs.
-_BOOKKEEPING = {"requested_slot", "session_started_metadata", "not_understood_streak", "invalid_inputs",
-                "flow_failed", "conversation_state", "handoff_queue", "handoff_rule", "handoff_ticket"}
-QUEUE_LABELS = {"cards": "Cards", "payments": "Payments", "fraud": "Fraud", "accounts": "Accounts",
-                "complaints": "Customer Care", "general": "Customer Support"}
+_BOOKKEEPING = {
+    "requested_slot",
+    "session_started_metadata",
+    "not_understood_streak",
+    "invalid_inputs",
+    "flow_failed",
+    "conversation_state",
+    "handoff_queue",
+    "handoff_rule",
+    "handoff_ticket",
+}
+QUEUE_LABELS = {
+    "cards": "Cards",
+    "payments": "Payments",
+    "fraud": "Fraud",
+    "accounts": "Accounts",
+    "complaints": "Customer Care",
+    "general": "Customer Support",
+}
 
 
 def policy() -> Policy:
@@ -61,13 +78,19 @@ def signals_from(tracker: Tracker, *, invalid_flow_inputs: int = 0) -> Signals:
 def hand_off(
     dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any], decision: Decision
 ) -> list[EventType]:
-    """Create the ticket for `decision`, tell the customer once, and mark the conversation handed off."""
-    ticket_id = new_ticket_id()
+    """Create the ticket for `decision`, tell the customer once, and mark the conversation handed off.
+
+    The ticket is pending until the turn is stored. If the conversation already has an open ticket (its tracker lost
+    the handoff, e.g. in a new session), no second ticket is created: the customer's message goes to that ticket.
+    """
+    proposed = new_ticket_id()
     template = domain["responses"]["utter_after_handoff"][0]["text"]
-    message = template.format(queue_label=QUEUE_LABELS.get(decision.queue, decision.queue.title()), ticket=ticket_id)
+    label = QUEUE_LABELS.get(decision.queue, decision.queue.title())
+    message = template.format(queue_label=label, ticket=proposed)
     slots = {k: v for k, v in tracker.current_slot_values().items() if v is not None and k not in _BOOKKEEPING}
-    store().create_ticket(
-        ticket_id=ticket_id,
+    tickets = store()
+    ticket_id = tickets.create_ticket(
+        ticket_id=proposed,
         conversation_id=tracker.sender_id,
         queue=decision.queue,
         priority=decision.priority,
@@ -75,11 +98,19 @@ def hand_off(
         summary=summary_of(tracker, decision, slots),
         slots=slots,
         transcript=[*transcript_of(tracker), ("bot", message)],
+        status=PENDING,
     )
+    queue, rule = decision.queue, decision.rule
+    existing = tickets.get(ticket_id) if ticket_id != proposed else None
+    if existing is not None:
+        queue, rule = existing.queue, existing.rule
+        message = template.format(queue_label=QUEUE_LABELS.get(queue, queue.title()), ticket=ticket_id)
+        tickets.append_message(ticket_id, "customer", tracker.latest_message.get("text") or "")
+        tickets.append_message(ticket_id, "bot", message)
     dispatcher.utter_message(text=message)
     events: list[EventType] = [
-        SlotSet("handoff_queue", decision.queue),
-        SlotSet("handoff_rule", decision.rule),
+        SlotSet("handoff_queue", queue),
+        SlotSet("handoff_rule", rule),
         SlotSet("handoff_ticket", ticket_id),
         SlotSet("conversation_state", "handed_off"),
     ]
@@ -111,7 +142,7 @@ def summary_of(tracker: Tracker, decision: Decision, slots: dict[str, Any]) -> s
         parts.append(f"Latest request: {catalog[intent].description}")
     if topic in catalog and topic != intent:
         parts.append(f"Topic before that: {catalog[topic].description}")
-    parts.append(f"Customer said: \"{tracker.latest_message.get('text', '')}\" ({customer_turns} customer message(s)).")
+    parts.append(f'Customer said: "{tracker.latest_message.get("text", "")}" ({customer_turns} customer message(s)).')
     if slots:
         parts.append("Details given: " + ", ".join(f"{k}={v}" for k, v in sorted(slots.items())) + ".")
     return " ".join(parts)

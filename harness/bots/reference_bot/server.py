@@ -2,13 +2,16 @@
 
 The bot lives in its own virtual environment (.venv-bot, Rasa's pins); this module only starts its commands.
 A model is named after a fingerprint of everything training reads, so an unchanged bot is never retrained.
-`BotServer` is a context manager that stops every process it started, also on errors and Ctrl-C.
+`BotServer` is a context manager that stops every process it started, also on errors and Ctrl-C. Each start makes a
+new shared secret between the Rasa server and the action server (`python -m bankbot.action_server`, which refuses
+every other caller), and keeps conversations in a persistent tracker store (an SQLite file by default).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -111,6 +114,22 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def tracker_store_url(location: Path | str) -> str:
+    """An SQLAlchemy URL for the bot's tracker store: `location` as given if it has a scheme (`postgresql://...`),
+    else an SQLite file at that path (made absolute)."""
+    text = str(location)
+    return text if "://" in text else f"sqlite:///{Path(text).resolve()}"
+
+
+def shown_url(url: str) -> str:
+    """A database URL fit to print: the password, if any, replaced by ***."""
+    scheme, sep, rest = url.partition("://")
+    credentials, at, host = rest.rpartition("@")
+    if not sep or not at or ":" not in credentials:
+        return url
+    return f"{scheme}://{credentials.split(':', 1)[0]}:***@{host}"
+
+
 @dataclass
 class BotServer:
     """The Rasa server with the reference channel and the action server, on loopback, as a context manager."""
@@ -124,10 +143,31 @@ class BotServer:
     log_dir: Path = REPO_ROOT / "bot" / "var" / "logs"
     escalation_policy: Path | None = None
     """A different escalation policy file (for example a degraded variant); default bot/escalation.yml."""
+    tracker_store: str | None = None
+    """Where conversations are kept: an SQLAlchemy URL or an SQLite file path; default `<handoff_db stem>-tracker
+    .sqlite3` beside the ticket store, so a server started again on the same ticket store finds its conversations."""
+    credentials: Path | None = None
+    """A credentials file instead of bot/credentials.yml (for example a channel with other limits)."""
+    actions_package: str = "bankbot.actions"
+    """The package the action server loads (tests substitute a wrapper that injects faults)."""
+    extra_env: dict[str, str] = field(default_factory=dict)
+    """Environment variables for both processes, applied last (tests: PYTHONPATH, SANIC_HOST)."""
     startup_timeout_s: float = 180.0
     _processes: list[subprocess.Popen] = field(default_factory=list, init=False, repr=False)
     _scratch: Path | None = field(default=None, init=False, repr=False)
     """The processes' temporary folder (TMPDIR), removed when they stop: Rasa and TensorFlow leave files there."""
+    _action_token: str = field(default="", init=False, repr=False)
+
+    @property
+    def tracker_store_url(self) -> str:
+        """The SQLAlchemy URL of the tracker store the Rasa server uses."""
+        default = self.handoff_db.with_name(f"{self.handoff_db.stem}-tracker.sqlite3")
+        return tracker_store_url(self.tracker_store or default)
+
+    @property
+    def action_token(self) -> str:
+        """The secret the action server requires (`Authorization: Bearer ...`) in the current start; '' if stopped."""
+        return self._action_token
 
     @property
     def url(self) -> str:
@@ -149,25 +189,28 @@ class BotServer:
         if not self.layout.rasa.exists():
             raise BotProcessError(f"the bot environment is missing ({self.layout.rasa}): run `make bot-env`")
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        self._action_token = secrets.token_urlsafe(32)
         extra = {
             "HANDOFF_DB": str(self.handoff_db),
             "REFERENCE_CHANNEL_TOKEN": self.token,
             "ACTION_SERVER_URL": f"http://127.0.0.1:{self.action_port}/webhook",
+            "ACTION_SERVER_TOKEN": self._action_token,
+            "TRACKER_STORE_URL": self.tracker_store_url,
         }
         if self.escalation_policy is not None:
             extra["ESCALATION_POLICY"] = str(self.escalation_policy)
         self._scratch = Path(tempfile.mkdtemp(prefix="bot-serve-"))
         extra["TMPDIR"] = str(self._scratch)
-        env = bot_env(self.layout, extra)
+        env = bot_env(self.layout, {**extra, **self.extra_env})
         try:
             self._spawn(
                 "actions",
                 [
-                    str(self.layout.rasa),
-                    "run",
-                    "actions",
+                    str(self.layout.venv / "bin" / "python"),
+                    "-m",
+                    "bankbot.action_server",
                     "--actions",
-                    "bankbot.actions",
+                    self.actions_package,
                     "--port",
                     str(self.action_port),
                 ],
@@ -181,7 +224,7 @@ class BotServer:
                     "--model",
                     str(self.model),
                     "--credentials",
-                    "credentials.yml",
+                    str(self.credentials.resolve()) if self.credentials else "credentials.yml",
                     "--endpoints",
                     "endpoints.yml",
                     "--interface",
@@ -196,8 +239,11 @@ class BotServer:
             self.stop()
             raise
 
+    def _log(self, name: str) -> Path:
+        return self.log_dir / f"{name}-{self.rasa_port}.log"
+
     def _spawn(self, name: str, command: list[str], env: dict[str, str]) -> None:
-        log = (self.log_dir / f"{name}-{self.rasa_port}.log").open("w")
+        log = self._log(name).open("w")
         process = subprocess.Popen(
             command, cwd=self.layout.bot_dir, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
@@ -208,11 +254,12 @@ class BotServer:
         deadline = time.monotonic() + self.startup_timeout_s
         action_url = f"http://127.0.0.1:{self.action_port}/health"
         while time.monotonic() < deadline:
-            for process in self._processes:
+            for name, process in zip(("actions", "rasa"), self._processes, strict=False):
                 if process.poll() is not None:
+                    log = self._log(name)
                     raise BotProcessError(
-                        f"a bot process exited during start-up (exit {process.returncode}); "
-                        f"see the logs in {self.log_dir}"
+                        f"the bot's {name} process exited during start-up (exit {process.returncode}); "
+                        f"the end of {log}:\n{_tail(log)}"
                     )
             try:
                 if (
@@ -247,6 +294,15 @@ class BotServer:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
         self._processes.clear()
+        self._action_token = ""
         if self._scratch is not None:
             shutil.rmtree(self._scratch, ignore_errors=True)
             self._scratch = None
+
+
+def _tail(log: Path, lines: int = 12) -> str:
+    """The last lines of a process log (where Rasa and the action server say why they stopped)."""
+    try:
+        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
