@@ -3,6 +3,9 @@
 The channel answers every message with the bot's messages, the conversation state and the decision trace
 (intent, ranking, fallback, actions, slots, handoff with queue, rule and ticket, model), so this kind observes
 everything. It reports an empty reply as HTTP 500 `empty_reply` and a message sent after a handoff as `silenced`.
+It refuses a message it has not processed with 503 `not_ready` or `overloaded` (with Retry-After): those are
+retried (harness.bots.http); any other 503 (a proxy's, or a server timeout after the bot may have processed the
+message) is not, and is recorded as a `channel_error` turn, as is a refusal still standing when the retries run out.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 from pydantic import BaseModel, ConfigDict
 
 from harness.bots.base import BotTurn, Handoff, HttpOptions, RankedIntent
@@ -19,6 +23,20 @@ from harness.errors import BotRefused
 from harness.records import ALL_OBSERVATIONS, Observation, TurnStatus
 
 OBSERVES = ALL_OBSERVATIONS
+REFUSED_UNPROCESSED = frozenset({"not_ready", "overloaded"})
+"""The channel's 503 error codes for a message it did not process: safe to send again."""
+
+
+def refused_unprocessed(response: httpx.Response) -> bool:
+    """True for the channel's 503 `not_ready` / `overloaded` answers (the retry rule of this kind)."""
+    if response.status_code != 503:
+        return False
+    try:
+        body = response.json()
+    except ValueError:
+        return False
+    error = body.get("error") if isinstance(body, dict) else None
+    return isinstance(error, dict) and error.get("code") in REFUSED_UNPROCESSED
 
 
 class ReferenceSettings(BaseModel):
@@ -48,6 +66,7 @@ class ReferenceBot:
             self.options,
             {"Authorization": f"Bearer {self.token}"},
             "is it running? (`make bot` starts the reference bot)",
+            transient=refused_unprocessed,
         )
 
     async def send(self, conversation_id: str, text: str) -> BotTurn:
