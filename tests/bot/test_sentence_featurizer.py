@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from bankbot.nlu.sentence_featurizer import SentenceEmbeddingFeaturizer, token_vectors
 from rasa.engine.graph import ExecutionContext
 from rasa.nlu.tokenizers.tokenizer import Token
 from rasa.nlu.tokenizers.whitespace_tokenizer import WhitespaceTokenizer
 from rasa.shared.nlu.constants import TEXT
 from rasa.shared.nlu.training_data.message import Message
+from rasa.shared.nlu.training_data.training_data import TrainingData
 
 
 def test_each_token_gets_the_mean_of_the_word_pieces_overlapping_it() -> None:
@@ -36,3 +38,48 @@ def test_messages_get_sequence_and_sentence_features_that_separate_meanings() ->
     vectors = np.vstack([m.get_dense_features(TEXT)[1].features for m in messages])
     similar, different = vectors[0] @ vectors[1], vectors[0] @ vectors[2]
     assert similar > 0.5 > different
+
+
+def test_inference_runs_the_encoder_on_one_torch_thread_and_training_on_torchs_default(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import torch
+    from bankbot.nlu.sentence_featurizer import MODEL_PACKAGE, load_model
+
+    model = load_model(MODEL_PACKAGE)
+    seen: list[int] = []
+    forward = model.forward
+    monkeypatch.setattr(model, "forward", lambda *a, **k: seen.append(torch.get_num_threads()) or forward(*a, **k))
+    tokenizer = WhitespaceTokenizer(WhitespaceTokenizer.get_default_config())
+    featurizer = SentenceEmbeddingFeaturizer(
+        SentenceEmbeddingFeaturizer.get_default_config(), ExecutionContext(None, node_name="dense")  # type: ignore[arg-type]
+    )
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        message = Message(data={TEXT: "my card was stolen"})
+        tokenizer.process([message])
+        featurizer.process([message])
+        assert torch.get_num_threads() == 2
+        training = TrainingData([Message(data={TEXT: "someone took my card"})])
+        tokenizer.process(training.training_examples)
+        featurizer.process_training_data(training)
+    finally:
+        torch.set_num_threads(before)
+    assert seen == [1, 2]
+
+
+def test_encode_gives_the_tensors_of_sentence_transformers_encode_bit_for_bit() -> None:
+    import torch
+    from bankbot.nlu.sentence_featurizer import ENCODE_BATCH, MODEL_PACKAGE, encode, load_model
+
+    model = load_model(MODEL_PACKAGE)
+    sentence = "my card was stolen yesterday at the station and I need a new one before friday please"
+    words = sentence.split(" ")
+    texts = [" ".join(words[: 1 + (i * 7) % len(words)]) for i in range(ENCODE_BATCH + 9)]  # two batches, ties
+    ours = encode(model, texts)
+    theirs = model.encode(texts, output_value=None, show_progress_bar=False)
+    assert len(ours) == len(theirs) == len(texts)
+    for mine, reference in zip(ours, theirs, strict=True):
+        assert mine.keys() == reference.keys()
+        assert all(torch.equal(mine[name], reference[name]) for name in mine)

