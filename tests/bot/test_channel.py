@@ -31,6 +31,7 @@ from bankbot.channel import (
 )
 from bankbot.handoff_store import HandoffStore
 from rasa.core.channels.channel import register
+from raw_http import read_response
 from sanic import Sanic
 
 
@@ -529,25 +530,6 @@ def test_bodies_over_the_limit_get_413_whether_declared_or_streamed() -> None:
     for status, body in answers:
         assert status == 413 and body["error"]["code"] == "payload_too_large"
         assert "at most 1000 bytes" in body["error"]["message"]
-
-
-def read_response(conn: socket.socket) -> tuple[int, bytes]:
-    """(status, body) of one HTTP/1.1 response read from `conn`, by its Content-Length (the server may keep the
-    connection open to drain a body it refused)."""
-    raw = b""
-    while b"\r\n\r\n" not in raw:
-        chunk = conn.recv(65536)
-        if not chunk:
-            break
-        raw += chunk
-    head, _, body = raw.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    length = next(
-        (int(v) for k, _, v in (line.partition(":") for line in lines[1:]) if k.lower() == "content-length"), 0
-    )
-    while len(body) < length and (chunk := conn.recv(65536)):
-        body += chunk
-    return int(lines[0].split(" ")[1]), body
 
 
 def _raw_exchange(path: str, head: bytes, body: bytes) -> tuple[int, bytes]:

@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 from conftest import ERROR_SCHEMA, SCHEMA, handoff_store
+from raw_http import read_response
 
 from harness.bots.reference_bot.server import BotServer, free_port, train
 
@@ -184,22 +185,6 @@ def test_undecodable_authorization_bytes_get_401(bot: BotServer, header: bytes) 
     assert response.status_code == 401 and _error(response)["code"] == "unauthorized"
 
 
-def _read_response(conn: socket.socket) -> tuple[int, bytes]:
-    """(status, body) of one HTTP/1.1 response, read by its Content-Length (the server may keep the connection open
-    to drain a body it refused)."""
-    raw = b""
-    while b"\r\n\r\n" not in raw and (chunk := conn.recv(65536)):
-        raw += chunk
-    head, _, body = raw.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    length = next(
-        (int(v) for k, _, v in (line.partition(":") for line in lines[1:]) if k.lower() == "content-length"), 0
-    )
-    while len(body) < length and (chunk := conn.recv(65536)):
-        body += chunk
-    return int(lines[0].split(" ")[1]), body
-
-
 @pytest.mark.parametrize(
     ("path", "head", "body", "status"),
     [
@@ -217,7 +202,7 @@ def test_malformed_http_framing_gets_a_protocol_error_not_500(
     request += b"Authorization: Bearer " + bot.token.encode() + b"\r\n" + head + b"\r\n" + body
     with socket.create_connection(("127.0.0.1", bot.rasa_port), timeout=30) as conn:
         conn.sendall(request)
-        answer = _read_response(conn)
+        answer = read_response(conn)
     assert answer[0] == status, answer
     if path.startswith("POST"):
         ERROR_SCHEMA.validate(json.loads(answer[1]))
