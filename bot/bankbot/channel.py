@@ -89,7 +89,8 @@ class Limits:
     """Turns processed at once. They share one event loop: measured on 2 cores, 1, 2 and 4 served the same turns
     per second and more only made each turn slower; 2 keeps serving while one turn waits for the action server."""
     max_queue: int = 8
-    """Turns waiting for a slot (about half a second of work at about 15 turns/s, bench/results/bot.md); one more is refused at once."""
+    """Turns waiting for a slot (about half a second of work at about 15 turns/s, bench/results/bot.md); one more
+    is refused at once."""
     max_wait_s: float = 2.0
     """Longest a turn may wait for a slot; a turn whose estimated wait is longer is refused at once."""
 
