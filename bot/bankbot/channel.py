@@ -93,6 +93,13 @@ class Limits:
     is refused at once."""
     max_wait_s: float = 2.0
     """Longest a turn may wait for a slot; a turn whose estimated wait is longer is refused at once."""
+    max_metadata_bytes: int = 4096
+    """Largest `metadata` object, as UTF-8 JSON. Rasa stores it with every message of the conversation and reloads
+    the whole conversation at every turn, so large metadata makes every later turn slower (the body limit alone
+    let 60 KB a message pile up: a turn took 500 ms after 80 of them)."""
+    max_turn_s: float = 20.0
+    """Longest a turn may take once admitted (processing, the action server, the stores): past it the turn is
+    cancelled and answered 504 `turn_timeout`, freeing its slot. Rasa itself waits 300 s for an action server."""
 
     def __post_init__(self) -> None:
         if self.max_depth < 2:
@@ -127,14 +134,22 @@ def error(status: int, code: str, message: str, **headers: str) -> HTTPResponse:
     return response.json({"error": {"code": code, "message": message}}, status=status, headers=headers or None)
 
 
-def parse_body(raw: bytes, max_depth: int = Limits.max_depth) -> tuple[str, str, dict[str, Any]]:
+def parse_body(
+    raw: bytes, max_depth: int = Limits.max_depth, max_metadata_bytes: int = Limits.max_metadata_bytes
+) -> tuple[str, str, dict[str, Any]]:
     """(sender, message, metadata) from a request body; raises BadRequest naming the problem.
 
     Besides the shape, every string (sender, message, metadata keys and values) must be text the bot can store:
     valid Unicode without unpaired surrogates (such as a JSON `\\udfff` escape, which SQLite and PostgreSQL cannot
-    encode) and without U+0000. Objects and arrays may nest at most `max_depth` levels (the body is level 1)."""
+    encode) and without U+0000. Objects and arrays may nest at most `max_depth` levels (the body is level 1); the
+    metadata takes at most `max_metadata_bytes` as UTF-8 JSON. The JSON must be strict (RFC 8259): no key twice in
+    one object (readers disagree on which one wins), no NaN or Infinity, no number too large for a double, no
+    integer longer than MAX_INTEGER_DIGITS digits."""
     try:
-        body = json.loads(raw or b"")
+        body = json.loads(raw or b"", object_pairs_hook=_unique_keys, parse_constant=_not_a_number,
+                          parse_float=_finite_float, parse_int=_bounded_int)
+    except BadRequest:
+        raise
     except RecursionError:
         raise BadRequest(f"body is nested deeper than {max_depth} levels of objects and arrays") from None
     except (ValueError, UnicodeDecodeError) as exc:
@@ -158,7 +173,41 @@ def parse_body(raw: bytes, max_depth: int = Limits.max_depth) -> tuple[str, str,
     _check_text("sender", sender)
     _check_text("message", message)
     _check_tree("metadata", metadata, 2, max_depth)
+    size = len(json.dumps(metadata, ensure_ascii=False).encode("utf-8"))
+    if size > max_metadata_bytes:
+        raise BadRequest(f"metadata: {size} bytes as JSON, at most {max_metadata_bytes}: it is stored with every "
+                         "message of the conversation; send identifiers, not documents")
     return sender, message, metadata
+
+
+MAX_INTEGER_DIGITS = 30
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
+            raise BadRequest(f"key {_shown(key)} appears twice in one object; send each key once")
+        seen.add(key)
+    return dict(pairs)
+
+
+def _not_a_number(name: str) -> float:
+    raise BadRequest(f"{name} is not a JSON number (RFC 8259); send finite numbers only")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise BadRequest(f"number {text[:20]}{'...' if len(text) > 20 else ''} is too large for a double")
+    return value
+
+
+def _bounded_int(text: str) -> int:
+    digits = len(text.lstrip("-"))
+    if digits > MAX_INTEGER_DIGITS:
+        raise BadRequest(f"an integer of {digits} digits; at most {MAX_INTEGER_DIGITS}")
+    return int(text)
 
 
 def _check_text(where: str, text: str) -> None:
@@ -441,7 +490,7 @@ class ReferenceChannel(InputChannel):
                              **{"WWW-Authenticate": 'Bearer realm="reference"'})
             try:
                 sender, text, metadata = parse_body(await read_body(request, self.limits.max_body_bytes),
-                                                    self.limits.max_depth)
+                                                    self.limits.max_depth, self.limits.max_metadata_bytes)
             except PayloadTooLarge as exc:
                 return error(413, "payload_too_large", f"the request body is too large ({exc}); at most "
                              f"{self.limits.max_body_bytes} bytes")
@@ -453,10 +502,16 @@ class ReferenceChannel(InputChannel):
                              **{"Retry-After": "5"})
             try:
                 async with self.admission.slot(), self.conversations.hold(sender):
-                    body = await self._handle(agent, on_new_message, sender, text, metadata)
+                    body = await asyncio.wait_for(self._handle(agent, on_new_message, sender, text, metadata),
+                                                  self.limits.max_turn_s)
             except Overloaded as exc:
                 return error(503, "overloaded", f"the bot is serving as many conversations as it can ({exc}); "
                              f"retry after {exc.retry_after_s} s", **{"Retry-After": str(exc.retry_after_s)})
+            except TimeoutError:
+                logger.error("turn of %s cancelled after %g s", ascii(sender), self.limits.max_turn_s)
+                return error(504, "turn_timeout", f"the bot did not finish this turn within "
+                             f"{self.limits.max_turn_s:g} s (the action server or a store is not answering); the "
+                             "turn was cancelled, but the message may have been recorded: check before resending")
             except Exception as exc:  # noqa: BLE001 - any failure must become a 500 with a body, never a 200
                 logger.exception("reference channel failed on a message from %s", ascii(sender))
                 return error(500, "internal_error", f"the bot failed while handling this message: "
@@ -478,6 +533,13 @@ class ReferenceChannel(InputChannel):
             declared = request.headers.get("content-length")
             if declared is not None and not declared.strip().isdigit():
                 raise InvalidUsage(f"Content-Length must be a whole number of bytes, got {ascii(declared)}")
+            # Two framings for one body are how requests are smuggled past a proxy (RFC 9112, section 6.1): refuse
+            # them; an error raised here, before the body, also closes the connection (Sanic's error_response), so
+            # the bytes after this request are never read as another one.
+            lengths = {v.strip() for v in request.headers.getall("content-length", [])}
+            if len(lengths) > 1 or (lengths and "transfer-encoding" in request.headers):
+                raise InvalidUsage("the request declares its body length twice (several Content-Length values, or "
+                                   "Content-Length with Transfer-Encoding); send exactly one")
 
         return hook
 

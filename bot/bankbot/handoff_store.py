@@ -384,11 +384,19 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{len(tickets)} open ticket(s) in {store.path}")
     for t in tickets:
         print(
-            f"\n{t.ticket_id}  queue={t.queue}  priority={t.priority}  rule={t.rule}  conversation={t.conversation_id}"
+            f"\n{t.ticket_id}  queue={t.queue}  priority={t.priority}  rule={t.rule}  "
+            f"conversation={one_line(t.conversation_id)}"
         )
-        print(f"  summary: {t.summary}")
+        print(f"  summary: {one_line(t.summary)}")
         for m in t.transcript:
-            print(f"  {m.sender:>8}: {m.text}")
+            print(f"  {m.sender:>8}: {one_line(m.text)}")
+
+
+def one_line(text: str) -> str:
+    """Customer text as it may be shown in a terminal: one line, with every character that is not printable
+    (newlines, carriage returns, ESC sequences, bidirectional overrides) escaped as in a Python literal, so a
+    customer cannot forge transcript lines or tickets, or drive the agent's terminal."""
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
 
 
 if __name__ == "__main__":

@@ -565,3 +565,70 @@ def test_a_negative_content_length_on_any_route_is_refused_instead_of_freezing_t
 
 def test_other_paths_keep_their_404() -> None:
     assert _raw_exchange("POST /webhooks/reference/nope", b"Content-Length: 2\r\n", b"{}")[0] == 404
+
+
+@pytest.mark.parametrize(
+    ("raw", "problem"),
+    [
+        (b'{"sender": "c1", "message": "hi", "message": "fraud"}', "key message appears twice"),
+        (b'{"sender": "c1", "message": "hi", "metadata": {"a": 1, "a": 2}}', "key a appears twice"),
+        (b'{"sender": "c1", "message": "hi", "metadata": {"x": NaN}}', "NaN is not a JSON number"),
+        (b'{"sender": "c1", "message": "hi", "metadata": {"x": -Infinity}}', "-Infinity is not a JSON number"),
+        (b'{"sender": "c1", "message": "hi", "metadata": {"x": 1e999999}}', "too large for a double"),
+        (b'{"sender": "c1", "message": "hi", "metadata": {"x": ' + b"9" * 5000 + b"}}", "integer of 5000 digits"),
+    ],
+    ids=["duplicate-key", "duplicate-metadata-key", "nan", "infinity", "huge-float", "huge-integer"],
+)
+def test_json_that_readers_disagree_on_is_refused(raw: bytes, problem: str) -> None:
+    # Duplicate keys: a filter reading the first value and Rasa reading the last would see different messages.
+    # NaN and Infinity are not JSON: stored in the tracker, they break any strict reader of the events table.
+    with pytest.raises(BadRequest, match=problem):
+        parse_body(raw)
+
+
+def test_metadata_is_bounded_because_every_message_of_the_conversation_stores_it() -> None:
+    small = json.dumps({"sender": "c", "message": "hi", "metadata": {"k": "x" * 100}}).encode()
+    assert parse_body(small, max_metadata_bytes=200)[2] == {"k": "x" * 100}
+    # As JSON, {"k": "<300 x>"} is 7 + 300 + 2 = 309 bytes.
+    large = json.dumps({"sender": "c", "message": "hi", "metadata": {"k": "x" * 300}}).encode()
+    with pytest.raises(BadRequest, match=r"metadata: 309 bytes as JSON, at most 200"):
+        parse_body(large, max_metadata_bytes=200)
+
+
+def test_a_turn_past_its_deadline_gets_504_and_frees_its_slot(handoff_db: Any) -> None:
+    limits = Limits(max_in_flight=1, max_turn_s=0.3)
+    agent = _FakeAgent(turn_s=2.0)
+    with _serving(ReferenceChannel("tok", limits), agent) as url:
+        stuck = asyncio.run(_post_all(url, [{"sender": "s1", "message": "hi"}]))
+        agent.turn_s = 0
+        after = asyncio.run(_post_all(url, [{"sender": "s2", "message": "hi"}]))
+    ((status, body, _),) = stuck
+    assert status == 504 and body["error"]["code"] == "turn_timeout", body
+    assert [status for status, _, _ in after] == [200]
+
+
+@pytest.mark.parametrize(
+    "framing",
+    [b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n", b"Content-Length: 5\r\nContent-Length: 70\r\n"],
+    ids=["length-and-chunked", "two-lengths"],
+)
+def test_a_body_framed_twice_is_refused_and_the_connection_closed(framing: bytes) -> None:
+    # Request smuggling: a proxy framing by one header and the bot by the other would read the bytes after this
+    # request as a second request. The smuggled request here would hand off (a fraud message) if it were read.
+    smuggled = json.dumps({"sender": "smug", "message": "fraud!"}).encode()
+    second = (
+        b"POST /webhooks/reference/webhook HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer tok\r\n"
+        b"Content-Length: " + str(len(smuggled)).encode() + b"\r\n\r\n" + smuggled
+    )
+    with _serving(ReferenceChannel("tok"), _FakeAgent(turn_s=0)) as url:
+        port = int(url.split(":")[2].split("/")[0])
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+            head = b"POST /webhooks/reference/webhook HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer tok\r\n" + framing
+            conn.sendall(head + b"\r\n0\r\n\r\n" + second)
+            status, _ = read_response(conn)
+            rest = b""
+            while chunk := conn.recv(65536):
+                rest += chunk
+    assert status == 400
+    assert rest == b"", rest  # closed: no answer to the smuggled request
+    assert HandoffStore().for_conversation("smug") == []

@@ -89,6 +89,27 @@ def test_the_command_line_view_prints_open_tickets_with_transcripts(tmp_path: Pa
     assert "customer: hi" in printed and "bot: hello" in printed
 
 
+def test_the_view_shows_customer_text_on_one_line_with_control_characters_escaped(tmp_path: Path, capsys) -> None:
+    from bankbot.handoff_store import main
+
+    forged = "stolen money\n     bot: identity verified\n\nT-00000000  queue=fraud\x1b[2J\r\u202eevil"
+    HandoffStore(tmp_path / "t.sqlite3").create_ticket(
+        conversation_id="c\x1b[31m",
+        queue="fraud",
+        priority="high",
+        rule="r",
+        summary=forged,
+        slots={},
+        transcript=[("customer", forged)],
+    )
+    main(["--db", str(tmp_path / "t.sqlite3")])
+    printed = capsys.readouterr().out
+    assert "\x1b" not in printed and "\r" not in printed and "\u202e" not in printed
+    assert not any(line.lstrip().startswith(("bot:", "T-00000000")) for line in printed.splitlines())
+    shown = r"stolen money\n     bot: identity verified\n\nT-00000000  queue=fraud\x1b[2J\r\u202eevil"
+    assert f"customer: {shown}" in printed and f"summary: {shown}" in printed
+
+
 def pending(store: HandoffStore, conversation: str, ticket_id: str | None = None) -> str:
     return store.create_ticket(
         conversation_id=conversation,
