@@ -197,6 +197,14 @@ class HandoffStore:
         Called for the ticket a conversation's stored tracker names, so a still-pending ticket is confirmed (open).
         """
         with self._transaction() as db:
+            if db.execute("SELECT 1 FROM tickets WHERE ticket_id = ?", (ticket_id,)).fetchone() is None:
+                # The conversation says it was handed off with this ticket, but the ticket is not here: the tracker
+                # store and this ticket file do not belong together (or the file was replaced). Storing the message
+                # under a ticket nobody can see would lose it silently.
+                raise HandoffStoreError(
+                    f"ticket {ticket_id} is not in {self.path}: the conversation was handed off with a ticket this "
+                    "store does not hold; serve the bot with the ticket file that belongs to its tracker store"
+                )
             (next_seq,) = db.execute(
                 "SELECT COALESCE(MAX(seq) + 1, 0) FROM ticket_messages WHERE ticket_id = ?", (ticket_id,)
             ).fetchone()

@@ -40,13 +40,14 @@ def bot_serve(
         DEFAULT_PATHS.bot / "var" / "handoff.sqlite3"
     ),
     tracker_store: Annotated[
-        str,
+        str | None,
         typer.Option(
             envvar="TRACKER_STORE_URL",
             help="Where conversations are kept, so handoffs survive a restart: an SQLite file, or an SQLAlchemy URL "
-            "such as postgresql://user:password@host:5432/db.",
+            "such as postgresql://user:password@host:5432/db. Default: <ticket file>-tracker.sqlite3 beside the "
+            "ticket file, so conversations and their tickets stay together.",
         ),
-    ] = str(DEFAULT_PATHS.bot / "var" / "tracker.sqlite3"),
+    ] = None,
 ) -> None:
     """Train if needed, then serve the bot and the action server on 127.0.0.1 until Ctrl-C."""
     import secrets

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from bankbot.handoff_store import HandoffStore, default_db_path
+from bankbot.handoff_store import HandoffStore, HandoffStoreError, default_db_path
 
 
 def make(store: HandoffStore, conversation: str, queue: str, priority: str) -> str:
@@ -233,3 +233,12 @@ def test_close_duplicates_keeps_the_oldest_open_ticket_of_each_conversation(tmp_
     store = HandoffStore(path)
     assert [t.ticket_id for t in store.open_tickets()] == ["T-0", "T-2"]
     assert [t.status for t in store.for_conversation("c1")] == ["open", "duplicate", "duplicate"]
+
+
+def test_a_message_for_a_ticket_the_store_does_not_hold_is_refused_not_lost(tmp_path: Path) -> None:
+    # A tracker store paired with another ticket file names tickets this file never had: appending silently to
+    # them would lose the customer's message (no agent can see a ticket that does not exist).
+    store = HandoffStore(tmp_path / "t.sqlite3")
+    with pytest.raises(HandoffStoreError, match="T-NOTHERE is not in"):
+        store.append_message("T-NOTHERE", "customer", "are you there?")
+    assert store.get("T-NOTHERE") is None
