@@ -561,7 +561,7 @@ class ReferenceChannel(InputChannel):
                               "topic": tracker.get_slot("topic"), "handoff": None, "silenced": True,
                               "model": model_name(agent)}}
         collector = CollectingOutputChannel()
-        message = UserMessage(text, collector, sender, input_channel=self.name(), metadata=metadata)
+        message = UserMessage(customer_text(text), collector, sender, input_channel=self.name(), metadata=metadata)
         await on_new_message(message)
         tracker = await agent.tracker_store.retrieve(sender)
         slots = tracker.current_slot_values()
@@ -571,6 +571,16 @@ class ReferenceChannel(InputChannel):
         if not messages:
             return None
         return {"conversation_id": sender, "messages": messages, "state": conversation_state(slots), "trace": trace}
+
+
+def customer_text(text: str) -> str:
+    """The text the dialogue engine gets for a customer's message: without leading slashes.
+
+    Rasa reads a message starting with `/` as an intent command, not as text: `/restart` resets the conversation,
+    `/report_fraud` hands off with confidence 1.0. That shortcut is for buttons and developers; the reference bot
+    offers no buttons, so a customer's text is always read as text. A message of slashes alone is kept as it is
+    (it names no intent)."""
+    return text.lstrip().lstrip("/").lstrip() or text
 
 
 def _answer_framing_errors_with_the_protocol_body(app: Any, prefix: str) -> None:

@@ -26,6 +26,7 @@ from bankbot.channel import (
     Overloaded,
     ReferenceChannel,
     conversation_state,
+    customer_text,
     parse_body,
     turn_trace,
 )
@@ -632,3 +633,19 @@ def test_a_body_framed_twice_is_refused_and_the_connection_closed(framing: bytes
     assert status == 400
     assert rest == b"", rest  # closed: no answer to the smuggled request
     assert HandoffStore().for_conversation("smug") == []
+
+
+@pytest.mark.parametrize(
+    ("typed", "read"),
+    [("/restart", "restart"), ("  //session_start", "session_start"), ("/ what?", "what?"), ("/", "/"), ("hi", "hi")],
+)
+def test_a_customer_cannot_send_rasa_intent_commands(typed: str, read: str) -> None:
+    assert customer_text(typed) == read
+
+
+def test_the_dialogue_engine_gets_the_customer_text_without_a_leading_slash(handoff_db: Any) -> None:
+    agent = _FakeAgent(turn_s=0)
+    with _serving(ReferenceChannel("tok"), agent) as url:
+        ((status, _, _),) = asyncio.run(_post_all(url, [{"sender": "slash", "message": "/restart"}]))
+    assert status == 200
+    assert [e["text"] for e in agent.conversations["slash"] if e["event"] == "user"] == ["restart"]

@@ -173,6 +173,18 @@ def test_deep_or_undecodable_json_gets_400(bot: BotServer, content: bytes, probl
     assert _error(response)["code"] == "bad_request" and problem in _error(response)["message"]
 
 
+@pytest.mark.parametrize("command", ["/restart", "/session_start", "/report_fraud"])
+def test_rasa_intent_commands_typed_by_a_customer_are_read_as_text(bot: BotServer, command: str) -> None:
+    # Rasa reads "/<intent>" as a command: "/restart" reset the conversation and then failed the turn with a 500,
+    # "/report_fraud" handed off with confidence 1.0 whatever the NLU says.
+    sender = "abuse-" + secrets.token_hex(4)
+    response = httpx.post(bot.url, content=_body(sender, command), headers=_auth(bot), timeout=60)
+    assert response.status_code == 200, response.text
+    SCHEMA.validate(response.json())
+    intent = response.json()["trace"]["intent"]
+    assert intent is None or intent["confidence"] < 1.0, intent
+
+
 def test_metadata_nested_to_the_limit_is_accepted(bot: BotServer) -> None:
     body = _body("abuse-" + secrets.token_hex(4), "what are your opening hours", metadata=_nested(9))
     response = httpx.post(bot.url, content=body, headers=_auth(bot), timeout=60)
