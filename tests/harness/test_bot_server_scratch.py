@@ -4,10 +4,14 @@ TensorFlow write files there (autograph modules, the CRF extractor's model) and 
 
 from __future__ import annotations
 
+import socket
 import sys
 from pathlib import Path
 
+import pytest
+
 from harness.bots.reference_bot.server import BotLayout, BotServer, free_port
+from harness.errors import BotProcessError
 
 FAKE_RASA = f"""#!{sys.executable}
 import http.server, os, sys
@@ -57,3 +61,28 @@ def test_the_bot_processes_temporary_folder_is_removed_when_they_stop(tmp_path: 
         assert folder.is_dir() and len(list(folder.glob("leftover-*.py"))) == 2
         assert tmp_path not in folder.parents and folder != Path(sys.prefix)
     assert not folder.exists(), "the temporary folder goes with the processes"
+
+
+def test_a_port_in_use_is_refused_before_anything_starts(tmp_path: Path) -> None:
+    # Another server answering on the bot's ports passed the readiness checks: "bot ready" with a token that did
+    # not work there.
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "rasa").write_text("#!/bin/sh\nexit 1\n")
+    with socket.socket() as taken:
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as Sanic's listener does
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        server = BotServer(
+            model=tmp_path / "model.tar.gz",
+            token="t",
+            handoff_db=tmp_path / "handoff.sqlite3",
+            layout=BotLayout(bot_dir=tmp_path, venv=venv),
+            rasa_port=free_port(),
+            action_port=port,
+            log_dir=tmp_path / "logs",
+        )
+        with pytest.raises(BotProcessError, match=f"port {port} on 127.0.0.1 is already in use.*--action-port"):
+            server.start()
+    assert not server.running()

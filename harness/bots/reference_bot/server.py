@@ -107,6 +107,18 @@ def train(layout: BotLayout = BotLayout(), *, log: Path | None = None) -> Path:
     return model
 
 
+def port_is_free(port: int) -> bool:
+    """True if nothing listens on 127.0.0.1:`port` and it can be bound now."""
+    with socket.socket() as s:
+        # As the servers bind: connections of a stopped server lingering in TIME_WAIT do not make the port taken.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that is free right now."""
     with socket.socket() as s:
@@ -188,6 +200,13 @@ class BotServer:
     def start(self) -> None:
         if not self.layout.rasa.exists():
             raise BotProcessError(f"the bot environment is missing ({self.layout.rasa}): run `make bot-env`")
+        for name, port in (("--port", self.rasa_port), ("--action-port", self.action_port)):
+            if not port_is_free(port):
+                # Another server answering there would pass the readiness checks and be taken for this bot.
+                raise BotProcessError(
+                    f"port {port} on 127.0.0.1 is already in use (another bot or server?): stop it, or choose "
+                    f"another port ({name})"
+                )
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self._action_token = secrets.token_urlsafe(32)
         extra = {
