@@ -34,6 +34,20 @@ http.server.HTTPServer(("127.0.0.1", port), Healthy).serve_forever()
 """
 
 
+def _server(tmp_path: Path, venv: Path, action_port: int | None = None) -> BotServer:
+    """A BotServer of the fake bot environment `venv`, on free ports unless `action_port` is given."""
+    return BotServer(
+        model=tmp_path / "model.tar.gz",
+        token="t",
+        handoff_db=tmp_path / "handoff.sqlite3",
+        layout=BotLayout(bot_dir=tmp_path, venv=venv),
+        rasa_port=free_port(),
+        action_port=action_port or free_port(),
+        log_dir=tmp_path / "logs",
+        startup_timeout_s=30,
+    )
+
+
 def test_the_bot_processes_temporary_folder_is_removed_when_they_stop(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     venv = tmp_path / "venv"
     (venv / "bin").mkdir(parents=True)
@@ -44,16 +58,7 @@ def test_the_bot_processes_temporary_folder_is_removed_when_they_stop(tmp_path: 
     record = tmp_path / "record"
     record.mkdir()
     monkeypatch.setenv("RECORD", str(record))
-    server = BotServer(
-        model=tmp_path / "model.tar.gz",
-        token="t",
-        handoff_db=tmp_path / "handoff.sqlite3",
-        layout=BotLayout(bot_dir=tmp_path, venv=venv),
-        rasa_port=free_port(),
-        action_port=free_port(),
-        log_dir=tmp_path / "logs",
-        startup_timeout_s=30,
-    )
+    server = _server(tmp_path, venv)
     with server:
         folders = {Path(p.read_text()) for p in record.iterdir()}
         assert len(folders) == 1, "both processes share one temporary folder"
@@ -74,15 +79,7 @@ def test_a_port_in_use_is_refused_before_anything_starts(tmp_path: Path) -> None
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        server = BotServer(
-            model=tmp_path / "model.tar.gz",
-            token="t",
-            handoff_db=tmp_path / "handoff.sqlite3",
-            layout=BotLayout(bot_dir=tmp_path, venv=venv),
-            rasa_port=free_port(),
-            action_port=port,
-            log_dir=tmp_path / "logs",
-        )
+        server = _server(tmp_path, venv, action_port=port)
         with pytest.raises(BotProcessError, match=f"port {port} on 127.0.0.1 is already in use.*--action-port"):
             server.start()
     assert not server.running()
