@@ -378,6 +378,12 @@ def main(argv: list[str] | None = None) -> None:
         help="first keep one open ticket per conversation (the oldest), marking the others duplicate",
     )
     args = parser.parse_args(argv)
+    if args.db is not None and not args.db.is_file():
+        import sys
+
+        # Opening a mistyped path would create an empty store and show agents "0 open ticket(s)".
+        print(f"error: no ticket store at {args.db}: check --db (the default is {DEFAULT_DB_PATH})", file=sys.stderr)
+        raise SystemExit(2)
     if args.close_duplicates:
         path = args.db or default_db_path()
         print(f"marked {close_duplicates(path)} ticket(s) duplicate in {path}")

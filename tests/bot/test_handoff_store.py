@@ -242,3 +242,13 @@ def test_a_message_for_a_ticket_the_store_does_not_hold_is_refused_not_lost(tmp_
     with pytest.raises(HandoffStoreError, match="T-NOTHERE is not in"):
         store.append_message("T-NOTHERE", "customer", "are you there?")
     assert store.get("T-NOTHERE") is None
+
+
+def test_the_view_of_a_mistyped_store_says_so_instead_of_creating_an_empty_one(tmp_path: Path, capsys) -> None:
+    from bankbot.handoff_store import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(["--db", str(tmp_path / "typo" / "handof.sqlite3")])
+    assert exited.value.code == 2
+    assert "no ticket store at" in capsys.readouterr().err
+    assert not (tmp_path / "typo").exists()
