@@ -11,12 +11,11 @@ import re
 import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
 from functools import wraps
 from typing import Any
 
 from flask import Flask, Response, abort, flash, g, redirect, render_template, request, url_for
-from flask_login import LoginManager, current_user, login_required, login_user, logout_user
+from flask_login import current_user, login_required
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from sqlalchemy import ColumnElement, case, func, literal, select
 from sqlalchemy.orm import InstrumentedAttribute, Session, defer, selectinload, sessionmaker
@@ -26,7 +25,7 @@ from harness.project.bot_config import load_queue_config
 from harness.project.eval_set import OUT_OF_SCOPE
 from harness.project.intents import load_catalog
 from harness.project.paths import ProjectPaths
-from harness.review import exports, reports
+from harness.review import auth, exports, reports
 from harness.review.config import ReviewConfig
 from harness.review.database import connect
 from harness.review.forms import ReviewInput, outcome_choices, parse_review
@@ -63,12 +62,6 @@ class Vocabulary:
         return cls(sorted({*names, OUT_OF_SCOPE}), list(queues))
 
 
-LOCKOUT_FAILURES = 5
-LOCKOUT_WINDOW = timedelta(minutes=15)
-"""After LOCKOUT_FAILURES failed logins for one user name within LOCKOUT_WINDOW, further attempts are refused."""
-ADDRESS_LOCKOUT_FAILURES = 30
-"""... and after this many from one network address, whatever the names (password spraying). Higher than
-LOCKOUT_FAILURES: a whole team may share an address behind a proxy."""
 PAGE_SIZE = 100
 """Dialogs per page of the queue."""
 
@@ -107,14 +100,6 @@ def create_app(
         WTF_CSRF_TIME_LIMIT=None,
     )
     CSRFProtect(app)
-    logins = LoginManager(app)
-    logins.login_view = "login"
-    logins.login_message = "Log in to review dialogs."
-
-    @logins.user_loader
-    def load_user(user_id: str) -> User | None:
-        user = db().get(User, int(user_id))
-        return user if user is not None and user.active else None
 
     def db() -> Session:
         if "db" not in g:
@@ -140,53 +125,7 @@ def create_app(
     def forbidden(_error: Exception) -> tuple[str, int]:
         return render_template("error.html", title="Not allowed", message="This page is for leads."), 403
 
-    # ------------------------------------------------------------------------------------------------ session
-
-    def lockout(name: str, address: str | None) -> str | None:
-        """Why a login attempt is refused unheard (too many recent failures for the name or from the address)."""
-        since = now() - LOCKOUT_WINDOW
-        failures = db().execute(
-            select(AuditEvent.actor, AuditEvent.detail).where(
-                AuditEvent.action == "login.failed", AuditEvent.at >= since
-            )
-        )
-        by_name = by_address = 0
-        for actor, detail in failures:
-            by_name += actor == (name or "?")
-            by_address += address is not None and (detail or {}).get("remote") == address
-        minutes = int(LOCKOUT_WINDOW.total_seconds() // 60)
-        if by_name >= LOCKOUT_FAILURES:
-            return f"Too many failed logins for {name}: try again in {minutes} minutes."
-        if by_address >= ADDRESS_LOCKOUT_FAILURES:
-            return f"Too many failed logins from your network address: try again in {minutes} minutes."
-        return None
-
-    @app.route("/login", methods=["GET", "POST"])
-    def login() -> Any:
-        if request.method == "POST":
-            name = request.form.get("username", "").strip()[:64]
-            if refused := lockout(name, request.remote_addr):
-                audit(db(), name or "?", "login.locked", f"user {name}", remote=request.remote_addr)
-                db().commit()
-                flash(refused, "error")
-                return render_template("login.html"), 429
-            user = db().scalar(select(User).where(User.username == name))
-            if user is not None and user.active and user.check_password(request.form.get("password", "")):
-                login_user(user)
-                audit(db(), user.username, "login", f"user {user.username}")
-                db().commit()
-                target = request.args.get("next", "")
-                return redirect(target if target.startswith("/") and not target.startswith("//") else url_for("queue"))
-            audit(db(), name or "?", "login.failed", f"user {name}", remote=request.remote_addr)
-            db().commit()
-            flash("Unknown user name or wrong password.", "error")
-        return render_template("login.html")
-
-    @app.post("/logout")
-    @login_required
-    def logout() -> Any:
-        logout_user()
-        return redirect(url_for("login"))
+    auth.install(app, db)
 
     # ------------------------------------------------------------------------------------------------ queue
 

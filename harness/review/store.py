@@ -50,6 +50,8 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(16))
     active: Mapped[bool] = mapped_column(default=True)
     """False for a deactivated account: it cannot log in, and its open sessions end."""
+    session_version: Mapped[int] = mapped_column(default=0, server_default="0")
+    """Part of every session cookie of the account; raising it (logout, password change) ends them all."""
     created_at: Mapped[datetime] = mapped_column(default=now)
 
     # Flask-Login's user protocol.
@@ -69,6 +71,15 @@ class User(Base):
 
     def check_password(self, password: str) -> bool:
         return check_password_hash(self.password_hash, password)
+
+
+class LoginCounter(Base):
+    """Failed logins in the current lockout window for one key (`user:<name>` or `address:<address>`)."""
+
+    __tablename__ = "login_counters"
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    failures: Mapped[int]
+    window_start: Mapped[datetime]
 
 
 class Run(Base):
@@ -162,6 +173,8 @@ class ScorecardFields:
     correct_outcome: Mapped[str] = mapped_column(String(128))
     """`self_served` or `escalated:<queue>`: where the conversation should have ended."""
     note: Mapped[str] = mapped_column(Text, default="")
+    version: Mapped[int] = mapped_column(default=1, server_default="1")
+    """Raised by every save; a save that names an older version is refused (optimistic locking)."""
     created_at: Mapped[datetime] = mapped_column(default=now)
     updated_at: Mapped[datetime] = mapped_column(default=now)
 

@@ -22,7 +22,8 @@ from harness.project.config import load_config
 from harness.project.intents import load_catalog
 from harness.records import read, to_frame, write
 from harness.review import reports
-from harness.review.app import ADDRESS_LOCKOUT_FAILURES, Vocabulary, create_app
+from harness.review.app import Vocabulary, create_app
+from harness.review.auth import ADDRESS_LOCKOUT_FAILURES
 from harness.review.config import load_review_config
 from harness.review.database import connect
 from harness.review.dialogs import load_run
