@@ -74,7 +74,8 @@ def add_user_command(
     password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from stdin.")] = False,
     db: DbOption = None,
 ) -> None:
-    """Create an analyst or lead account (the password is stored hashed)."""
+    """Create an analyst or lead account. The password is stored hashed; it needs 15 characters or more and must
+    not be easy to guess (a passphrase of four or more random words is)."""
     with Session(connect(db)) as session:
         add_user(session, username, _password(password_stdin), role, actor="cli")
         session.commit()
@@ -94,7 +95,7 @@ def set_password_command(
     password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from stdin.")] = False,
     db: DbOption = None,
 ) -> None:
-    """Set a new password for an account."""
+    """Set a new password for an account (15 characters or more, not easy to guess); its open sessions end."""
     with Session(connect(db)) as session:
         set_password(session, username, _password(password_stdin), actor="cli")
         session.commit()
@@ -132,15 +133,27 @@ def serve_command(
     config: ConfigOption = DEFAULT_REVIEW_CONFIG,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.")] = 8050,
+    behind_proxy: Annotated[
+        bool,
+        typer.Option(
+            "--behind-proxy",
+            help="A reverse proxy (e.g. nginx terminating TLS) forwards to the app: trust its X-Forwarded-Proto and "
+            "X-Forwarded-For (HTTPS gets Secure cookies; the lockout counts the client's address). Only when "
+            "nothing but the proxy can reach --host:--port.",
+        ),
+    ] = False,
     root: RootOption = DEFAULT_PATHS.root,
 ) -> None:
     """Serve the review app with waitress, a production WSGI server (Ctrl-C stops it)."""
     from waitress import serve
 
     from harness.review.app import Vocabulary, create_app
+    from harness.review.auth import behind_proxy as trust_proxy
 
     paths = ProjectPaths(root)
     app = create_app(db, load_review_config(config), paths, Vocabulary.of(paths))
+    if behind_proxy:
+        trust_proxy(app)
     with Session(connect(db)) as session:
         if session.scalar(select(User).limit(1)) is None:
             raise InputError(
@@ -156,7 +169,10 @@ def serve_command(
                 f"cannot listen on {host}:{port}",
                 [f"{exc.strerror}: choose another port with --port (make review PORT=...)"],
             ) from None
-    out.print(f"review app on http://{host}:{port}/ (Ctrl-C stops it)")
+    if behind_proxy:
+        out.print(f"review app on http://{host}:{port}/ for the reverse proxy in front of it (Ctrl-C stops it)")
+    else:
+        out.print(f"review app on http://{host}:{port}/ (Ctrl-C stops it)")
     serve(app, host=host, port=port, threads=8, ident="harness-review")
 
 

@@ -21,12 +21,11 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
-from werkzeug.security import check_password_hash, generate_password_hash
+from werkzeug.security import generate_password_hash
 
 from harness.errors import InputError
 from harness.project.problems import unknown
-
-MIN_PASSWORD = 8
+from harness.review.passwords import password_matches, password_problems
 
 
 def now() -> datetime:
@@ -63,14 +62,16 @@ class User(Base):
         return self.active
 
     def get_id(self) -> str:
-        return str(self.id)
+        """The session identity: `"<id>:<session version>"`; raising the version ends every session of the
+        account (auth.py's session loader checks both)."""
+        return f"{self.id}:{self.session_version}"
 
     @property
     def is_lead(self) -> bool:
         return self.role == Role.lead.value
 
     def check_password(self, password: str) -> bool:
-        return check_password_hash(self.password_hash, password)
+        return password_matches(self.password_hash, password)
 
 
 class LoginCounter(Base):
@@ -238,14 +239,14 @@ def audit(session: Session, actor: str, action: str, target: str, **detail: Any)
 
 
 def add_user(session: Session, username: str, password: str, role: Role, *, actor: str) -> User:
-    """A new account with a hashed password; InputError for a taken name or a short password."""
+    """A new account with a hashed password; InputError for a taken or malformed name or a weak password (see
+    `password_problems`)."""
     problems = []
     if not username or not username.replace("_", "").replace(".", "").replace("-", "").isalnum():
         problems.append(f"user name {username!r}: use letters, digits, '.', '_' or '-'")
     if session.scalar(select(User).where(User.username == username)) is not None:
         problems.append(f"user name {username!r} is taken")
-    if len(password) < MIN_PASSWORD:
-        problems.append(f"password: at least {MIN_PASSWORD} characters")
+    problems += password_problems(password, username)
     if problems:
         raise InputError("cannot add the user", problems)
     user = User(username=username, password_hash=generate_password_hash(password), role=role.value)
@@ -263,14 +264,22 @@ def find_user(session: Session, username: str) -> User:
 
 
 def set_password(session: Session, username: str, password: str, *, actor: str) -> None:
-    if len(password) < MIN_PASSWORD:
-        raise InputError("cannot set the password", [f"password: at least {MIN_PASSWORD} characters"])
-    find_user(session, username).password_hash = generate_password_hash(password)
+    """A new password for an account, which ends every open session of it; InputError for an unknown user or a
+    weak password (see `password_problems`)."""
+    user = find_user(session, username)
+    if problems := password_problems(password, username):
+        raise InputError("cannot set the password", problems)
+    user.password_hash = generate_password_hash(password)
+    user.session_version = User.session_version + 1  # type: ignore[assignment]
     audit(session, actor, "user.password", f"user {username}")
 
 
 def set_active(session: Session, username: str, active: bool, *, actor: str) -> None:
-    find_user(session, username).active = active
+    """Deactivate (its open sessions end for good: reactivating does not revive them) or reactivate an account."""
+    user = find_user(session, username)
+    user.active = active
+    if not active:
+        user.session_version = User.session_version + 1  # type: ignore[assignment]
     audit(session, actor, "user.activate" if active else "user.deactivate", f"user {username}")
 
 

@@ -45,7 +45,7 @@ def test_accounts_are_added_listed_repassworded_and_deactivated(tmp_path: Path) 
         == 0
     )
     short = invoke("add-user", "ann", "--password-stdin", "--db", db, stdin="short\n")
-    assert short.exit_code == 2 and "at least 8 characters" in short.output
+    assert short.exit_code == 2 and "at least 15 characters" in short.output
     taken = invoke("add-user", "lea", "--password-stdin", "--db", db, stdin=PASSWORD + "\n")
     assert taken.exit_code == 2 and "is taken" in taken.output
     assert invoke("add-user", "ann", "--password-stdin", "--db", db, stdin=PASSWORD + "\n").exit_code == 0
