@@ -2,7 +2,21 @@
 read the reviewed KPIs, export corrections and audit every change.
 
 Flask with Flask-Login (sessions), Flask-WTF's CSRFProtect (every POST carries a token) and SQLAlchemy (the
-store). Analysts see only their own reviews, so calibration stays blind; leads see everything.
+store). Analysts see only their own reviews, so calibration stays blind; leads see everything. The reviewed KPIs
+that analysts read leave out dialogs under an open calibration (reports.open_calibrations), so no figure changes
+when a colleague saves a blind calibration review.
+
+Nothing an analyst types is lost:
+- Saves use optimistic locking (`saving.save_scorecard`): the form carries the version of the review it edited; a save
+  is one conditional UPDATE (or an INSERT that the unique constraint refuses) and succeeds only on that version.
+  Otherwise the answer is 409: the saved version (who, when, what) beside the analyst's input, pre-filled in the
+  form with the saved version's number, so saving again replaces it deliberately.
+- A save that arrives without a session (logged out in another tab, session ended) shows the login page carrying
+  the form (auth.render_login); after the login, `resume_review` shows the dialog with that input, unsaved. A save
+  whose CSRF token no longer matches the session (logged in again) shows the dialog with the input, unsaved.
+- Invalid input shows the form again with the input and the problems (422).
+
+Every id in an address is a `DatabaseId`: ASCII digits within the id columns' range, anything else a 404.
 """
 
 from __future__ import annotations
@@ -19,6 +33,9 @@ from flask_login import current_user, login_required
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from sqlalchemy import ColumnElement, case, func, literal, select
 from sqlalchemy.orm import InstrumentedAttribute, Session, defer, selectinload, sessionmaker
+from werkzeug.datastructures import MultiDict
+from werkzeug.exceptions import HTTPException
+from werkzeug.routing import BaseConverter, ValidationError
 
 from harness.errors import HarnessError
 from harness.project.bot_config import load_queue_config
@@ -28,8 +45,9 @@ from harness.project.paths import ProjectPaths
 from harness.review import auth, exports, reports
 from harness.review.config import ReviewConfig
 from harness.review.database import connect
-from harness.review.forms import ReviewInput, outcome_choices, parse_review
+from harness.review.forms import ID_PATTERN, MAX_ID, ReviewInput, outcome_choices, parse_id, parse_review
 from harness.review.masking import mask
+from harness.review.saving import SCORECARD_FIELDS, Conflict, save_scorecard
 from harness.review.scorecard_table import scorecard_frame, scorecard_rows, to_csv
 from harness.review.store import (
     Assignment,
@@ -40,10 +58,10 @@ from harness.review.store import (
     Review,
     Role,
     Run,
+    ScorecardFields,
     TaskKind,
     User,
     audit,
-    now,
     setting,
 )
 
@@ -65,12 +83,41 @@ class Vocabulary:
 PAGE_SIZE = 100
 """Dialogs per page of the queue."""
 
+LOG_IN_TO_SAVE = "Your session has ended, so your scorecard is not saved yet. Log in: it is shown again to save."
+CHECK_AND_SAVE = (
+    "Not saved yet: this form was opened in an earlier session (you logged in again since, or the page is older "
+    "than your session). What you entered is below: check it and save it again."
+)
+RESUMED = "You are logged in again. Your scorecard is below as you entered it, not saved yet: check it and save it."
+OTHER_USER = "Not saved: the scorecard below was filled in by another user. Saving it again makes it {user}'s."
+
 
 def queue_order(tasks: Mapping[int, str]) -> tuple[ColumnElement[Any] | InstrumentedAttribute[int], ...]:
     """ORDER BY for the queue: open assignments (to review or re-review) first, then by priority (highest
     first), then by dialog number."""
     assigned_first = case((Dialog.id.in_(list(tasks)), 0), else_=1) if tasks else literal(1)
     return (assigned_first, Dialog.priority.desc(), Dialog.id)
+
+
+class DatabaseId(BaseConverter):
+    """`<id:name>` in a route: a record number, ASCII digits without a leading zero, 1 to MAX_ID. Anything else
+    (zero, negative, beyond the id columns' range, not a number) matches no route: a 404, never a database
+    error."""
+
+    regex = ID_PATTERN
+    part_isolating = True
+
+    def to_python(self, value: str) -> int:
+        number = parse_id(value)
+        if number is None:
+            raise ValidationError()
+        return number
+
+    def to_url(self, value: Any) -> str:
+        number = int(value)
+        if not 1 <= number <= MAX_ID:
+            raise ValueError(f"{value!r} is not a record number")
+        return str(number)
 
 
 def lead_required(view: Callable[..., Any]) -> Callable[..., Any]:
@@ -99,6 +146,7 @@ def create_app(
         TESTING=testing,
         WTF_CSRF_TIME_LIMIT=None,
     )
+    app.url_map.converters["id"] = DatabaseId
     CSRFProtect(app)
 
     def db() -> Session:
@@ -117,7 +165,9 @@ def create_app(
         return {"scorecard": config.scorecard}
 
     @app.errorhandler(CSRFError)
-    def csrf_failed(error: CSRFError) -> tuple[str, int]:
+    def csrf_failed(error: CSRFError) -> Any:
+        if request.endpoint == "save_review":  # a scorecard is never thrown away
+            return keep_scorecard(CHECK_AND_SAVE, 400)
         message = f"{error.description} Reload the page and submit the form again; nothing was saved."
         return render_template("error.html", title="Form expired or not from this app", message=message), 400
 
@@ -125,7 +175,18 @@ def create_app(
     def forbidden(_error: Exception) -> tuple[str, int]:
         return render_template("error.html", title="Not allowed", message="This page is for leads."), 403
 
-    auth.install(app, db)
+    @app.errorhandler(404)
+    def not_found(_error: Exception) -> tuple[str, int]:
+        message = "No such page or record. Dialogs are numbered as the queue shows them."
+        return render_template("error.html", title="Not found", message=message), 404
+
+    @app.after_request
+    def no_framing(response: Response) -> Response:
+        # pages may hold a pre-filled scorecard; another site must not frame them and trick a click on Save
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        return response
+
+    auth.install(app, db, resume=lambda next_path, carried: resume_review(next_path, carried))
 
     # ------------------------------------------------------------------------------------------------ queue
 
@@ -225,32 +286,73 @@ def create_app(
     def own_review(dialog: Dialog) -> Review | None:
         return next((r for r in dialog.reviews if r.analyst_id == current_user.id), None)
 
-    def show_dialog(dialog: Dialog, data: ReviewInput | None, problems: list[str], status: int = 200) -> Any:
-        blind = rereview_due(dialog)
-        review = None if blind else own_review(dialog)  # a re-review is blind to the first review
-        if data is None:
-            data = (
-                ReviewInput(
-                    dict(review.ratings),
-                    list(review.critical_errors),
-                    dict(review.corrected_intents),
-                    review.correct_outcome,
-                    review.note,
+    def rereview_asked(dialog: Dialog) -> bool:
+        """Whether a lead asked the current user to review `dialog` again (done or not)."""
+        return (
+            db().scalar(
+                select(Assignment.id).where(
+                    Assignment.dialog_id == dialog.id,
+                    Assignment.analyst_id == current_user.id,
+                    Assignment.kind == TaskKind.rereview.value,
                 )
-                if review
-                else ReviewInput()  # nothing pre-filled, not even the bot's outcome: a verdict is never a default
             )
-        others = dialog.reviews if current_user.is_lead else []
-        again = dialog.rereviews if current_user.is_lead else []
+            is not None
+        )
+
+    def input_of(record: ScorecardFields | None, kind: str) -> ReviewInput:
+        if record is None:  # nothing pre-filled, not even the bot's outcome: a verdict is never a default
+            return ReviewInput(kind=kind, analyst=current_user.username)
+        return ReviewInput(
+            dict(record.ratings),
+            list(record.critical_errors),
+            dict(record.corrected_intents),
+            record.correct_outcome,
+            record.note,
+            kind=kind,
+            version=record.version,
+            analyst=current_user.username,
+        )
+
+    def show_dialog(
+        dialog: Dialog,
+        data: ReviewInput | None,
+        problems: list[str],
+        status: int = 200,
+        *,
+        conflict: Conflict | None = None,
+        notice: str | None = None,
+    ) -> Any:
+        """The dialog page. `data`: the scorecard as submitted (shown unsaved, with `problems`, a `conflict` or a
+        `notice` saying why); None shows the saved review, or an empty form for a first review or a re-review."""
+        if data is None:
+            kind = TaskKind.rereview.value if rereview_due(dialog) else TaskKind.review.value
+            data = input_of(None if kind == TaskKind.rereview.value else own_review(dialog), kind)
+        kind = data.kind or (TaskKind.rereview.value if rereview_due(dialog) else TaskKind.review.value)
+        blind = kind == TaskKind.rereview.value  # a re-review is blind to the first review
+        review = None if blind else own_review(dialog)
+        notices = [notice] if notice else []
+        if data.analyst and data.analyst != current_user.username:
+            notices.append(
+                f"This scorecard was filled in as {data.analyst}; you are logged in as {current_user.username}. "
+                f"Saving it makes it {current_user.username}'s {'re-review' if blind else 'review'}."
+            )
+        saved = conflict.saved if conflict else None
+        differs = {n for n in SCORECARD_FIELDS if saved is not None and getattr(saved, n) != getattr(data, n)}
         return (
             render_template(
                 "dialog.html",
                 dialog=dialog,
                 data=data,
+                kind=kind,
+                version=saved.version if saved is not None else data.version,
                 problems=problems,
+                notices=notices,
+                conflict=conflict,
+                saved=saved,
+                differs=differs,
                 review=review,
-                others=others,
-                rereviews=again,
+                others=dialog.reviews if current_user.is_lead else [],
+                rereviews=dialog.rereviews if current_user.is_lead else [],
                 blind=blind,
                 intents=vocabulary.intents,
                 outcomes=outcome_choices(vocabulary.queues),
@@ -259,25 +361,68 @@ def create_app(
             status,
         )
 
-    @app.get("/dialogs/<int:dialog_id>")
-    @login_required
-    def dialog_view(dialog_id: int) -> Any:
-        return show_dialog(dialog_or_404(dialog_id), None, [])
-
-    @app.post("/dialogs/<int:dialog_id>/review")
-    @login_required
-    def save_review(dialog_id: int) -> Any:
-        dialog = dialog_or_404(dialog_id)
-        data, problems = parse_review(
-            request.form,
-            request.form.getlist,
+    def submitted(dialog: Dialog, form: MultiDict[str, str]) -> tuple[ReviewInput, list[str]]:
+        return parse_review(
+            form,
+            form.getlist,
             scorecard=config.scorecard,
             turns=dialog.turns,
             intents=vocabulary.intents,
             queues=vocabulary.queues,
         )
+
+    def login_to_save() -> Response:
+        """The login page carrying the submitted scorecard; after the login, `resume_review` shows it again."""
+        return auth.render_login(request.path, request.form, LOG_IN_TO_SAVE, 401)
+
+    def keep_scorecard(notice: str, status: int) -> Any:
+        """A save that cannot go ahead for a reason outside the form: the login page carrying the form when there
+        is no session; else the dialog with the input, unsaved, and `notice`."""
+        if not current_user.is_authenticated:
+            return login_to_save()
+        dialog = dialog_or_404(int((request.view_args or {})["dialog_id"]))
+        data, problems = submitted(dialog, request.form)
+        return show_dialog(dialog, data, problems, status, notice=notice)
+
+    def resume_review(next_path: str, carried: MultiDict[str, str]) -> Any:
+        """After a login that carried a scorecard: the dialog with it pre-filled, unsaved; else `next_path`."""
+        try:
+            endpoint, args = app.create_url_adapter(request).match(next_path.split("?")[0], method="POST")  # type: ignore[union-attr]
+        except HTTPException:
+            return redirect(next_path)
+        if endpoint != "save_review":
+            return redirect(next_path)
+        dialog = db().get(Dialog, args["dialog_id"])
+        if dialog is None:
+            return redirect(url_for("queue"))
+        data, problems = submitted(dialog, carried)
+        return show_dialog(dialog, data, problems, 200, notice=RESUMED)
+
+    @app.get("/dialogs/<id:dialog_id>")
+    @login_required
+    def dialog_view(dialog_id: int) -> Any:
+        return show_dialog(dialog_or_404(dialog_id), None, [])
+
+    @app.get("/dialogs/<id:dialog_id>/review")
+    def review_address(dialog_id: int) -> Any:
+        """Where a browser lands on the save address by GET (a login's old `next`, a reload): the dialog."""
+        return redirect(url_for("dialog_view", dialog_id=dialog_id))
+
+    @app.post("/dialogs/<id:dialog_id>/review")
+    def save_review(dialog_id: int) -> Any:
+        if not current_user.is_authenticated:
+            return login_to_save()
+        dialog = dialog_or_404(dialog_id)
+        data, problems = submitted(dialog, request.form)
+        kind = data.kind or (TaskKind.rereview.value if rereview_due(dialog) else TaskKind.review.value)
+        if kind == TaskKind.rereview.value and not rereview_asked(dialog):
+            problems.append("no re-review of this dialog was asked of you: save it as your review instead")
+            data.kind = TaskKind.review.value
         if problems:
             return show_dialog(dialog, data, problems, 422)
+        if data.analyst and data.analyst != current_user.username:
+            data.analyst = current_user.username  # saving the page shown next saves it as the current user
+            return show_dialog(dialog, data, [], 409, notice=OTHER_USER.format(user=current_user.username))
         fields = {
             "ratings": data.ratings,
             "critical_errors": data.critical_errors,
@@ -285,35 +430,19 @@ def create_app(
             "correct_outcome": data.correct_outcome,
             "note": mask(data.note) or "",
         }
-        if rereview_due(dialog):
-            again = Rereview(dialog_id=dialog.id, analyst_id=current_user.id, **fields)
-            db().add(again)
-            db().flush()
-            audit(
-                db(), current_user.username, "rereview.create", f"re-review {again.id} of dialog {dialog.id}", **fields
-            )
-            db().commit()
+        model = Rereview if kind == TaskKind.rereview.value else Review
+        result = save_scorecard(db(), model, dialog, current_user, fields, data.version)
+        if isinstance(result, Conflict):
+            return show_dialog(dialog, data, [], 409, conflict=result)
+        if model is Rereview:
             flash(f"Re-review of {dialog.conversation_id} saved (it measures consistency; it decides nothing).", "ok")
             return redirect(url_for("dialog_view", dialog_id=dialog.id))
-        review = own_review(dialog)
-        if review is None:
-            review = Review(dialog_id=dialog.id, analyst_id=current_user.id, **fields)
-            db().add(review)
-            db().flush()
-            audit(db(), current_user.username, "review.create", f"review {review.id} of dialog {dialog.id}", **fields)
-        else:
-            changed = {k: {"from": getattr(review, k), "to": v} for k, v in fields.items() if getattr(review, k) != v}
-            for key, value in fields.items():
-                setattr(review, key, value)
-            review.updated_at = now()
-            audit(db(), current_user.username, "review.update", f"review {review.id} of dialog {dialog.id}", **changed)
-        db().commit()
         failed = config.scorecard.classes_of(data.critical_errors)
         verdict = f"failed ({', '.join(sorted(failed))}-critical)" if failed else "passed"
         flash(f"Review of {dialog.conversation_id} saved: the dialog {verdict}.", "ok")
         return redirect(url_for("dialog_view", dialog_id=dialog.id))
 
-    @app.post("/reviews/<int:review_id>/reference")
+    @app.post("/reviews/<id:review_id>/reference")
     @lead_required
     def mark_reference(review_id: int) -> Any:
         review = db().get(Review, review_id)
@@ -334,9 +463,11 @@ def create_app(
     def kpis() -> Any:
         run = request.args.get("run", "")
         runs = [r.run_id for r in db().scalars(select(Run).order_by(Run.id.desc()))]
-        table = reports.kpi_table(db(), config.scorecard, run or None)
-        coverage = reports.sample_coverage(db(), run or None)
-        return render_template("kpis.html", table=table, runs=runs, run=run, coverage=coverage)
+        leave_out = set() if current_user.is_lead else reports.open_calibrations(db())
+        table = reports.kpi_table(db(), config.scorecard, run or None, leave_out)
+        coverage = reports.sample_coverage(db(), run or None, leave_out)
+        left_out = len(reports.dialogs_of_run(db(), leave_out, run or None))
+        return render_template("kpis.html", table=table, runs=runs, run=run, coverage=coverage, left_out=left_out)
 
     @app.route("/calibration", methods=["GET", "POST"])
     @lead_required

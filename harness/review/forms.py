@@ -1,11 +1,17 @@
-"""The scorecard form: from what an analyst submitted to a review's fields, or the list of what is wrong.
+"""The scorecard form: from what an analyst submitted to a review's fields, or the list of what is wrong; and the
+one rule for the record numbers (ids) users type or put in addresses.
 
 Pure: the app passes the submitted form and what is allowed (scorecard, intents, queues). Nothing submitted is
 dropped on an error; the app shows the form again with the analyst's input and the problems.
+
+Besides the scorecard the form carries what it edits: `kind` (`review`, or `rereview` for a blind second review)
+and `version`, the version of the saved record the analyst started from (0: none was saved yet). The app saves
+only if that is still the saved version (optimistic locking, see app.save_scorecard).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,6 +19,37 @@ from typing import Any
 from harness.review.config import Scorecard
 
 MAX_NOTE = 4000
+MAX_ID = 2**31 - 1
+"""The largest record number: ids are SQL INTEGER columns, 32 bits on PostgreSQL (SQLite would take 64). A number
+beyond it names nothing, and the database would fail on it rather than find nothing."""
+KINDS = ("review", "rereview")
+"""What a scorecard form edits: the analyst's review, or their blind re-review (values of store.TaskKind)."""
+_VERSION = re.compile(r"[0-9]{1,10}")
+
+
+def digits_up_to(limit: int) -> str:
+    """A regular expression matching exactly the decimal numbers 1 to `limit` (>= 1), without leading zeros:
+    shorter numbers, then per digit of `limit` the numbers that agree before it and are smaller there."""
+    text = str(limit)
+    parts = [f"[1-9][0-9]{{0,{len(text) - 2}}}"] if len(text) > 1 else []
+    for position, digit in enumerate(text):
+        low = 1 if position == 0 else 0
+        if int(digit) > low:
+            parts.append(f"{text[:position]}[{low}-{int(digit) - 1}][0-9]{{{len(text) - position - 1}}}")
+    parts.append(text)
+    return "(?:" + "|".join(parts) + ")"
+
+
+ID_PATTERN = digits_up_to(MAX_ID)
+"""The record numbers as a regular expression (URL converters need the range in the pattern itself: werkzeug
+answers 405, not 404, when a converter refuses a value that another method's route would have taken)."""
+_ID = re.compile(ID_PATTERN)
+
+
+def parse_id(text: str) -> int | None:
+    """The record number `text` names (`"12"` -> 12), or None when it cannot name one: not ASCII digits, a
+    leading zero, zero, or beyond MAX_ID."""
+    return int(text) if _ID.fullmatch(text) else None
 
 
 @dataclass
@@ -22,6 +59,12 @@ class ReviewInput:
     corrected_intents: dict[str, str] = field(default_factory=dict)
     correct_outcome: str = ""
     note: str = ""
+    kind: str = ""
+    """What the form edits (one of KINDS); empty when the form did not say (the app decides)."""
+    version: int = 0
+    """The saved version the analyst started from; 0 for a new review or re-review."""
+    analyst: str = ""
+    """The user name the form was filled in as (empty when the form did not say)."""
 
 
 def outcome_choices(queues: Iterable[str]) -> list[str]:
@@ -68,7 +111,17 @@ def parse_review(
     choices = outcome_choices(queues)
     if data.correct_outcome not in choices:
         problems.append(f"correct outcome {data.correct_outcome!r}: choose one of {', '.join(choices)}")
-    data.note = (form.get("note") or "").strip()
+    data.note = (form.get("note") or "").replace("\r\n", "\n").strip()  # browsers send line breaks as CRLF
     if len(data.note) > MAX_NOTE:
         problems.append(f"note: at most {MAX_NOTE} characters ({len(data.note)} given)")
+    data.kind = (form.get("kind") or "").strip()
+    if data.kind and data.kind not in KINDS:
+        problems.append(f"form kind {data.kind!r}: not one of {', '.join(KINDS)} (the form was altered)")
+        data.kind = ""
+    version = (form.get("version") or "0").strip()
+    if _VERSION.fullmatch(version) and int(version) <= MAX_ID:
+        data.version = int(version)
+    else:
+        problems.append(f"form version {version!r}: not a version number (the form was altered)")
+    data.analyst = (form.get("analyst") or "").strip()
     return data, problems

@@ -1,12 +1,20 @@
 """What the app and the CLI show from the review database: the reviewed KPIs and the calibration report.
 
 Adapters only: they read rows and hand plain values to the pure modules (reviewed_kpis.py, calibration.py).
+
+Blind calibration. A dialog is under an open calibration while it is assigned for review to at least two people
+and not all of them have reviewed it. Its reviews must stay blind until then, and any figure that counts them
+would tell an analyst, by comparing the page before and after, what a colleague decided. So the KPI views that
+analysts read leave those dialogs out altogether (`open_calibrations` gives the ids to pass as `leave_out`):
+whether or not anyone has reviewed them yet, so that neither a verdict nor the fact of a save shows. Leads see
+every dialog.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections import defaultdict
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
@@ -17,6 +25,7 @@ from harness.project.problems import unknown
 from harness.review.calibration import CalibrationReport, Consistency, Rating, calibration_report
 from harness.review.calibration import consistency as calibration_consistency
 from harness.review.config import CriticalClass, Scorecard
+from harness.review.forms import parse_id
 from harness.review.reviewed_kpis import ReviewedKpi, Verdict, reviewed_kpis, verdict_for
 from harness.review.store import (
     Assignment,
@@ -51,13 +60,42 @@ def deciding_review(dialog: Dialog) -> Review | None:
     return next((r for r in ordered if r.id == chosen), None)
 
 
-def verdicts(session: Session, scorecard: Scorecard, run_id: str | None = None) -> list[Verdict]:
-    """One verdict per reviewed dialog (of one run, or of every run)."""
+def open_calibrations(session: Session) -> set[int]:
+    """Ids of the dialogs under an open calibration: assigned for review to at least two people, not yet reviewed
+    by all of them (see the module docstring)."""
+    assigned: dict[int, set[int]] = defaultdict(set)
+    for dialog_id, analyst_id in session.execute(
+        select(Assignment.dialog_id, Assignment.analyst_id).where(Assignment.kind == TaskKind.review.value)
+    ):
+        assigned[dialog_id].add(analyst_id)
+    calibrated = {d: people for d, people in assigned.items() if len(people) >= 2}
+    reviewed = {
+        (d, a)
+        for d, a in session.execute(
+            select(Review.dialog_id, Review.analyst_id).where(Review.dialog_id.in_(list(calibrated)))
+        )
+    }
+    return {d for d, people in calibrated.items() if any((d, p) not in reviewed for p in people)}
+
+
+def dialogs_of_run(session: Session, ids: Collection[int], run_id: str | None) -> set[int]:
+    """The dialogs among `ids` that belong to run `run_id` (all of them when no run is given)."""
+    if not run_id or not ids:
+        return set(ids)
+    return set(session.scalars(select(Dialog.id).join(Run).where(Run.run_id == run_id, Dialog.id.in_(list(ids)))))
+
+
+def verdicts(
+    session: Session, scorecard: Scorecard, run_id: str | None = None, leave_out: Collection[int] = frozenset()
+) -> list[Verdict]:
+    """One verdict per reviewed dialog (of one run, or of every run), except the dialogs in `leave_out`."""
     query = (
         select(Dialog)
         .options(defer(Dialog.turns), selectinload(Dialog.reviews).selectinload(Review.analyst))
         .where(Dialog.reviews.any())
     )
+    if leave_out:
+        query = query.where(Dialog.id.not_in(list(leave_out)))
     if run_id:
         query = query.join(Run).where(Run.run_id == run_id)
     dialogs = session.scalars(query).all()
@@ -79,8 +117,11 @@ def verdicts(session: Session, scorecard: Scorecard, run_id: str | None = None) 
     return out
 
 
-def kpi_table(session: Session, scorecard: Scorecard, run_id: str | None = None) -> list[ReviewedKpi]:
-    return reviewed_kpis(verdicts(session, scorecard, run_id), scorecard)
+def kpi_table(
+    session: Session, scorecard: Scorecard, run_id: str | None = None, leave_out: Collection[int] = frozenset()
+) -> list[ReviewedKpi]:
+    """Every reviewed KPI (see reviewed_kpis.py) over the reviewed dialogs of one run or all, except `leave_out`."""
+    return reviewed_kpis(verdicts(session, scorecard, run_id, leave_out), scorecard)
 
 
 @dataclass(frozen=True)
@@ -89,9 +130,13 @@ class SampleCoverage:
     reviewed: int
 
 
-def sample_coverage(session: Session, run_id: str | None = None) -> SampleCoverage:
-    """How many dialogs of the random sample exist, and how many of them have a review."""
+def sample_coverage(
+    session: Session, run_id: str | None = None, leave_out: Collection[int] = frozenset()
+) -> SampleCoverage:
+    """How many dialogs of the random sample exist, and how many of them have a review (`leave_out` not counted)."""
     query = select(Dialog).options(defer(Dialog.turns), selectinload(Dialog.reviews)).where(Dialog.sampled.is_(True))
+    if leave_out:
+        query = query.where(Dialog.id.not_in(list(leave_out)))
     if run_id:
         query = query.join(Run).where(Run.run_id == run_id)
     sampled = session.scalars(query).all()
@@ -167,10 +212,11 @@ def parse_dialog_ids(session: Session, text: str) -> tuple[list[str], list[int]]
     """Dialog numbers from a lead's list ("12, 14 15"); problems for unknown ones."""
     problems, ids = [], []
     for token in [t for t in re.split(r"[\s,;]+", text) if t]:
-        if not token.isdigit() or session.get(Dialog, int(token)) is None:
+        number = parse_id(token)
+        if number is None or session.get(Dialog, number) is None:
             problems.append(f"dialog {token!r} does not exist (give dialog numbers as shown in the queue)")
         else:
-            ids.append(int(token))
+            ids.append(number)
     if not ids and not problems:
         problems.append("list at least one dialog number")
     return problems, list(dict.fromkeys(ids))

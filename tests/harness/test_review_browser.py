@@ -206,3 +206,106 @@ def test_lead_assigns_a_calibration_and_reads_the_report(served: tuple[str, Path
         expect(page.locator("#deviations")).to_contain_text("bob")
         expect(page.locator("#deviations tr", has_text="bob")).to_contain_text("critical:business 1/1")
         browser.close()
+
+
+def log_in(page, url: str, name: str) -> None:  # type: ignore[no-untyped-def]
+    from playwright.sync_api import expect
+
+    page.goto(f"{url}/login")
+    page.fill("input[name=username]", name)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    expect(page.locator("#whoami")).to_contain_text(name)
+
+
+def fill_scorecard(page, *, tone: str, note: str, error: str | None = None) -> None:  # type: ignore[no-untyped-def]
+    for attribute in ("understood", "correct_answer", "correct_routing", "resolved"):
+        page.check(f"input[name=rating_{attribute}][value=no]")
+    page.check(f"input[name=rating_tone][value={tone}]")
+    if error:
+        page.check(f"input[name=critical_errors][value={error}]")
+    page.select_option("select[name=intent_0]", "report_fraud")
+    page.select_option("select[name=correct_outcome]", "escalated:fraud")
+    page.fill("textarea[name=note]", note)
+
+
+def saved_notes(served_root: Path) -> list[str]:
+    from sqlalchemy import select
+
+    from harness.review.store import Review
+
+    database = f"sqlite:///{served_root.parent / 'review.db'}"
+    with Session(connect(database)) as session:
+        return [r.note for r in session.scalars(select(Review).order_by(Review.id))]
+
+
+def test_two_tabs_saving_one_review_get_a_conflict_showing_both_versions(served: tuple[str, Path]) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    url, root = served
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        tabs = browser.new_context()  # one browser, one cookie jar: two tabs of the same analyst
+        first, second = tabs.new_page(), tabs.new_page()
+        log_in(first, url, "ann")
+        for tab in (first, second):
+            tab.goto(f"{url}/dialogs/1")
+        fill_scorecard(first, tone="good", note="saved from the first tab")
+        fill_scorecard(second, tone="poor", note="typed in the second tab", error="fraud_not_escalated")
+        first.click("#scorecard button[type=submit]")
+        expect(first.locator(".flash")).to_contain_text("saved")
+
+        second.click("#scorecard button[type=submit]")
+        conflict = second.locator("#conflict")
+        expect(conflict).to_contain_text("Not saved")
+        expect(conflict.locator("#saved-version")).to_contain_text("saved from the first tab")
+        expect(conflict).to_contain_text("version 1, by ann")
+        expect(second.locator("textarea[name=note]")).to_have_value("typed in the second tab")
+        expect(second.locator("input[name=rating_tone][value=poor]")).to_be_checked()
+        expect(second.locator("input[name=critical_errors][value=fraud_not_escalated]")).to_be_checked()
+        assert saved_notes(root) == ["saved from the first tab"]
+
+        second.click("#scorecard button[type=submit]")  # deliberately replace the saved version
+        expect(second.locator(".flash")).to_contain_text("failed (business-critical)")
+        first.reload()
+        expect(first.locator("textarea[name=note]")).to_have_value("typed in the second tab")
+        browser.close()
+    assert saved_notes(root) == ["typed in the second tab"]
+
+
+def test_a_relogin_keeps_what_the_analyst_typed(served: tuple[str, Path]) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    url, root = served
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        tabs = browser.new_context()
+        work, other = tabs.new_page(), tabs.new_page()
+        log_in(work, url, "ann")
+        work.goto(f"{url}/dialogs/1")
+        note = "an hour of judgement\nwith a second line"
+        fill_scorecard(work, tone="acceptable", note=note, error="fraud_not_escalated")
+
+        other.goto(f"{url}/")
+        other.click("header button[type=submit]")  # log out in another tab
+        expect(other.locator("h1")).to_have_text("Log in")
+
+        work.click("#scorecard button[type=submit]")
+        expect(work.locator("#carried-input")).to_be_visible()
+        assert saved_notes(root) == []
+        work.fill("input[name=username]", "ann")
+        work.fill("input[name=password]", PASSWORD)
+        work.click("button[type=submit]")
+
+        expect(work.locator("h1")).to_contain_text("demo-fraud")
+        expect(work.locator("main")).to_contain_text("not saved yet")
+        expect(work.locator("textarea[name=note]")).to_have_value(note)
+        expect(work.locator("input[name=rating_tone][value=acceptable]")).to_be_checked()
+        expect(work.locator("input[name=critical_errors][value=fraud_not_escalated]")).to_be_checked()
+        expect(work.locator("select[name=intent_0]")).to_have_value("report_fraud")
+        assert saved_notes(root) == []
+
+        work.click("#scorecard button[type=submit]")
+        expect(work.locator(".flash")).to_contain_text("failed (business-critical)")
+        browser.close()
+    assert saved_notes(root) == [note]
