@@ -23,7 +23,7 @@ from harness.records.run_folder import RunFolder
 from harness.review.config import ReviewConfig
 from harness.review.flagging import Selection, conversation_facts
 from harness.review.flagging import select as select_dialogs
-from harness.review.masking import mask, mask_value
+from harness.review.masking import mask, mask_turns, mask_value
 from harness.review.store import Dialog, DialogFlag, Run, audit
 from harness.scoring.scored_run import ScoredRun
 
@@ -44,12 +44,14 @@ def _value(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
 
 
-def turn_view(row: pd.Series) -> dict[str, Any]:
-    """One turn as the dialog view shows it, masked."""
+def turn_view(row: pd.Series, text: str | None = None) -> dict[str, Any]:
+    """One turn as the dialog view shows it, masked. `text`: the customer's text already masked together with the
+    dialog's other turns (`mask_turns`, which also catches a number sent in pieces); by default the row's text is
+    masked on its own."""
     ranking = _json(row["ranking"], [])
     return {
         "index": int(row["turn_index"]),
-        "text": mask(_value(row["text"])),
+        "text": text if text is not None else mask(_value(row["text"])),
         "status": _value(row["status"]),
         "bot_messages": mask_value(_json(row["bot_messages"], [])),
         "intent": _value(row["intent"]),
@@ -94,6 +96,7 @@ def build_dialogs(run: ScoredRun, config: ReviewConfig) -> list[Dialog]:
             continue
         selection, fact = chosen[conversation_id], facts[conversation_id]
         turns = turns.sort_values("turn_index")
+        texts = mask_turns([_value(text) for text in turns["text"]])
         row = conversations.loc[conversation_id]
         labelled = fact.expected_label is not None
         dialogs.append(
@@ -112,7 +115,7 @@ def build_dialogs(run: ScoredRun, config: ReviewConfig) -> list[Dialog]:
                 sampled=selection.sampled,
                 flags=[{"rule": f.rule, "reason": mask(f.reason)} for f in selection.flags],
                 flag_rows=[DialogFlag(rule=rule) for rule in sorted({f.rule for f in selection.flags})],
-                turns=[turn_view(t) for _, t in turns.iterrows()],
+                turns=[turn_view(t, text) for (_, t), text in zip(turns.iterrows(), texts, strict=True)],
             )
         )
     return sorted(dialogs, key=lambda d: (-d.priority, d.conversation_id))
