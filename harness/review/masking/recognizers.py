@@ -196,7 +196,24 @@ _LOCAL_JOIN = r"(?:\s+(?:dot|underscore|dash|hyphen)\s+|[._-])"
 _LABEL = r"[^\W_](?:[\w-]*[^\W_])?"
 
 
-class SpelledEmailRecognizer(PatternRecognizer):
+class FilteredPatternRecognizer(PatternRecognizer):
+    """A pattern recogniser whose matches are kept only when `_plausible` says so, looking at the text around
+    them (cue words, dates, neighbouring numbers), which Presidio's per-match `validate_result` cannot see."""
+
+    def analyze(
+        self,
+        text: str,
+        entities: list[str],
+        nlp_artifacts: NlpArtifacts | None = None,
+        regex_flags: int | None = None,
+    ) -> list[RecognizerResult]:
+        return [result for result in super().analyze(text, entities, nlp_artifacts) if self._plausible(text, result)]
+
+    def _plausible(self, text: str, result: RecognizerResult) -> bool:
+        raise NotImplementedError
+
+
+class SpelledEmailRecognizer(FilteredPatternRecognizer):
     """E-mail addresses spelled out so that they pass filters: `jo dot bloggs at gmail dot com`, `priya (at)
     outlook (dot) com`, `tom[at]protonmail[dot]com`. The domain must end in a known public suffix; and, since
     `paid at amazon.co.uk` has the same shape, the address must be bracketed, or have a compound local part
@@ -217,15 +234,6 @@ class SpelledEmailRecognizer(PatternRecognizer):
             name="SpelledEmailRecognizer",
             patterns=[Pattern("Spelled-out e-mail", self.PATTERN, 0.5)],
         )
-
-    def analyze(
-        self,
-        text: str,
-        entities: list[str],
-        nlp_artifacts: NlpArtifacts | None = None,
-        regex_flags: int | None = None,
-    ) -> list[RecognizerResult]:
-        return [result for result in super().analyze(text, entities, nlp_artifacts) if self._plausible(text, result)]
 
     def _plausible(self, text: str, result: RecognizerResult) -> bool:
         match = self._COMPILED.fullmatch(text, result.start, result.end)
@@ -354,7 +362,7 @@ class RegionalPhoneRecognizer(PhoneRecognizer):
         return international or nearest_cue(text, result.start) != "not_pii"
 
 
-class SortCodeRecognizer(PatternRecognizer):
+class SortCodeRecognizer(FilteredPatternRecognizer):
     """UK sort codes: three pairs of digits joined by `-`, `.` or spaces (`20-45-67`, `40 11 62`, `20.45.67`),
     not part of a longer run of pairs. Pairs that also read as a date (`12-03-24`) are a sort code only with a
     sort-code cue before them (`sort code`, `s/c`) or an account number right after."""
@@ -373,15 +381,6 @@ class SortCodeRecognizer(PatternRecognizer):
             patterns=[Pattern("UK sort code", self.PATTERN, 0.5)],
         )
 
-    def analyze(
-        self,
-        text: str,
-        entities: list[str],
-        nlp_artifacts: NlpArtifacts | None = None,
-        regex_flags: int | None = None,
-    ) -> list[RecognizerResult]:
-        return [result for result in super().analyze(text, entities, nlp_artifacts) if self._plausible(text, result)]
-
     def _plausible(self, text: str, result: RecognizerResult) -> bool:
         pairs = [int(text[result.start + offset : result.start + offset + 2]) for offset in (0, 3, 6)]
         if not _day_month(pairs[0], pairs[1]):
@@ -390,7 +389,7 @@ class SortCodeRecognizer(PatternRecognizer):
         return cued or bool(self._ACCOUNT_AFTER.match(text, result.end))
 
 
-class AccountNumberRecognizer(PatternRecognizer):
+class AccountNumberRecognizer(FilteredPatternRecognizer):
     """UK account numbers. Straight after an account cue (`acc no. 123456`, `acc31926819`, `a/c 00451278`),
     6 to 10 digits; anywhere else, eight digits run together or in groups (`31926819`, `3192 6819`,
     `31 92 68 19`) unless they are a date, a money amount, or follow a reference cue (`ref`, `order`, `case`...).
@@ -412,15 +411,6 @@ class AccountNumberRecognizer(PatternRecognizer):
 
     def __init__(self) -> None:
         super().__init__(supported_entity=ACCOUNT_NUMBER, name="AccountNumberRecognizer", patterns=self.PATTERNS)
-
-    def analyze(
-        self,
-        text: str,
-        entities: list[str],
-        nlp_artifacts: NlpArtifacts | None = None,
-        regex_flags: int | None = None,
-    ) -> list[RecognizerResult]:
-        return [result for result in super().analyze(text, entities, nlp_artifacts) if self._plausible(text, result)]
 
     def validate_result(self, pattern_text: str) -> bool | None:
         digits = len(digits_of(pattern_text))
