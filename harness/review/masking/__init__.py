@@ -11,8 +11,10 @@ check digits), e-mail addresses and phone numbers (the `phonenumbers` library, o
 `recognizers.PHONE_REGIONS`), and ours where it has none (`recognizers.py`: UK sort codes and account numbers,
 street addresses with a house number, cards grouped with other separators, lowercase IBANs, spelled-out e-mail
 addresses; `turns.py`: numbers sent in pieces across turns). Presidio's anonymizer puts the placeholders in.
-Where findings overlap, the kind earlier in `options.ENTITY_KINDS` wins (an IBAN's digits are not also a card
-number).
+Where findings overlap, their union is masked with the placeholder of the kind earlier in `options.ENTITY_KINDS`
+(an IBAN's digits are not also a card number), so no character of any finding stays readable. Text is read in
+an ASCII form of the same length (`normalised`: full-width or Arabic-Indic digits, en dashes, thin spaces), and
+long text in overlapping windows (`WINDOW`), so the time stays linear in its length.
 
 Left alone on purpose: money amounts, dates, times, timestamps, references, postcodes, towns and short numbers
 such as the last four digits of a card, which QA needs to follow the conversation. People's names are masked
@@ -25,6 +27,7 @@ from __future__ import annotations
 import re
 import sys
 import threading
+import unicodedata
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -121,20 +124,73 @@ def warm_up(options: MaskingOptions = DEFAULT_OPTIONS) -> None:
     _presidio().engine.analyzer(options)
 
 
+_DASHES: Final = "\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe58\ufe63\uff0d"
+_SPACES: Final = "\u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u202f\u205f\u3000"
+_ASCII_FORMS: Final = {ord(char): "-" for char in _DASHES} | {ord(char): " " for char in _SPACES}
+
+
+@lru_cache(maxsize=1024)
+def _ascii_form(char: str) -> str:
+    decimal = unicodedata.decimal(char, None)
+    return str(decimal) if decimal is not None else char.translate(_ASCII_FORMS)
+
+
+def normalised(text: str) -> str:
+    """`text` with every Unicode decimal digit as its ASCII digit (full-width `４`, Arabic-Indic `٤`), every dash
+    (en and em dashes, the non-breaking hyphen, the minus sign) as `-` and every space (no-break, thin,
+    ideographic) as ` `: one character for one, so spans found in it are spans of `text`."""
+    if text.isascii():
+        return text
+    return "".join(_ascii_form(char) if not char.isascii() else char for char in text)
+
+
+WINDOW: Final = 2000
+"""Text longer than this is analysed in windows of this many characters, each overlapping the one before by
+`OVERLAP`; the findings of all windows are merged. This keeps the time linear in the length of the text whatever
+its content (a customer can paste anything into the chat)."""
+OVERLAP: Final = 400
+"""Characters shared by consecutive windows: more than any card, IBAN, phone number or spelled-out address with
+the 40 characters of context before it, so each is whole, with its cue, inside one window. A window's edge can
+cut a number into a shorter one that is also found; merging masks the union, so that only masks more."""
+
+
+def _analysed(text: str, options: MaskingOptions) -> list[RecognizerResult]:
+    analyzer = _presidio().engine.analyzer(options)
+    if len(text) <= WINDOW:
+        return list(analyzer.analyze(text=text, language="en"))
+    found = []
+    for offset in range(0, len(text) - OVERLAP, WINDOW - OVERLAP):
+        for result in analyzer.analyze(text=text[offset : offset + WINDOW], language="en"):
+            result.start += offset
+            result.end += offset
+            found.append(result)
+    return found
+
+
 def _findings(text: str, options: MaskingOptions) -> list[RecognizerResult]:
-    """Presidio's findings in `text`, overlaps resolved: by precedence of kind, then the longer, then the
-    earlier; in order of position. Placeholders already in the text are never part of a finding."""
+    """Presidio's findings in `text` (read in its ASCII form, `normalised`), overlaps resolved: a finding that
+    overlaps one of an earlier kind (or a longer or earlier one of its kind) widens it to their union, which
+    keeps the earlier kind, so that no character of any finding stays readable; in order of position.
+    Placeholders already in the text are never part of a finding."""
+    text = normalised(text)
     if not options.names and not _MAYBE_PATTERN_PII.search(text):
         return []
-    found = _presidio().engine.analyzer(options).analyze(text=text, language="en")
-    results = [result for result in found if result.entity_type in _PRECEDENCE]
+    results = [result for result in _analysed(text, options) if result.entity_type in _PRECEDENCE]
     results.sort(key=lambda r: (_PRECEDENCE[r.entity_type], r.start - r.end, r.start))
-    taken = [(match.start(), match.end()) for match in PLACEHOLDER.finditer(text)]
+    placeholders = [(match.start(), match.end()) for match in PLACEHOLDER.finditer(text)]
     chosen: list[RecognizerResult] = []
     for result in results:
-        if all(result.end <= start or end <= result.start for start, end in taken):
+        if any(result.start < end and start < result.end for start, end in placeholders):
+            continue
+        overlapping = [kept for kept in chosen if result.start < kept.end and kept.start < result.end]
+        if not overlapping:
             chosen.append(result)
-            taken.append((result.start, result.end))
+            continue
+        # Chosen findings never overlap each other, so the union overlaps no other; the first is the earliest kind.
+        first = overlapping[0]
+        first.start = min(result.start, *(kept.start for kept in overlapping))
+        first.end = max(result.end, *(kept.end for kept in overlapping))
+        chosen = [kept for kept in chosen if kept is first or all(kept is not other for other in overlapping)]
     return sorted(chosen, key=lambda r: r.start)
 
 
@@ -180,7 +236,7 @@ def mask(text: str | None, options: MaskingOptions = DEFAULT_OPTIONS) -> str | N
 def mask_turns(texts: Sequence[str | None], options: MaskingOptions = DEFAULT_OPTIONS) -> list[str | None]:
     """The customer's turns of one dialog, in order, each masked; a card, account or phone number sent in pieces
     over consecutive turns (`4198`, `3444`, `1747`, `6617`) has every piece masked. Same length as `texts`."""
-    pieces = _presidio().turns.split_numbers(texts)
+    pieces = _presidio().turns.split_numbers([normalised(text) if text else text for text in texts])
     masked = list(texts)
     for piece in sorted(pieces, key=lambda p: p.start, reverse=True):
         text = masked[piece.turn] or ""

@@ -21,6 +21,7 @@ near, `48213377` is a reference after `ref` and an account number after `account
 
 from __future__ import annotations
 
+import bisect
 import datetime
 from functools import cache
 from typing import cast
@@ -48,7 +49,7 @@ _LETTER = r"[^\W\d_]"
 
 # A cue word before a number says what the number is. The nearest cue wins.
 _ACCOUNT_CUE = rf"(?<!{_LETTER})(?:accounts?|acount|accout|accnt|acct|acc|a/c)(?!{_LETTER})"
-_SORT_CUE = rf"(?<!{_LETTER})(?:sort|sortcode|s/c)(?!{_LETTER})"
+_SORT_CUE = rf"(?<!{_LETTER})(?:sort|sortcode|s/c|sc)(?!{_LETTER})"
 _NOT_PII_CUE = (
     rf"(?<!{_LETTER})(?:ref|reference|order|case|policy|ticket|invoice|claim|transaction|tracking|confirmation"
     rf"|booking|cheque|receipt|serial|id|zip|postcode|postal|plz|pin|version|ending|ends|last)(?!{_LETTER})"
@@ -217,7 +218,8 @@ class SpelledEmailRecognizer(FilteredPatternRecognizer):
     """E-mail addresses spelled out so that they pass filters: `jo dot bloggs at gmail dot com`, `priya (at)
     outlook (dot) com`, `tom[at]protonmail[dot]com`. The domain must end in a known public suffix; and, since
     `paid at amazon.co.uk` has the same shape, the address must be bracketed, or have a compound local part
-    (`jo dot bloggs`, `sarah_k`), or follow an e-mail cue word."""
+    (`jo dot bloggs`, `sarah_k`), or follow an e-mail cue word; and the local part needs a letter, so that the
+    last group of a card or phone number, an amount or an order number before ` at <shop>.com` is none."""
 
     PATTERN = (
         rf"(?<![\w@.])(?P<local>[\w'+]+(?:{_LOCAL_JOIN}[\w'+]+)*)(?P<at>{_AT})"
@@ -242,8 +244,11 @@ class SpelledEmailRecognizer(FilteredPatternRecognizer):
         domain = self._DOT_WORD.sub(".", match["domain"])
         if not has_public_suffix(domain):
             return False
+        local = match["local"]
+        if not any(char.isalpha() for char in local):
+            return False  # a number or an amount: `paid 49.99 at amazon.co.uk`, `4556 ... 9855 at ebay.com`
         bracketed = any(bracket in match["at"] for bracket in "([{")
-        compound = bool(self._JOIN_WORD.search(match["local"])) or any(c.isdigit() for c in match["local"])
+        compound = bool(self._JOIN_WORD.search(local)) or any(char.isdigit() for char in local)
         cued = bool(self._EMAIL_CUE.search(text, max(0, result.start - _CUE_WINDOW), result.start))
         return bracketed or compound or cued
 
@@ -256,7 +261,8 @@ class SeparatedCardRecognizer(CreditCardRecognizer):
     """Card numbers in the layouts Presidio's card pattern (one space or dash between groups, first digit 1, 3,
     4, 5 or 6) misses: groups separated by `.`, `_`, `/`, a no-break space or several spaces, and Mastercard's
     2-series. Each layout is its own pattern, so a number followed by more digits (`... 6617 2 times`) is still
-    found by the layout that stops in time. Luhn decides, as in Presidio's, plus a valid issuer prefix."""
+    found by the layout that stops in time. Also a number glued to a word (`visa4556737586899855`) and one typed a
+    digit at a time (`4 5 5 6 7 3 ...`). Luhn decides, as in Presidio's, plus a valid issuer prefix."""
 
     PATTERNS = [
         Pattern(name, _CARD_START + body + r"(?!\d)", 0.3)
@@ -265,7 +271,8 @@ class SeparatedCardRecognizer(CreditCardRecognizer):
             ("4-4-4-4-3", rf"[2-6]\d{{3}}(?:{_SEP}\d{{4}}){{3}}{_SEP}\d{{1,3}}"),
             ("4-6-5", rf"3\d{{3}}{_SEP}\d{{6}}{_SEP}\d{{4,5}}"),
             ("4-8-4", rf"[2-6]\d{{3}}{_SEP}\d{{8}}{_SEP}\d{{4}}"),
-            ("run together", r"2[2-7]\d{11,17}"),
+            ("run together", r"[2-6]\d{12,18}"),  # also glued to a word (`visa4556...`), which `\b` misses
+            ("one digit at a time", rf"[2-6](?:{_SEP}\d){{12,18}}(?!{_SEP}\d)"),
         ]
     ]
     SEPARATORS = (" ", "-", ".", "_", "/", "\t", "\u00a0", "\u202f")
@@ -297,6 +304,7 @@ class RegionalPhoneRecognizer(PhoneRecognizer):
     `+44 ...`), so that dates and sort codes in a run (`12 03 2024`) are not read as phone numbers."""
 
     _ZIP_PLUS_FOUR = regex.compile(r"\d{5}-\d{4}")
+    _SPACED_DATE = regex.compile(r"\d{2} \d{2} \d{4}|\d{4} \d{2} \d{2}")
     _RUN = regex.compile(r"(?<![\w+])\+?\(?\d+\)?(?:[ \-./]\(?\d+\)?)+(?!\w)")
     _GROUP = regex.compile(r"\S+")  # the run's parts between spaces: `2024-11-03` stays whole
 
@@ -325,21 +333,29 @@ class RegionalPhoneRecognizer(PhoneRecognizer):
             if any(r.start < run.end() and run.start() < r.end for r in found):
                 continue
             parts = list(self._GROUP.finditer(text, run.start(), run.end()))
+            digits = [0]  # digits[i]: the digits in parts[:i], each part counted once
+            for part in parts:
+                digits.append(digits[-1] + len(digits_of(part[0])))
             first = 0
             # A number starts where the run starts or where the number before it ends, never after digits that
             # belong to no number (`tracking 3321 0098 4412 77`).
-            while first < len(parts) and (last := self._longest_number(text, parts, first)) is not None:
+            while first < len(parts) and (last := self._longest_number(text, parts, digits, first)) is not None:
                 extra.append(RecognizerResult(self.supported_entities[0], parts[first].start(), parts[last].end(), 0.4))
                 first = last + 1
         return extra
 
-    def _longest_number(self, text: str, parts: list[regex.Match[str]], first: int) -> int | None:
+    def _longest_number(self, text: str, parts: list[regex.Match[str]], digits: list[int], first: int) -> int | None:
         """The last of `parts` of the longest phone number that starts at parts[first], if any: written with a
-        trunk prefix or a country code, and found whole by `phonenumbers`."""
-        for last in range(len(parts) - 1, first - 1, -1):
-            number = text[parts[first].start() : parts[last].end()]
-            prefixed = number.lstrip("(").startswith(("0", "+"))
-            if prefixed and 7 <= len(digits_of(number)) <= 15 and self.found_whole(number):
+        trunk prefix or a country code, with 7 to 15 digits, and found whole by `phonenumbers`. `digits[i]` is
+        the number of digits in parts[:i]. Only parts ending within 15 digits are tried (a part has a digit),
+        so each start costs at most 15 tries, whatever the length of the run."""
+        if not parts[first][0].lstrip("(").startswith(("0", "+")):
+            return None
+        longest = bisect.bisect_right(digits, digits[first] + 15) - 2  # the last part ending within 15 digits
+        for last in range(longest, first - 1, -1):
+            if digits[last + 1] - digits[first] < 7:
+                break
+            if self.found_whole(text[parts[first].start() : parts[last].end()]):
                 return last
         return None
 
@@ -356,6 +372,8 @@ class RegionalPhoneRecognizer(PhoneRecognizer):
         number = text[result.start : result.end]
         if self._ZIP_PLUS_FOUR.fullmatch(number) or _AMOUNT.fullmatch(number) or contains_date(number):
             return False
+        if self._SPACED_DATE.fullmatch(number) and looks_like_date(number):
+            return False  # `03 04 2024`, even after `phone bill`
         if is_money(text, result.start, result.end) or regex.match(r"[.,:]\d", text[result.end : result.end + 2]):
             return False
         international = number.startswith(("+", "00"))
@@ -365,12 +383,19 @@ class RegionalPhoneRecognizer(PhoneRecognizer):
 class SortCodeRecognizer(FilteredPatternRecognizer):
     """UK sort codes: three pairs of digits joined by `-`, `.` or spaces (`20-45-67`, `40 11 62`, `20.45.67`),
     not part of a longer run of pairs. Pairs that also read as a date (`12-03-24`) are a sort code only with a
-    sort-code cue before them (`sort code`, `s/c`) or an account number right after."""
+    sort-code cue before them (`sort code`, `s/c`, `sc`) or an account number right after; none after a reference
+    cue (`reference 12-34-56`). Right after a sort-code cue, six digits are a sort code however they are written
+    (`sort code 204567`, `s/c: 20/45/67`)."""
 
     PATTERN = (
         r"(?<![\w£$€.,:/+])(?<!(?<!\d)\d{1,2}[ .\-])"
         r"\d{2}(?P<sep>[-. \u00a0])\d{2}(?P=sep)\d{2}"
         r"(?![\w:/])(?![.,]\d)(?![-. \u00a0]\d{1,2}(?!\d))"
+    )
+    # Straight after a sort-code cue, six digits however written: `sort code 204567`, `s/c: 20/45/67`.
+    CUED = (
+        rf"(?<={_SORT_CUE}(?:\s?code)?(?:\s?(?:no|num|number|is))?\.?\s?[:#]?\s?)"
+        r"\d{2}(?P<sep>[-./ ]?)\d{2}(?P=sep)\d{2}(?![\w/])(?![.,]\d)(?![-. ]\d)"
     )
     _ACCOUNT_AFTER = regex.compile(r"[ ,/]{1,3}\d{8}(?!\d)")
 
@@ -378,15 +403,20 @@ class SortCodeRecognizer(FilteredPatternRecognizer):
         super().__init__(
             supported_entity=SORT_CODE,
             name="SortCodeRecognizer",
-            patterns=[Pattern("UK sort code", self.PATTERN, 0.5)],
+            patterns=[Pattern("UK sort code", self.PATTERN, 0.5), Pattern("cued", self.CUED, 0.6)],
         )
 
     def _plausible(self, text: str, result: RecognizerResult) -> bool:
+        explanation = result.analysis_explanation
+        if explanation is not None and explanation.pattern_name == "cued":
+            return True
+        cue = nearest_cue(text, result.start)
+        if cue == "not_pii":
+            return False  # `reference 12-34-56`
         pairs = [int(text[result.start + offset : result.start + offset + 2]) for offset in (0, 3, 6)]
         if not _day_month(pairs[0], pairs[1]):
             return True
-        cued = nearest_cue(text, result.start) == "sort"
-        return cued or bool(self._ACCOUNT_AFTER.match(text, result.end))
+        return cue == "sort" or bool(self._ACCOUNT_AFTER.match(text, result.end))
 
 
 class AccountNumberRecognizer(FilteredPatternRecognizer):

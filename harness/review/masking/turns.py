@@ -23,6 +23,10 @@ from harness.review.masking.recognizers import (
     nearest_cue,
 )
 
+MAX_DIGITS = 19
+"""The most digits pieces joined can have (a card number); longer runs of pieces are cut, keeping the time linear
+in the number of turns."""
+
 MAX_WORDS_BEFORE = 5
 """A piece ends a short message (`then 5458`, `ok first 4 are 4435`); a longer message is a sentence, not a
 piece of a number."""
@@ -53,6 +57,10 @@ def _piece(turn: int, text: str | None) -> Piece | None:
     if match is None or len(text[: match.start()].split()) > MAX_WORDS_BEFORE:
         return None
     return Piece(turn, match.start("run"), match.end("run"))
+
+
+def _digits(texts: Sequence[str | None], piece: Piece | None) -> int:
+    return 0 if piece is None else len(digits_of((texts[piece.turn] or "")[piece.start : piece.end]))
 
 
 def _is_phone(digits: str) -> bool:
@@ -91,8 +99,12 @@ def split_numbers(texts: Sequence[str | None]) -> list[Piece]:
         if candidates[first] is None:
             first += 1
             continue
-        last = first
-        while last + 1 < len(texts) and candidates[last + 1] is not None:
+        last, digits = first, _digits(texts, candidates[first])
+        # No card has more than 19 digits: pieces beyond that are never joined to this one.
+        while last + 1 < len(texts) and (piece := candidates[last + 1]) is not None:
+            digits += _digits(texts, piece)
+            if digits > MAX_DIGITS:
+                break
             last += 1
         for end in range(last, first, -1):
             run = [piece for piece in candidates[first : end + 1] if piece is not None]
