@@ -19,6 +19,9 @@ from harness.review.config import DEFAULT_REVIEW_CONFIG, load_review_config
 from harness.review.database import DATABASE_ENV, connect
 from harness.review.store import Role, User, add_user, audit, set_active, set_password
 
+PROXY_HEADERS = ("x-forwarded-proto", "x-forwarded-for")
+"""The headers of a trusted reverse proxy that count (`serve --behind-proxy`): the client's scheme and address."""
+
 review_app: typer.Typer = typer.Typer(
     help="QA review of the bot's decisions: flagged dialogs, scorecards, calibration, exports."
 )
@@ -83,9 +86,19 @@ def add_user_command(
 
 
 def _password(from_stdin: bool) -> str:
-    if from_stdin:
-        return sys.stdin.readline().rstrip("\n")
-    return str(typer.prompt("password", hide_input=True, confirmation_prompt=True))
+    """The password: the first line of stdin (UTF-8, without its line ending: one `\\n` or `\\r\\n`; spaces are
+    kept), or typed twice at a hidden prompt. InputError for stdin that is not UTF-8."""
+    if not from_stdin:
+        return str(typer.prompt("password", hide_input=True, confirmation_prompt=True))
+    raw = sys.stdin.buffer.readline() if hasattr(sys.stdin, "buffer") else sys.stdin.readline().encode()
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            "the password on stdin is not UTF-8",
+            [f"byte {exc.start + 1} ({raw[exc.start]:#04x}) is not UTF-8; send the password encoded as UTF-8"],
+        ) from None
+    return line.removesuffix("\n").removesuffix("\r") if line.endswith("\n") else line
 
 
 @review_app.command("set-password")
@@ -137,23 +150,31 @@ def serve_command(
         bool,
         typer.Option(
             "--behind-proxy",
-            help="A reverse proxy (e.g. nginx terminating TLS) forwards to the app: trust its X-Forwarded-Proto and "
-            "X-Forwarded-For (HTTPS gets Secure cookies; the lockout counts the client's address). Only when "
-            "nothing but the proxy can reach --host:--port.",
+            help="A reverse proxy (e.g. nginx terminating TLS) forwards to the app: trust the X-Forwarded-Proto and "
+            "X-Forwarded-For of requests from --proxy-address (HTTPS gets Secure cookies; the lockout counts the "
+            "client's address). Headers from any other address are removed.",
         ),
     ] = False,
+    proxy_address: Annotated[
+        str | None,
+        typer.Option(
+            "--proxy-address",
+            help="With --behind-proxy: the address the proxy connects from, exactly as the app sees it "
+            "[default: 127.0.0.1].",
+            show_default=False,
+        ),
+    ] = None,
     root: RootOption = DEFAULT_PATHS.root,
 ) -> None:
     """Serve the review app with waitress, a production WSGI server (Ctrl-C stops it)."""
     from waitress import serve
 
     from harness.review.app import Vocabulary, create_app
-    from harness.review.auth import behind_proxy as trust_proxy
 
+    if proxy_address is not None and not behind_proxy:
+        raise typer.BadParameter("only with --behind-proxy", param_hint="--proxy-address")
     paths = ProjectPaths(root)
     app = create_app(db, load_review_config(config), paths, Vocabulary.of(paths))
-    if behind_proxy:
-        trust_proxy(app)
     with Session(connect(db)) as session:
         if session.scalar(select(User).limit(1)) is None:
             raise InputError(
@@ -169,11 +190,22 @@ def serve_command(
                 f"cannot listen on {host}:{port}",
                 [f"{exc.strerror}: choose another port with --port (make review PORT=...)"],
             ) from None
+    proxy: dict[str, object] = {}
     if behind_proxy:
-        out.print(f"review app on http://{host}:{port}/ for the reverse proxy in front of it (Ctrl-C stops it)")
+        proxy = {
+            "trusted_proxy": proxy_address or "127.0.0.1",
+            "trusted_proxy_count": 1,
+            "trusted_proxy_headers": set(PROXY_HEADERS),
+        }
+        out.print(
+            f"review app on http://{host}:{port}/ for the reverse proxy at {proxy['trusted_proxy']} (Ctrl-C stops it)",
+            highlight=False,
+        )
     else:
         out.print(f"review app on http://{host}:{port}/ (Ctrl-C stops it)")
-    serve(app, host=host, port=port, threads=8, ident="harness-review")
+    # waitress itself applies the trusted proxy's headers (wsgi.url_scheme, REMOTE_ADDR) and removes every
+    # X-Forwarded-* header from anyone else: the app never sees a header it should not believe
+    serve(app, host=host, port=port, threads=8, ident="harness-review", **proxy)
 
 
 @review_app.command("export")

@@ -89,6 +89,19 @@ CHECK_AND_SAVE = (
     "than your session). What you entered is below: check it and save it again."
 )
 RESUMED = "You are logged in again. Your scorecard is below as you entered it, not saved yet: check it and save it."
+REREVIEW_INSTEAD = (
+    "Not saved: a lead asked you for a blind re-review of this dialog, so your first review stays hidden and as it "
+    "was. What you entered is below as your re-review: check it and save it."
+)
+FROZEN_BY_REREVIEW = (
+    "Your first review of this dialog cannot be changed any more: a lead asked you for a blind re-review of it, and "
+    "your consistency is measured on the first review as it was."
+)
+FROZEN_BY_CALIBRATION = (
+    "Your review of this dialog cannot be changed any more: its calibration is complete (every assigned reviewer "
+    "has saved), the reviewed KPIs now count its verdict, which may be a colleague's, and agreement is measured on "
+    "the reviews as they were given blind. A lead can still mark the reference review."
+)
 OTHER_USER = "Not saved: the scorecard below was filled in by another user. Saving it again makes it {user}'s."
 
 
@@ -177,7 +190,7 @@ def create_app(
         return render_template("error.html", title="Not allowed", message="This page is for leads."), 403
 
     @app.errorhandler(404)
-    def not_found(_error: Exception) -> tuple[str, int]:
+    def not_found(_error: Exception | None = None) -> tuple[str, int]:
         message = "No such page or record. Dialogs are numbered as the queue shows them."
         return render_template("error.html", title="Not found", message=message), 404
 
@@ -300,6 +313,16 @@ def create_app(
             is not None
         )
 
+    def frozen(dialog: Dialog) -> str | None:
+        """Why the current user's review of `dialog` can no longer be changed (see reports.py), else None."""
+        if own_review(dialog) is None:
+            return None  # a first save is never refused for this
+        if rereview_asked(dialog):
+            return FROZEN_BY_REREVIEW
+        if not current_user.is_lead and dialog.id in reports.closed_calibrations(db()):
+            return FROZEN_BY_CALIBRATION
+        return None
+
     def input_of(record: ScorecardFields | None, kind: str) -> ReviewInput:
         if record is None:  # nothing pre-filled, not even the bot's outcome: a verdict is never a default
             return ReviewInput(kind=kind, analyst=current_user.username)
@@ -331,7 +354,10 @@ def create_app(
         kind = data.kind or (TaskKind.rereview.value if rereview_due(dialog) else TaskKind.review.value)
         blind = kind == TaskKind.rereview.value  # a re-review is blind to the first review
         review = None if blind else own_review(dialog)
+        locked = None if blind else frozen(dialog)
         notices = [notice] if notice else []
+        if locked and not any(locked in n for n in notices):
+            notices.append(locked)
         if data.analyst and data.analyst != current_user.username:
             notices.append(
                 f"This scorecard was filled in as {data.analyst}; you are logged in as {current_user.username}. "
@@ -355,6 +381,7 @@ def create_app(
                 others=dialog.reviews if current_user.is_lead else [],
                 rereviews=dialog.rereviews if current_user.is_lead else [],
                 blind=blind,
+                locked=locked,
                 intents=vocabulary.intents,
                 outcomes=outcome_choices(vocabulary.queues),
                 next_dialog=next_to_review(dialog.id),
@@ -381,7 +408,10 @@ def create_app(
         is no session; else the dialog with the input, unsaved, and `notice`."""
         if not current_user.is_authenticated:
             return login_to_save()
-        dialog = dialog_or_404(int((request.view_args or {})["dialog_id"]))
+        # no abort() here: this runs inside the CSRF error handler, where an abort becomes a 500
+        dialog = db().get(Dialog, int((request.view_args or {})["dialog_id"]))
+        if dialog is None:
+            return not_found()
         data, problems = submitted(dialog, request.form)
         return show_dialog(dialog, data, problems, status, notice=notice)
 
@@ -416,9 +446,15 @@ def create_app(
         dialog = dialog_or_404(dialog_id)
         data, problems = submitted(dialog, request.form)
         kind = data.kind or (TaskKind.rereview.value if rereview_due(dialog) else TaskKind.review.value)
+        if kind == TaskKind.review.value and rereview_due(dialog):
+            # an old tab of the first review, or a hand-made form: never answered with the first review
+            data.kind, data.version = TaskKind.rereview.value, 0
+            return show_dialog(dialog, data, problems, 409, notice=REREVIEW_INSTEAD)
         if kind == TaskKind.rereview.value and not rereview_asked(dialog):
             problems.append("no re-review of this dialog was asked of you: save it as your review instead")
             data.kind = TaskKind.review.value
+        if kind == TaskKind.review.value and (why := frozen(dialog)):
+            return show_dialog(dialog, data, problems, 409, notice=f"Not saved. {why}")
         if problems:
             return show_dialog(dialog, data, problems, 422)
         if data.analyst and data.analyst != current_user.username:

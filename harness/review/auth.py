@@ -10,24 +10,30 @@ them back.
 Sessions. The session identity is `"<user id>:<session version>"` (Flask-Login's alternative-token pattern): logout,
 a password change and deactivation raise `users.session_version`, so every cookie issued before (the session
 cookie and a remember-me cookie alike) stops loading the account. The session cookie is `Secure` whenever the
-request came over HTTPS (`behind_proxy` makes a TLS-terminating proxy's `X-Forwarded-Proto` count).
+request came over HTTPS (behind a TLS-terminating proxy, `harness review serve --behind-proxy` has waitress apply
+the proxy's `X-Forwarded-Proto` and `X-Forwarded-For`, so `request.is_secure` and `request.remote_addr` are the
+client's).
 
 Lockout. Failed logins are counted in `login_counters`, per user name and per network address, by one atomic
 UPDATE that reserves an attempt before the password is checked: however many attempts arrive at once, no more than
 LOCKOUT_FAILURES wrong passwords are ever checked for one name within LOCKOUT_WINDOW (ADDRESS_LOCKOUT_FAILURES
 for one address). Every attempt costs one password hash, whether the name exists or not, so the response time
-does not tell which names exist.
+does not tell which names exist. A name that is not an account (often a password typed into the wrong field) is
+never stored: the counters and the audit trail name it `unknown user #<8 hex>`, a keyed hash (HMAC-SHA256 with the
+app's secret key), so repeated attempts under one typed name still count together.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import unicodedata
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Flask, Response, make_response, redirect, render_template, request, url_for
+from flask import Flask, Response, current_app, make_response, redirect, render_template, request, url_for
 from flask.sessions import SecureCookieSessionInterface
 from flask.typing import ResponseReturnValue
 from flask_login import LoginManager, current_user, login_required, login_user, logout_user
@@ -36,7 +42,6 @@ from sqlalchemy import case, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from werkzeug.datastructures import MultiDict
-from werkzeug.middleware.proxy_fix import ProxyFix
 
 from harness.review import passwords
 from harness.review.store import LoginCounter, User, audit, now
@@ -190,9 +195,19 @@ def release_attempt(session: Session, key: str) -> None:
     )
 
 
+def unknown_name(name: str, secret: str | bytes) -> str:
+    """How the counters and the audit trail name a login attempt under `name` when it is not an account:
+    `unknown user #<8 hex>`, the start of HMAC-SHA256(secret, name). The same typed name gives the same label (its
+    attempts count together), and the label does not give the name back (it may be a password typed into the
+    wrong field)."""
+    key = secret.encode() if isinstance(secret, str) else secret
+    return f"unknown user #{hmac.new(key, name.encode(), hashlib.sha256).hexdigest()[:8]}"
+
+
 def _keys(name: str, address: str | None) -> list[tuple[str, int, str]]:
     minutes = int(LOCKOUT_WINDOW.total_seconds() // 60)
-    keys = [(f"user:{name}", LOCKOUT_FAILURES, f"Too many failed logins for {name}: try again in {minutes} minutes.")]
+    why = f"Too many failed logins for this user name: try again in {minutes} minutes."
+    keys = [(f"user:{name}", LOCKOUT_FAILURES, why)]
     if address:
         why = f"Too many failed logins from your network address: try again in {minutes} minutes."
         keys.append((f"address:{address}", ADDRESS_LOCKOUT_FAILURES, why))
@@ -200,7 +215,8 @@ def _keys(name: str, address: str | None) -> list[tuple[str, int, str]]:
 
 
 def _reserve_all(session: Session, name: str, address: str | None) -> tuple[list[str], str | None]:
-    """Reserve an attempt on the name's and the address's counters: (the keys reserved, None), or ([], why not)."""
+    """Reserve an attempt on the name's and the address's counters: (the keys reserved, None), or ([], why not).
+    `name`: an account's name, or `unknown_name(...)` of what was typed."""
     at = now()
     reserved: list[str] = []
     for key, limit, why in _keys(name, address):
@@ -222,15 +238,6 @@ class HttpsAwareSessionInterface(SecureCookieSessionInterface):
 
     def get_cookie_secure(self, app: Flask) -> bool:
         return bool(app.config["SESSION_COOKIE_SECURE"]) or request.is_secure
-
-
-def behind_proxy(app: Flask, hops: int = 1) -> Flask:
-    """Trust the X-Forwarded-For and X-Forwarded-Proto headers of `hops` reverse proxies in front of the app
-    (werkzeug's ProxyFix): requests that reached a TLS-terminating proxy over HTTPS count as HTTPS (Secure
-    cookies), and the lockout counts the client's address, not the proxy's. Only for an app that nothing but the
-    proxy can reach: anyone else could send those headers. Returns `app`."""
-    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
-    return app
 
 
 def _identity_user(session: Session, identity: str) -> User | None:
@@ -299,17 +306,18 @@ def install(app: Flask, db: Callable[[], Session], resume: Resume | None = None)
         password = request.form.get("password", "")
         address = request.remote_addr
         db().commit()  # the counters run in short transactions of their own
-        reserved, refused = _reserve_all(db(), name, address)
-        user = db().scalar(select(User).where(User.username == name))
+        user = db().scalar(select(User).where(User.username == name)) if name else None
+        label = name if user is not None else unknown_name(name, current_app.secret_key or "")
+        reserved, refused = _reserve_all(db(), label, address)
         known = user is not None and user.active and not refused
         # exactly one hash check on every path, so the time taken does not tell which names exist
         matches = passwords.password_matches(user.password_hash if known and user else None, password)
         if refused:
-            audit(db(), name or "?", "login.locked", f"user {name}", remote=address)
+            audit(db(), label, "login.locked", f"user {label}", remote=address)
             db().commit()
             return render_login(next_path, carried, refused, 429)
         if not (known and matches and user):
-            audit(db(), name or "?", "login.failed", f"user {name}", remote=address)
+            audit(db(), label, "login.failed", f"user {label}", remote=address)
             db().commit()
             return render_login(next_path, carried, WRONG)
         for key in reserved:

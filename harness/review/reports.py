@@ -8,6 +8,11 @@ would tell an analyst, by comparing the page before and after, what a colleague 
 analysts read leave those dialogs out altogether (`open_calibrations` gives the ids to pass as `leave_out`):
 whether or not anyone has reviewed them yet, so that neither a verdict nor the fact of a save shows. Leads see
 every dialog.
+
+Once every assigned reviewer has saved, the calibration is complete (`closed_calibrations`): the dialog counts for
+everyone, and analysts' reviews of it are frozen, so that nobody aligns their answer with a verdict they could
+now read. Likewise an analyst's first review is frozen once a lead asks for a blind re-review of it: consistency
+compares the two as they were given.
 """
 
 from __future__ import annotations
@@ -60,9 +65,9 @@ def deciding_review(dialog: Dialog) -> Review | None:
     return next((r for r in ordered if r.id == chosen), None)
 
 
-def open_calibrations(session: Session) -> set[int]:
-    """Ids of the dialogs under an open calibration: assigned for review to at least two people, not yet reviewed
-    by all of them (see the module docstring)."""
+def _calibrations(session: Session) -> dict[int, bool]:
+    """Dialog id -> whether every reviewer it is assigned to has reviewed it, for the dialogs assigned for review to
+    at least two people (calibrations)."""
     assigned: dict[int, set[int]] = defaultdict(set)
     for dialog_id, analyst_id in session.execute(
         select(Assignment.dialog_id, Assignment.analyst_id).where(Assignment.kind == TaskKind.review.value)
@@ -75,7 +80,20 @@ def open_calibrations(session: Session) -> set[int]:
             select(Review.dialog_id, Review.analyst_id).where(Review.dialog_id.in_(list(calibrated)))
         )
     }
-    return {d for d, people in calibrated.items() if any((d, p) not in reviewed for p in people)}
+    return {d: all((d, p) in reviewed for p in people) for d, people in calibrated.items()}
+
+
+def open_calibrations(session: Session) -> set[int]:
+    """Ids of the dialogs under an open calibration: assigned for review to at least two people, not yet reviewed
+    by all of them (see the module docstring)."""
+    return {d for d, complete in _calibrations(session).items() if not complete}
+
+
+def closed_calibrations(session: Session) -> set[int]:
+    """Ids of the dialogs whose calibration is complete: every reviewer assigned has reviewed it. Their reviews now
+    count in everyone's KPIs, where an analyst may read the deciding (perhaps a colleague's) verdict, so analysts
+    can no longer change their reviews of them (app.py refuses the edit); leads still can, and mark a reference."""
+    return {d for d, complete in _calibrations(session).items() if complete}
 
 
 def dialogs_of_run(session: Session, ids: Collection[int], run_id: str | None) -> set[int]:

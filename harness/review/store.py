@@ -8,6 +8,8 @@ Every change made through the app or the CLI writes an AuditEvent.
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -239,14 +241,36 @@ def audit(session: Session, actor: str, action: str, target: str, **detail: Any)
     session.add(AuditEvent(actor=actor, action=action, target=target, detail=detail))
 
 
+MAX_USERNAME = 64
+"""Longest user name: the `users.username` column, and what the login form reads."""
+_USERNAME = re.compile(r"[A-Za-z0-9._-]+")
+
+
+def _name_key(username: str) -> str:
+    """What two user names must not share: their NFKC form, case-folded (`ANN` and `ann` are one name)."""
+    return unicodedata.normalize("NFKC", username).casefold()
+
+
+def username_problems(session: Session, username: str) -> list[str]:
+    """What is wrong with `username` for a new account (empty if nothing): other than ASCII letters, digits, '.',
+    '_' and '-' (no look-alike letters from other scripts), longer than MAX_USERNAME, or the same as an existing
+    name but for case."""
+    if not _USERNAME.fullmatch(username):
+        return [f"user name {username!r}: use only ASCII letters, digits, '.', '_' or '-'"]
+    if len(username) > MAX_USERNAME:
+        return [f"user name: at most {MAX_USERNAME} characters (this one has {len(username)})"]
+    for existing in session.scalars(select(User.username)):
+        if existing == username:
+            return [f"user name {username!r} is taken"]
+        if _name_key(existing) == _name_key(username):
+            return [f"user name {username!r} is too like {existing!r}, which exists: choose another"]
+    return []
+
+
 def add_user(session: Session, username: str, password: str, role: Role, *, actor: str) -> User:
-    """A new account with a hashed password; InputError for a taken or malformed name or a weak password (see
-    `password_problems`)."""
-    problems = []
-    if not username or not username.replace("_", "").replace(".", "").replace("-", "").isalnum():
-        problems.append(f"user name {username!r}: use letters, digits, '.', '_' or '-'")
-    if session.scalar(select(User).where(User.username == username)) is not None:
-        problems.append(f"user name {username!r} is taken")
+    """A new account with a hashed password; InputError for a taken, malformed or look-alike name (see
+    `username_problems`) or a weak password (see `password_problems`)."""
+    problems = username_problems(session, username)
     problems += password_problems(password, username)
     if problems:
         raise InputError("cannot add the user", problems)
