@@ -3,9 +3,17 @@ folder, a hand-made run folder whose dialogs carry personal data, and analyst ac
 
 from __future__ import annotations
 
+import os
 import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 from records_factory import turn
 from sqlalchemy.orm import Session
 
@@ -91,3 +99,40 @@ def add_users(database: str) -> None:
         for name, role in USERS.items():
             add_user(session, name, PASSWORD, role, actor="test")
         session.commit()
+
+
+@contextmanager
+def serving(tmp_path: Path, database: str, root: Path, *flags: str) -> Iterator[str]:
+    """`harness review serve` as a real process (waitress) on a free loopback port; its base URL while it runs."""
+    port = free_port()
+    log_path = tmp_path / f"serve-{port}.log"
+    with log_path.open("w") as log:
+        command = [sys.executable, "-m", "harness", "review", "serve", "--db", database, "--port", str(port)]
+        server = subprocess.Popen(
+            [*command, "--root", str(root), *flags],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 90
+            while True:
+                try:
+                    if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"review app did not start: {log_path.read_text()}")
+                time.sleep(0.2)
+            yield url
+        finally:
+            server.terminate()
+            server.wait(timeout=20)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

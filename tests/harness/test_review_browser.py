@@ -6,16 +6,11 @@ eval_sets/."""
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
-from review_world import FRAUD_MASKED, PASSWORD, add_users, review_project, review_run
+from review_world import FRAUD_MASKED, PASSWORD, add_users, review_project, review_run, serving
 from sqlalchemy.orm import Session
 
 from harness.review.config import load_review_config
@@ -39,12 +34,6 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     paths = review_project(tmp_path)
@@ -52,43 +41,8 @@ def served(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     with Session(connect(database)) as session:
         load_run(session, review_run(tmp_path), load_review_config(), actor="test")
     add_users(database)
-    port = free_port()
-    log = (tmp_path / "serve.log").open("w")
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "harness",
-            "review",
-            "serve",
-            "--db",
-            database,
-            "--port",
-            str(port),
-            "--root",
-            str(paths.root),
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"review app did not start: {(tmp_path / 'serve.log').read_text()}")
-            time.sleep(0.2)
+    with serving(tmp_path, database, paths.root) as url:
         yield url, paths.root
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
-        log.close()
 
 
 def test_analyst_reviews_a_flagged_dialog_and_the_lead_exports_it(served: tuple[str, Path], tmp_path: Path) -> None:

@@ -4,21 +4,14 @@ account names and passwords from the command line, and login attempts under name
 
 from __future__ import annotations
 
-import os
 import re
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 import test_review_app
 from postgres_server import postgres  # noqa: F401 - a fixture, used by `world`
-from review_world import PASSWORD, add_users, review_project
+from review_world import PASSWORD, add_users, review_project, serving
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from test_review_app import dialog_id, login, review_form, token
@@ -34,43 +27,6 @@ world = test_review_app.world
 """The app on a fresh SQLite and a fresh PostgreSQL database, with the review world's run and users."""
 
 # ------------------------------------------------------------------------------------------- behind a proxy
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextmanager
-def serving(tmp_path: Path, database: str, root: Path, *flags: str) -> Iterator[str]:
-    """`harness review serve` as a real process on a free loopback port; its base URL while it runs."""
-    port = free_port()
-    log_path = tmp_path / f"serve-{port}.log"
-    with log_path.open("w") as log:
-        command = [sys.executable, "-m", "harness", "review", "serve", "--db", database, "--port", str(port)]
-        server = subprocess.Popen(
-            [*command, "--root", str(root), *flags],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 90
-            while True:
-                try:
-                    if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"review app did not start: {log_path.read_text()}")
-                time.sleep(0.2)
-            yield url
-        finally:
-            server.terminate()
-            server.wait(timeout=20)
 
 
 def counters(database: str) -> set[str]:
