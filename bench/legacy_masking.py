@@ -1,4 +1,4 @@
-"""The review app's masking before Presidio (harness/review/masking.py at commit b7f0a6a), frozen byte for byte
+"""The review app's masking before Presidio (harness/masking.py at commit b7f0a6a), frozen byte for byte
 below this paragraph and kept only so that bench/masking_bench.py can measure it beside the current masking in one
 run. Nothing else imports it; do not fix it: its leaks and over-masks are what the benchmark's first column shows.
 

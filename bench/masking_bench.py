@@ -1,5 +1,5 @@
 """Masking of personal data for the review app: what leaks and what is over-masked, per kind, with the masking
-before Presidio (bench/legacy_masking.py) and today's (harness.review.masking) side by side in one run, plus
+before Presidio (bench/legacy_masking.py) and today's (harness.masking) side by side in one run, plus
 today's with people's names masked by spaCy's small English NER model (`MaskingOptions(names=True)`, off in the
 review app).
 
@@ -35,9 +35,9 @@ from typing import Any
 
 import pandas as pd
 
-from harness.review import masking
-from harness.review.masking import PLACEHOLDERS, MaskingOptions
-from harness.review.masking.evaluation import (
+from harness import masking
+from harness.masking import PLACEHOLDERS, MaskingOptions
+from harness.masking.evaluation import (
     NUMBER_KINDS,
     PII_KINDS,
     WORD_KINDS,

@@ -46,7 +46,7 @@ from harness.review import auth, exports, reports
 from harness.review.config import ReviewConfig
 from harness.review.database import connect
 from harness.review.forms import ID_PATTERN, MAX_ID, ReviewInput, outcome_choices, parse_id, parse_review
-from harness.review.masking import mask, warm_up
+from harness.masking import mask, warm_up
 from harness.review.saving import SCORECARD_FIELDS, Conflict, save_scorecard
 from harness.review.scorecard_table import scorecard_frame, scorecard_rows, to_csv
 from harness.review.store import (

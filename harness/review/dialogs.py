@@ -23,7 +23,7 @@ from harness.records.run_folder import RunFolder
 from harness.review.config import ReviewConfig
 from harness.review.flagging import Selection, conversation_facts
 from harness.review.flagging import select as select_dialogs
-from harness.review.masking import mask, mask_turns, mask_value
+from harness.masking import mask, mask_turns, mask_value
 from harness.review.store import Dialog, DialogFlag, Run, audit
 from harness.scoring.scored_run import ScoredRun
 

@@ -1,7 +1,7 @@
 """The review database: analysts, the dialogs selected for review, assignments, reviews and the audit trail.
 
 SQLAlchemy models; `database.py` opens the database (SQLite or PostgreSQL) and migrates its schema. Dialogs are
-stored already masked (harness/review/masking/): the database never holds a card number, IBAN, account number,
+stored already masked (harness/masking/): the database never holds a card number, IBAN, account number,
 sort code, phone number, e-mail or street address.
 Every change made through the app or the CLI writes an AuditEvent.
 """

@@ -1,6 +1,6 @@
 """The package's layers read bottom-up as the data flows (../shared/ARCHITECTURE.md): nothing imports upward.
 
-project -> records -> bots, scoring -> sources, sinks -> gate, trainer, pipeline -> review -> cli. Imports inside
+project, masking -> records -> bots, scoring -> sources, sinks -> gate, trainer, pipeline -> review -> cli. Imports inside
 functions count too (they run sooner or later).
 """
 
@@ -15,6 +15,7 @@ LAYERS = {
     "registry": 0,
     "embeddings": 0,
     "project": 1,
+    "masking": 1,
     "records": 2,
     "bots": 3,
     "scoring": 3,

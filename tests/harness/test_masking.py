@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.review.masking import PLACEHOLDERS, PiiMatch, find_pii, mask, mask_turns, mask_value, warm_up
+from harness.masking import PLACEHOLDERS, PiiMatch, find_pii, mask, mask_turns, mask_value, warm_up
 
 # No example database: the tests must not write files into the working tree.
 PROPERTY = settings(database=None, max_examples=200, deadline=None)

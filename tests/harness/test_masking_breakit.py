@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 from presidio_analyzer import RecognizerResult
 
-from harness.review.masking import clear_cache, engine, find_pii, mask, warm_up
-from harness.review.masking.recognizers import RegionalPhoneRecognizer
+from harness.masking import clear_cache, engine, find_pii, mask, warm_up
+from harness.masking.recognizers import RegionalPhoneRecognizer
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -108,7 +108,7 @@ def test_finding_phone_numbers_in_a_run_looks_at_each_character_a_bounded_number
 ) -> None:
     """Candidates of 7 to 15 digits only, and the digits of each part counted once: linear in the run, not
     cubic (counting the digits of every slice from every part was the cause)."""
-    import harness.review.masking.recognizers as recognizers
+    import harness.masking.recognizers as recognizers
 
     recognizer = RegionalPhoneRecognizer()
     tried: list[str] = []
@@ -202,7 +202,7 @@ def test_a_reference_or_a_date_after_a_cue_stays(text: str) -> None:
 def test_pieces_across_turns_are_joined_only_up_to_the_digits_of_a_card(monkeypatch: pytest.MonkeyPatch) -> None:
     """400 short turns each ending in a number: from each turn, one try per later turn within 19 digits, not one
     per later turn of the whole run (that was quadratic in the turns, cubic in their digits)."""
-    from harness.review.masking import turns
+    from harness.masking import turns
 
     tried = [0]
     real_kind = turns._kind

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from harness.errors import InputError
-from harness.review.masking import PLACEHOLDERS, mask, mask_turns, warm_up
-from harness.review.masking.evaluation import (
+from harness.masking import PLACEHOLDERS, mask, mask_turns, warm_up
+from harness.masking.evaluation import (
     NUMBER_KINDS,
     Evaluation,
     evaluate,

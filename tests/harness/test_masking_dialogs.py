@@ -1,5 +1,5 @@
 """A review load masks each dialog's customer turns together: a card number sent four digits a message is masked
-in every message before it reaches the database (harness/review/dialogs.py with harness.review.masking)."""
+in every message before it reaches the database (harness/review/dialogs.py with harness.masking)."""
 
 from __future__ import annotations
 

@@ -12,9 +12,9 @@ import pytest
 import tldextract
 
 from harness.errors import InputError
-from harness.review import masking
-from harness.review.masking import MaskingOptions, mask, recognizers
-from harness.review.masking import engine as masking_engine
+from harness import masking
+from harness.masking import MaskingOptions, mask, recognizers
+from harness.masking import engine as masking_engine
 
 
 @pytest.fixture
@@ -65,7 +65,7 @@ def test_presidio_is_imported_on_first_use_and_torch_stays_importable() -> None:
     transformers and torch hidden, which stay importable afterwards (no None left in sys.modules)."""
     script = (
         "import sys\n"
-        "from harness.review.masking import mask\n"
+        "from harness.masking import mask\n"
         "assert 'presidio_analyzer' not in sys.modules\n"
         "assert mask('card 4111 1111 1111 1111') == 'card [card number]'\n"
         "assert 'presidio_analyzer' in sys.modules\n"

@@ -16,8 +16,8 @@ from presidio_analyzer.nlp_engine import NerModelConfiguration, NlpEngine, NoOpN
 from presidio_analyzer.predefined_recognizers import CreditCardRecognizer, IbanRecognizer, SpacyRecognizer
 
 from harness.errors import InputError
-from harness.review.masking.options import DEFAULT_OPTIONS, PERSON, MaskingOptions
-from harness.review.masking.recognizers import (
+from harness.masking.options import DEFAULT_OPTIONS, PERSON, MaskingOptions
+from harness.masking.recognizers import (
     AccountNumberRecognizer,
     LowercaseIbanRecognizer,
     OfflineEmailRecognizer,

@@ -38,7 +38,7 @@ from presidio_analyzer.predefined_recognizers import (
     PhoneRecognizer,
 )
 
-from harness.review.masking.options import ACCOUNT_NUMBER, PLACEHOLDER, SORT_CODE, STREET_ADDRESS
+from harness.masking.options import ACCOUNT_NUMBER, PLACEHOLDER, SORT_CODE, STREET_ADDRESS
 
 PHONE_REGIONS = ("GB", "US", "IE", "DE", "FR", "ES", "NL", "IN", "AU")
 """Where customers' phone numbers come from; a number written without `+` must be valid in one of these."""

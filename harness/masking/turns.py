@@ -16,7 +16,7 @@ from functools import cache
 
 import regex
 
-from harness.review.masking.recognizers import (
+from harness.masking.recognizers import (
     RegionalPhoneRecognizer,
     SeparatedCardRecognizer,
     digits_of,

@@ -35,7 +35,7 @@ from functools import lru_cache
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
-from harness.review.masking.options import DEFAULT_OPTIONS, ENTITY_KINDS, PLACEHOLDER, PLACEHOLDERS, MaskingOptions
+from harness.masking.options import DEFAULT_OPTIONS, ENTITY_KINDS, PLACEHOLDER, PLACEHOLDERS, MaskingOptions
 
 if TYPE_CHECKING:
     from presidio_analyzer import RecognizerResult
@@ -88,9 +88,9 @@ class _Presidio:
     """What masking needs from Presidio, imported on first use."""
 
     engine: ModuleType
-    """harness.review.masking.engine: the analyzer, built once per options."""
+    """harness.masking.engine: the analyzer, built once per options."""
     turns: ModuleType
-    """harness.review.masking.turns: numbers sent in pieces (uses our Presidio recognisers)."""
+    """harness.masking.turns: numbers sent in pieces (uses our Presidio recognisers)."""
     anonymizer: Any
     operators: dict[str, Any]
     """Presidio entity -> the operator replacing it with its placeholder."""
@@ -111,7 +111,7 @@ def _presidio() -> _Presidio:
         from presidio_anonymizer import AnonymizerEngine
         from presidio_anonymizer.entities import OperatorConfig
 
-        from harness.review.masking import engine, turns
+        from harness.masking import engine, turns
 
     operators = {
         entity: OperatorConfig("replace", {"new_value": PLACEHOLDERS[kind]}) for entity, kind in ENTITY_KINDS.items()
