@@ -9,7 +9,8 @@ version: 1
 handoffs:                       # the first entry whose `when` is observed in a turn is the turn's handoff
   - when: {action: action_handoff}    # an action ran (a name or a list of names), or {event: pause} (Rasa's
                                       # ConversationPaused), {payload: <key>} (a custom payload in the REST reply
-                                      # has that key; dotted paths reach into nested objects), {intent: <name(s)>}
+                                      # has that key; dotted paths reach into nested objects), {intent: <name(s)>},
+                                      # {slot: <name>} (the turn set that slot to a value, not null)
     queue: {slot: handoff_to}         # the slot's value when the handoff happened (see detect_handoff),
                                       # {value: <queue>} (a constant, already an eval-set queue name),
                                       # {payload: <key>} (that key's value in the custom payload),
@@ -76,6 +77,8 @@ class When(_Strict):
     """A custom payload in the REST reply has this key (dotted path for nested keys)."""
     intent: str | list[str] | None = None
     """The turn's recognised intent is this one (or one of these)."""
+    slot: str | None = None
+    """The turn set this slot to a value (not null): for bots that signal a handoff by a slot, such as a ticket id."""
 
     @model_validator(mode="after")
     def _one(self) -> When:
@@ -262,6 +265,8 @@ def check_against_domain(
         for intent in entry.when.intents():
             if intent not in known["intent"]:
                 problems.append(f"{where}.when.intent: {unknown('intent', intent, known['intent'])}")
+        if entry.when.slot is not None and entry.when.slot not in known["slot"]:
+            problems.append(f"{where}.when.slot: {unknown('slot', entry.when.slot, known['slot'])}")
         for name, source in (("queue", entry.queue), ("rule", entry.rule)):
             if source is not None and source.slot is not None and source.slot not in known["slot"]:
                 problems.append(f"{where}.{name}.slot: {unknown('slot', source.slot, known['slot'])}")
@@ -321,6 +326,15 @@ def _match(
         return None
     if when.event is not None:
         return next((_Match(i) for i, e in enumerate(events) if e.get("event") == when.event), None)
+    if when.slot is not None:
+        return next(
+            (
+                _Match(i)
+                for i, e in enumerate(events)
+                if e.get("event") == "slot" and e.get("name") == when.slot and e.get("value") is not None
+            ),
+            None,
+        )
     if when.payload is not None:
         found = any(_lookup(p, when.payload) is not _MISSING for p in payloads)
         return _Match(len(events)) if found else None

@@ -331,6 +331,32 @@ def observe_tracker(tracker: dict[str, Any], conversation_id: str, text: str, re
             f"the last user message in the tracker of {conversation_id!r} is {user.get('text')!r}, not the message "
             "sent: is something else writing to this conversation?"
         )
+    loop = tracker.get("active_loop") or {}
+    return read_turn(
+        turn_events,
+        events,
+        reading,
+        paused=bool(tracker.get("paused")),
+        active_loop=(loop.get("name") or None) if isinstance(loop, dict) else None,
+    )
+
+
+def read_turn(
+    turn_events: list[dict[str, Any]],
+    history: list[dict[str, Any]],
+    reading: TrackerReading,
+    *,
+    paused: bool = False,
+    active_loop: str | None = None,
+) -> BotTurn:
+    """What the bot did in one turn, from Rasa events alone (pure; shared by the `rasa` kind and the production
+    importer): a BotTurn with status ok and no messages or latency.
+
+    `turn_events`: the turn's events in `as_dict` form, from its `user` event on; `history`: the conversation's
+    events up to the end of the turn (ending with `turn_events`), for slot values before the turn; `paused`: the
+    conversation was paused after the turn (Rasa's ConversationPaused); `active_loop`: the form active after it.
+    """
+    user = turn_events[0] if turn_events else {}
     parse_data = user.get("parse_data") or {}
     intent = parse_data.get("intent") or {}
     ranking = tuple(
@@ -345,10 +371,11 @@ def observe_tracker(tracker: dict[str, Any], conversation_id: str, text: str, re
     intent_name = intent.get("name")
     fallback = intent_name in reading.fallback_intents or any(a in reading.fallback_actions for a in actions)
     handoff = (
-        detect_handoff(reading.mapping, turn_events, tracker, reading.payloads) if reading.mapping is not None else None
+        detect_handoff(reading.mapping, turn_events, {"events": history}, reading.payloads)
+        if reading.mapping is not None
+        else None
     )
-    paused = bool(tracker.get("paused")) and reading.mapping is not None and reading.mapping.observes_pause
-    loop = tracker.get("active_loop") or {}
+    paused = paused and reading.mapping is not None and reading.mapping.observes_pause
     model = next(
         (
             e["metadata"]["model_id"]
@@ -369,7 +396,7 @@ def observe_tracker(tracker: dict[str, Any], conversation_id: str, text: str, re
         slots_set=slots,
         handoff=handoff,
         state="handed_off" if handoff is not None or paused else "active",
-        active_form=(loop.get("name") or None) if isinstance(loop, dict) else None,
+        active_form=active_loop,
         model=model,
     )
 

@@ -38,7 +38,7 @@ from harness.records.table import COLUMNS
 
 PRODUCTION_COLUMNS: dict[str, str] = {
     "source": "string",  # the import source's name (`harness logs import --name`)
-    "customer": "string",  # pseudonymous customer key (keyed hash of the sender id), null when senders are not customers
+    "customer": "string",  # pseudonymous customer (keyed hash of the sender id); null when senders are not customers
     "sent_at": "datetime64[us, UTC]",  # when the customer's message reached the bot
     "conversation_start": "datetime64[us, UTC]",  # when the conversation's first customer message arrived
     "ended_by": "string",  # how the conversation ended: see ENDINGS
@@ -122,11 +122,27 @@ def parse_window(text: str | None, today: date | None = None) -> Window:
     return Window(start, stop)
 
 
+def _to_arrow(frame: pd.DataFrame) -> pa.Table:
+    """The frame as an Arrow table of SCHEMA (timestamps converted column by column, keeping their time zone)."""
+    arrays = []
+    for field_ in SCHEMA:
+        column = frame[field_.name]
+        if pa.types.is_timestamp(field_.type):
+            utc = column.dt.tz_convert("UTC").dt.tz_convert(None).to_numpy(dtype="datetime64[us]")
+            arrays.append(pa.array(utc, type=pa.timestamp("us"), from_pandas=True).cast(field_.type))
+        else:
+            arrays.append(pa.array(column, type=field_.type, from_pandas=True))
+    return pa.Table.from_arrays(arrays, schema=SCHEMA)
+
+
 class ProductionStore:
     """One production store folder (see the module docstring)."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
+        self._known: dict[date, set[str]] = {}
+        """Conversation ids per day, read once per day and kept up to date by `append` (an import appends in
+        chunks that each cover many days: re-reading every day's files per chunk would grow quadratically)."""
 
     @property
     def turns_dir(self) -> Path:
@@ -171,10 +187,16 @@ class ProductionStore:
         """The conversation ids stored on these days."""
         ids: set[str] = set()
         for day in days:
-            folder = self.turns_dir / f"{DAY}={day}"
-            for path in folder.glob("*.parquet"):
-                ids.update(pq.read_table(path, columns=["conversation_id"]).column(0).to_pylist())
+            ids |= self._day_ids(day)
         return ids
+
+    def _day_ids(self, day: date) -> set[str]:
+        if day not in self._known:
+            found: set[str] = set()
+            for path in (self.turns_dir / f"{DAY}={day}").glob("*.parquet"):
+                found.update(pq.read_table(path, columns=["conversation_id"]).column(0).to_pylist())
+            self._known[day] = found
+        return self._known[day]
 
     def append(self, frame: pd.DataFrame, import_id: str) -> int:
         """Store the turns of `frame` (production columns; every turn of a conversation in one call), one file per
@@ -199,8 +221,9 @@ class ProductionStore:
                 target = folder / f"part-{import_id}-{n}.parquet"
             staged = folder / f".{target.name}.tmp"
             ordered = part.sort_values(["conversation_id", "turn_index"], kind="stable")
-            pq.write_table(pa.Table.from_pandas(ordered, schema=SCHEMA, preserve_index=False), staged)
+            pq.write_table(_to_arrow(ordered), staged)
             os.replace(staged, target)
+            self._day_ids(date.fromisoformat(str(value))).update(ordered["conversation_id"].unique())
         return int(added)
 
     def state(self) -> dict[str, Any]:

@@ -11,8 +11,8 @@ from collections.abc import Iterator
 import pytest
 import tldextract
 
-from harness.errors import InputError
 from harness import masking
+from harness.errors import InputError
 from harness.masking import MaskingOptions, mask, recognizers
 from harness.masking import engine as masking_engine
 

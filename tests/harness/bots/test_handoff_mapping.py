@@ -11,6 +11,7 @@ from harness.bots.base import Handoff
 from harness.bots.handoff_mapping import (
     HandoffMapping,
     UnmappedHandoffValue,
+    check_against_domain,
     detect_handoff,
     load_handoff_mapping,
 )
@@ -63,7 +64,8 @@ handoffs:
 queues: {human: general}
 """
     assert problems(tmp_path, text) == [
-        "handoffs[0].when.acton: unknown key (did you mean 'action'?); allowed here: action, event, payload, intent",
+        "handoffs[0].when.acton: unknown key (did you mean 'action'?); allowed here: action, event, payload, intent, "
+        "slot",
         "handoffs[0].queue.slott: unknown key (did you mean 'slot'?); allowed here: slot, value, payload, action",
         "handoffs[0].rul: unknown key (did you mean 'rule'?); allowed here: when, queue, rule",
         "handofs: unknown key (did you mean 'handoffs'?); allowed here: version, handoffs, queues, rules",
@@ -82,7 +84,7 @@ handoffs:
     queue: {action: true}
 """
     assert problems(tmp_path, text) == [
-        "handoffs[0].when: `when` takes exactly one of action, event, payload, intent (got action, intent)",
+        "handoffs[0].when: `when` takes exactly one of action, event, payload, intent, slot (got action, intent)",
         "handoffs[0].queue: a queue or rule source takes exactly one of slot, value, payload, action",
         "handoffs[1].when.event: unknown event 'paused'; the only event is 'pause' (Rasa's ConversationPaused)",
         "handoffs[2]: queue: {action: true} names the action of `when: {action: ...}`, and this entry's `when` is "
@@ -157,6 +159,24 @@ def test_a_slot_is_read_as_it_was_when_the_matched_action_ran(tmp_path: Path) ->
         assert detect_handoff(mapping, turn, {"events": restarted + turn}, []) == Handoff(None)
     # a tracker without its events: the current slots stand in for the turn's start
     assert detect_handoff(mapping, turn, {"slots": {"team": "a"}}, []) == Handoff("A")
+
+
+def test_a_slot_set_in_the_turn_is_a_handoff_and_the_other_slots_are_read_when_it_was_set(tmp_path: Path) -> None:
+    mapping = load(
+        tmp_path,
+        "version: 1\nhandoffs:\n  - {when: {slot: ticket}, queue: {slot: team}, rule: {slot: why}}\n"
+        "queues: {a: A}\nrules: {r: R}\n",
+    )
+    # the reference bot's escalation actions set the queue and rule, then the ticket, then clear nothing
+    handed = [user("x"), action("esc"), slot("team", "a"), slot("why", "r"), slot("ticket", "T-1"), slot("team", None)]
+    assert detect_handoff(mapping, handed, {"events": handed}, []) == Handoff("A", "R")
+    # the same action clearing the ticket slot (set to null) or setting other slots only: no handoff
+    kept = [user("x"), action("esc"), slot("team", "a"), slot("ticket", None)]
+    assert detect_handoff(mapping, kept, {"events": kept}, []) is None
+    text = "version: 1\nhandoffs:\n  - {when: {slot: tickt}, queue: {value: A}}\n"
+    with pytest.raises(InputError) as raised:
+        check_against_domain(load(tmp_path, text), intents=[], actions=[], slots=["ticket"])
+    assert "handoffs[0].when.slot: unknown slot 'tickt' (did you mean 'ticket'?)" in str(raised.value.problems)
 
 
 def test_a_pause_event_and_a_nested_payload_key(tmp_path: Path) -> None:

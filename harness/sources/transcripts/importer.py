@@ -1,0 +1,240 @@
+"""`import_events`: one source's new events into the production store, incrementally, in bounded memory.
+
+The stages, per sender (the readers give one sender's events at a time): drop events an earlier import already
+read (`events.Watermark`), report and skip malformed ones, cut the rest into conversations (`splitting.split`),
+defer the last one while it may still be going on (its last event within the inactivity timeout of the newest
+event read), turn each finished conversation into masked rows (`rows.conversation_rows`), and append them to the
+store every `chunk_turns` turns. The state (watermark, the deferred senders as keyed hashes, the import log) is
+written once the data is: a crash or an error mid-way leaves whole files only, the next import reads the same
+events again and the store skips the conversations it already holds, so nothing imported is lost or doubled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+import time
+import uuid
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from harness.bots.handoff_mapping import load_handoff_mapping
+from harness.bots.rasa import TrackerReading
+from harness.masking import warm_up
+from harness.project.production_config import ProductionSettings
+from harness.records.production import ProductionStore, to_production_frame
+from harness.sources.transcripts.events import REASONS, EventSource, RawEvent, Watermark
+from harness.sources.transcripts.rows import RowContext, TicketLookup, bot_before_customer, conversation_rows
+from harness.sources.transcripts.splitting import split
+
+SECRET = "secret"
+CHUNK_TURNS = 50_000
+"""Turns built before they are written (one Parquet file per day they cover): about 100 MB of rows."""
+SHOWN_PER_REASON = 20
+"""Skipped events listed with their position per reason (all are counted)."""
+
+
+@dataclass(frozen=True)
+class ImportSummary:
+    """What one import did."""
+
+    import_id: str
+    source: str
+    """The source's name (`--name`), the `source` column of its rows."""
+    read_from: str
+    """The tracker store URL (password hidden) or the files."""
+    status: str
+    """`ok`, or `failed` (then `error` says why; what was appended before stays, the watermark does not move)."""
+    events_read: int = 0
+    """Events read that earlier imports had not finished (deferred conversations' events are read again)."""
+    conversations_stored: int = 0
+    """New conversations appended to the store."""
+    conversations_known: int = 0
+    """Finished conversations the store already held (an earlier import that failed after appending them)."""
+    turns_stored: int = 0
+    """Customer turns of the finished conversations (new and already stored ones)."""
+    deferred: int = 0
+    """Conversations still open at the newest event (last event within the timeout): read again next time."""
+    skipped: dict[str, int] = field(default_factory=dict)
+    """Reason (events.REASONS) -> events skipped."""
+    problems: tuple[str, ...] = ()
+    """`<position>: <reason>` of skipped events, the first SHOWN_PER_REASON per reason."""
+    watermark: float | None = None
+    newest_event: str | None = None
+    """The newest event's time (ISO 8601 UTC)."""
+    seconds: float = 0.0
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self) | {"problems": list(self.problems)}
+
+
+def store_secret(store: ProductionStore) -> bytes:
+    """The store's key for customer hashes (`<store>/secret`, 32 random bytes as hex, created 0600 on first use)."""
+    path = store.path / SECRET
+    if not path.is_file():
+        store.path.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(secrets.token_hex(32) + "\n")
+    return path.read_text(encoding="utf-8").strip().encode()
+
+
+def sender_hash(secret: bytes, sender: str) -> str:
+    """HMAC-SHA256(secret, sender id), 16 hex digits: the pseudonymous customer key, and how the state names
+    senders (never their raw ids)."""
+    return hmac.new(secret, sender.encode(), hashlib.sha256).hexdigest()[:16]
+
+
+def _import_id() -> str:
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
+
+
+class _Report:
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+        self.shown: list[str] = []
+
+    def add(self, event: RawEvent, reason: str, detail: str = "") -> None:
+        self.counts[reason] += 1
+        if self.counts[reason] <= SHOWN_PER_REASON:
+            self.shown.append(f"{event.position}: {REASONS[reason]}" + (f" ({detail})" if detail else ""))
+
+
+def import_events(
+    source: EventSource,
+    settings: ProductionSettings,
+    *,
+    name: str = "production",
+    tickets: TicketLookup | None = None,
+    chunk_turns: int = CHUNK_TURNS,
+    finish_open: bool = False,
+) -> ImportSummary:
+    """Import `source`'s new events into the store `settings.store` under the source name `name` (see the module
+    docstring); returns the summary, also logged in state.json (`imports`). `tickets`: the reference bot's ticket
+    lookup (`reference.ticket_lookup`). `finish_open`: the log is complete (a closed export, a test bot that has
+    stopped): conversations still open at its newest event are stored too, ended by `timeout`, not deferred.
+
+    Raises InputError for an invalid handoff mapping or an unreadable state; any error while reading is logged in
+    state.json as a failed import (the watermark unchanged) and raised again.
+    """
+    started = time.monotonic()
+    store = ProductionStore(settings.store)
+    state = store.state()
+    import_id = _import_id()
+    before = state.get("sources", {}).get(name, {})
+    watermark = Watermark(before.get("watermark"), before.get("reopened") or {})
+    mapping = load_handoff_mapping(settings.handoff_mapping) if settings.handoff_mapping is not None else None
+    context = RowContext(
+        name,
+        TrackerReading(mapping, tuple(settings.fallback_actions), tuple(settings.fallback_intents)),
+        settings.masking,
+        tickets,
+    )
+    secret = store_secret(store)
+    timeout = settings.inactivity_timeout.total_seconds()
+    report = _Report()
+    counts: Counter[str] = Counter()
+    reopened: dict[str, float] = {}
+    pending: list[dict[str, Any]] = []
+    newest: float | None = None
+
+    def flush() -> None:
+        if pending:
+            added = store.append(to_production_frame(pending), import_id)
+            counts["stored"] += added
+            counts["known"] += len({row["conversation_id"] for row in pending}) - added
+            pending.clear()
+
+    try:
+        warm_up(settings.masking)
+        low = watermark.low()
+        newest = source.newest(low)
+        for sender, events in source.senders(low):
+            hashed = sender_hash(secret, sender) if sender else ""
+            usable: list[RawEvent] = []
+            for event in events:
+                if event.key != float("-inf") and not watermark.wanted(event.key, hashed):
+                    continue
+                counts["read"] += 1
+                if event.event is None:
+                    if watermark.key is None or event.key > watermark.key or event.key == float("-inf"):
+                        report.add(event, event.problem or "bad_json", event.detail)
+                    continue
+                usable.append(event)
+            customer = hashed if settings.customer == "sender" else None
+            for segment in split(usable, timeout):
+                ended_by = segment.ended_by
+                if ended_by is None:
+                    assert newest is not None
+                    if not finish_open and newest - segment.last_timestamp <= timeout:
+                        reopened[hashed] = segment.events[0].key
+                        counts["deferred"] += int(segment.has_customer)
+                        continue
+                    ended_by = "timeout"
+                for early in bot_before_customer(segment):
+                    report.add(early, "bot_before_user")
+                rows = conversation_rows(segment, ended_by, customer, context)
+                pending.extend(rows)
+                counts["turns"] += len(rows)
+            if len(pending) >= chunk_turns:
+                flush()
+        flush()
+    except BaseException as exc:
+        summary = _summary(import_id, name, source, "failed", counts, report, watermark.key, newest, started)
+        summary = ImportSummary(**{**asdict(summary), "error": f"{type(exc).__name__}: {exc}"[:500]})
+        state.setdefault("imports", []).append(summary.to_json())
+        state.setdefault("sources", {})
+        store.write_state(state)
+        raise
+    high = source.high()
+    mark = max(k for k in (watermark.key, high) if k is not None) if (watermark.key, high) != (None, None) else None
+    summary = _summary(import_id, name, source, "ok", counts, report, mark, newest, started)
+    state.setdefault("sources", {})[name] = {
+        "watermark": mark,
+        "reopened": reopened,
+        "read_from": source.name,
+        "last_import": import_id,
+    }
+    state.setdefault("imports", []).append(summary.to_json())
+    store.write_state(state)
+    return summary
+
+
+def _summary(
+    import_id: str,
+    name: str,
+    source: EventSource,
+    status: str,
+    counts: Counter[str],
+    report: _Report,
+    mark: float | None,
+    newest: float | None,
+    started: float,
+) -> ImportSummary:
+    return ImportSummary(
+        import_id=import_id,
+        source=name,
+        read_from=source.name,
+        status=status,
+        events_read=counts["read"],
+        conversations_stored=counts["stored"],
+        conversations_known=counts["known"],
+        turns_stored=counts["turns"],
+        deferred=counts["deferred"],
+        skipped=dict(sorted(report.counts.items())),
+        problems=tuple(report.shown),
+        watermark=mark,
+        newest_event=datetime.fromtimestamp(newest, UTC).isoformat() if newest is not None else None,
+        seconds=round(time.monotonic() - started, 3),
+    )
+
+
+def default_root() -> Path:
+    """The repository root commands resolve relative paths against (the current folder)."""
+    return Path.cwd()

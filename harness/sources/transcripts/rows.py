@@ -1,0 +1,187 @@
+"""One conversation's events -> its production rows (`harness.records.production`), personal data masked.
+
+Each customer (`user`) event opens a turn; the turn's events run to the next customer event. What the bot did in
+the turn is read exactly as the `rasa` bot kind reads a tracker (`harness.bots.rasa.read_turn`: intent, ranking,
+actions, slots, fallback, handoff by the handoff mapping, model), with the REST reply's custom payloads taken
+from the turn's `bot` events (`data.custom`) and the tracker state (active form, paused) followed event by event.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from harness.bots.base import Handoff
+from harness.bots.rasa import TrackerReading, message_text, read_turn
+from harness.masking import MaskingOptions, mask, mask_turns, mask_value
+from harness.records import TurnStatus
+from harness.sources.transcripts.events import RawEvent
+from harness.sources.transcripts.splitting import Segment
+
+TICKET_SLOT = "handoff_ticket"
+"""The reference bot's slot naming the handoff ticket (bot/domain/slots_forms.yml)."""
+REFERENCE_SLOTS = ("handoff_queue", "handoff_rule")
+
+TicketLookup = Callable[[str], tuple[str | None, str | None] | None]
+"""Ticket id -> (queue, rule) from the human-queue store, or None when the ticket is not there."""
+
+
+@dataclass(frozen=True)
+class RowContext:
+    """What building rows needs besides the events."""
+
+    source: str
+    reading: TrackerReading
+    masking: MaskingOptions
+    tickets: TicketLookup | None = None
+    """The reference bot's tickets: a turn setting `handoff_ticket` is a handoff to the ticket's queue and rule."""
+
+
+def conversation_id(source: str, first: RawEvent) -> str:
+    """`<source>:<first event key>:<8 hex of sha256(sender)>`: stable across imports (the key is the row id, or
+    the timestamp for JSON)."""
+    key = first.key
+    shown = str(int(key)) if float(key).is_integer() else repr(float(key))
+    return f"{source}:{shown}:{hashlib.sha256(first.sender.encode()).hexdigest()[:8]}"
+
+
+def _utc(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+def _bot_text(event: dict[str, Any]) -> str:
+    data = event.get("data")
+    if not isinstance(data, dict):
+        data = {}
+    return message_text({"text": event.get("text"), **{k: v for k, v in data.items() if v not in (None, [], {})}})
+
+
+def bot_before_customer(segment: Segment) -> list[RawEvent]:
+    """The segment's `bot` events before its first customer event (skipped and reported)."""
+    found = []
+    for event in segment.events:
+        if event.type == "user":
+            break
+        if event.type == "bot":
+            found.append(event)
+    return found
+
+
+def conversation_rows(
+    segment: Segment, ended_by: str, customer: str | None, context: RowContext
+) -> list[dict[str, Any]]:
+    """The rows of one finished conversation (`ended_by` in production.ENDINGS), masked; [] when the customer
+    never wrote. Bot events before the first customer event are left out (`bot_before_customer` reports them)."""
+    early = {id(e) for e in bot_before_customer(segment)}
+    events = [e.event for e in segment.events if id(e) not in early and e.event is not None]
+    users = [i for i, e in enumerate(events) if e["event"] == "user"]
+    if not users:
+        return []
+    conversation = conversation_id(context.source, segment.events[0])
+    start = _utc(float(events[users[0]]["timestamp"]))
+    active_loop: str | None = None
+    paused = False
+    requested: Any = None
+    handed_off = False
+    position = 0
+    turns: list[dict[str, Any]] = []
+    for number, begin in enumerate(users):
+        end = users[number + 1] if number + 1 < len(users) else len(events)
+        for event in events[position:end]:
+            kind = event["event"]
+            if kind == "active_loop":
+                active_loop = event.get("name") or None
+            elif kind == "pause":
+                paused = True
+            elif kind == "resume":
+                paused = False
+            elif kind == "slot" and event.get("name") == "requested_slot":
+                requested = event.get("value")
+            elif kind in ("restart", "session_started", "reset_slots"):
+                requested, active_loop = None, None
+        position = end
+        turn_events = events[begin:end]
+        bots = [e for e in turn_events if e["event"] == "bot"]
+        payloads = [
+            e["data"]["custom"] for e in bots if isinstance(e.get("data"), dict) and e["data"].get("custom") is not None
+        ]
+        reading = replace(context.reading, payloads=payloads) if payloads else context.reading
+        turn = read_turn(turn_events, events[:end], reading, paused=paused, active_loop=active_loop)
+        handoff = turn.handoff
+        ticket = _ticket_of(turn_events) if context.tickets is not None else None
+        if ticket is not None:
+            assert context.tickets is not None
+            found = context.tickets(ticket)
+            queue, rule = (
+                found
+                if found is not None
+                else (_slot(turn_events, "handoff_queue"), _slot(turn_events, "handoff_rule"))
+            )
+            handoff = Handoff(queue, rule, ticket)
+        messages = [_bot_text(e) for e in bots]
+        user = turn_events[0]
+        sent = float(user["timestamp"])
+        if handed_off:
+            status = TurnStatus.silenced
+        elif messages:
+            status = TurnStatus.ok
+        else:
+            status = TurnStatus.empty_reply
+        state = "handed_off" if handed_off or handoff is not None or turn.state == "handed_off" else "active"
+        awaiting = bool(
+            turn.active_form or requested or turn.fallback or (messages and messages[-1].rstrip().endswith("?"))
+        )
+        turns.append(
+            {
+                "conversation_id": conversation,
+                "turn_index": number,
+                "text": user.get("text"),
+                "status": str(status),
+                "attempts": 1,
+                "bot_messages": messages,
+                "n_bot_messages": len(messages),
+                "intent": turn.intent,
+                "confidence": turn.confidence,
+                "ranking": json.dumps([{"name": r.name, "confidence": r.confidence} for r in turn.ranking or ()]),
+                "fallback": turn.fallback,
+                "actions": json.dumps(list(turn.actions or ())),
+                "slots_set": dict(turn.slots_set or {}),
+                "handoff_queue": handoff.queue if handoff is not None and not handed_off else None,
+                "handoff_rule": handoff.rule if handoff is not None and not handed_off else None,
+                "ticket_id": handoff.ticket if handoff is not None and not handed_off else None,
+                "state": state,
+                "active_form": turn.active_form,
+                "latency_ms": (float(bots[-1]["timestamp"]) - sent) * 1000.0 if bots else None,
+                "model": turn.model,
+                "source": context.source,
+                "customer": customer,
+                "sent_at": _utc(sent),
+                "conversation_start": start,
+                "awaiting_reply": awaiting,
+            }
+        )
+        handed_off = handed_off or handoff is not None
+    ending = "handoff" if handed_off else ended_by
+    texts = mask_turns([t["text"] for t in turns], context.masking)
+    for row, text in zip(turns, texts, strict=True):
+        row["text"] = text
+        row["bot_messages"] = json.dumps([mask(m, context.masking) for m in row["bot_messages"]], ensure_ascii=False)
+        row["slots_set"] = json.dumps(mask_value(row["slots_set"], context.masking), ensure_ascii=False, default=str)
+        row["ended_by"] = ending
+    return turns
+
+
+def _ticket_of(turn_events: list[dict[str, Any]]) -> str | None:
+    values = [e.get("value") for e in turn_events if e["event"] == "slot" and e.get("name") == TICKET_SLOT]
+    value = next((v for v in reversed(values) if v), None)
+    return str(value) if value is not None else None
+
+
+def _slot(turn_events: list[dict[str, Any]], name: str) -> str | None:
+    values = [e.get("value") for e in turn_events if e["event"] == "slot" and e.get("name") == name]
+    value = next((v for v in reversed(values) if v), None)
+    return str(value) if value is not None else None

@@ -1,0 +1,139 @@
+"""Rasa's SQL tracker store (`rasa.core.tracker_store.SQLTrackerStore`, also the reference bot's store) read by
+SQLAlchemy URL: SQLite (`sqlite:////abs/path/tracker.sqlite3`) or PostgreSQL (`postgresql://user:pw@host/db`).
+
+Rasa keeps one row per event in the table `events` (id integer primary key, sender_id, type_name, timestamp float,
+intent_name, action_name, data: the event's `as_dict` as JSON text), appending in the order events happen, so the
+row id orders a conversation's events and is the import watermark. The reader streams the rows ordered by
+(sender_id, id) through a server-side cursor (`stream_results`, `yield_per`), so memory holds one sender's events
+at a time whatever the table's size, and reads only rows up to the highest id present when the import started
+(rows written during the import wait for the next one).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from harness.errors import InputError
+from harness.sources.transcripts.events import RawEvent, decoded
+
+TABLE = "events"
+BATCH = 5000
+"""Rows fetched per round trip."""
+
+
+def engine_url(url: str) -> Any:
+    """The SQLAlchemy URL for `url`: `postgres://` accepted as `postgresql://`, and a PostgreSQL URL without a
+    driver uses psycopg (3) when psycopg2 is not installed. Raises InputError for a URL SQLAlchemy cannot parse."""
+    import sqlalchemy as sa
+
+    text = url.strip()
+    if text.startswith("postgres://"):
+        text = "postgresql://" + text.removeprefix("postgres://")
+    try:
+        parsed = sa.engine.make_url(text)
+    except Exception as exc:  # noqa: BLE001 - SQLAlchemy raises ArgumentError or ValueError
+        raise InputError(
+            "bad tracker store URL",
+            [f"{exc}; give an SQLAlchemy URL, e.g. sqlite:////path/to/tracker.sqlite3 or postgresql://user@host/db"],
+        ) from None
+    if parsed.drivername == "postgresql":
+        try:
+            import psycopg2  # type: ignore[import-untyped]  # noqa: F401
+        except ImportError:
+            parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
+class SqlTrackerStore:
+    """The `events` table behind one SQLAlchemy URL (see the module docstring)."""
+
+    def __init__(self, url: str) -> None:
+        import sqlalchemy as sa
+
+        self.url = engine_url(url)
+        self.name = self.url.render_as_string(hide_password=True)
+        if self.url.get_backend_name() == "sqlite":
+            database = self.url.database or ""
+            from pathlib import Path
+
+            if not database or database == ":memory:" or not Path(database).is_file():
+                raise InputError(
+                    "no tracker store",
+                    [f"{self.name}: no such SQLite file; give the file the bot writes (sqlite:////abs/path/file)"],
+                )
+        try:
+            self.engine = sa.create_engine(self.url)
+            with self.engine.connect() as connection:
+                columns = {c["name"] for c in sa.inspect(connection).get_columns(TABLE)}
+        except sa.exc.NoSuchTableError:
+            raise InputError(
+                "not a Rasa tracker store", [f"{self.name}: no `{TABLE}` table (Rasa's SQL tracker store writes one)"]
+            ) from None
+        except Exception as exc:  # noqa: BLE001 - any driver error: refused connection, bad password, no module
+            raise InputError(
+                "cannot read the tracker store", [f"{self.name}: {type(exc).__name__}: {str(exc).strip()[:300]}"]
+            ) from None
+        missing = {"id", "sender_id", "type_name", "timestamp", "data"} - columns
+        if missing:
+            raise InputError(
+                "not a Rasa tracker store",
+                [f"{self.name}: table `{TABLE}` lacks {', '.join(sorted(missing))} (Rasa's SQLTrackerStore layout)"],
+            )
+        self._events = sa.table(
+            TABLE,
+            sa.column("id", sa.Integer),
+            sa.column("sender_id", sa.String),
+            sa.column("type_name", sa.String),
+            sa.column("timestamp", sa.Float),
+            sa.column("data", sa.Text),
+        )
+        with self.engine.connect() as connection:
+            top = connection.execute(sa.select(sa.func.max(self._events.c.id))).scalar()
+        self._high: float | None = float(top) if top is not None else None
+
+    def high(self) -> float | None:
+        return self._high
+
+    def _range(self, after: float | None) -> list[Any]:
+        import sqlalchemy as sa
+
+        c = self._events.c
+        where = [c.id <= (self._high if self._high is not None else -1)]
+        if after is not None:
+            where.append(c.id > after)
+        return [sa.and_(*where)]
+
+    def newest(self, after: float | None) -> float | None:
+        import sqlalchemy as sa
+
+        with self.engine.connect() as connection:
+            value = connection.execute(
+                sa.select(sa.func.max(self._events.c.timestamp)).where(*self._range(after))
+            ).scalar()
+        return float(value) if value is not None else None
+
+    def senders(self, after: float | None) -> Iterator[tuple[str, list[RawEvent]]]:
+        import sqlalchemy as sa
+
+        c = self._events.c
+        query = (
+            sa.select(c.id, c.sender_id, c.type_name, c.timestamp, c.data)
+            .where(*self._range(after))
+            .order_by(c.sender_id, c.id)
+        )
+        sender: str | None = None
+        batch: list[RawEvent] = []
+        with self.engine.connect() as connection:
+            result = connection.execution_options(stream_results=True, yield_per=BATCH).execute(query)
+            for row_id, sender_id, type_name, timestamp, data in result:
+                if sender_id != sender:
+                    if batch:
+                        yield str(sender), batch
+                    sender, batch = sender_id, []
+                batch.append(decoded(str(sender_id), float(row_id), f"{TABLE}.id={row_id}", data, type_name, timestamp))
+            if batch:
+                yield str(sender), batch
+
+    def close(self) -> None:
+        self.engine.dispose()
