@@ -22,9 +22,11 @@ deterministic and independent of record order.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
+import numpy.typing as npt
 from scipy import special
 from statsmodels.stats.proportion import proportion_confint
 
@@ -137,21 +139,63 @@ def clustered_proportion_bounds(
         raise ValueError(
             f"numerator shape {y.shape} differs from denominator shape {m.shape}: give one per conversation"
         )
-    alpha = 1 - confidence
     total = m.sum(axis=-1)
     hits = y.sum(axis=-1)
     clusters = (m > 0).sum(axis=-1)
     with np.errstate(divide="ignore", invalid="ignore"):
         p = hits / total
         squares = ((y - p[..., None] * m) ** 2).sum(axis=-1)
+    return clustered_proportion_from_sums(
+        hits, total, clusters, squares, (y < m).sum(axis=-1), (y > 0).sum(axis=-1), confidence
+    )
+
+
+def clustered_effective_size(
+    hits: npt.ArrayLike, total: npt.ArrayLike, clusters: npt.ArrayLike, squares: npt.ArrayLike, confidence: float = 0.95
+) -> np.ndarray:
+    """The effective sample size of a clustered proportion (`clustered_proportion_bounds`, steps 1-2): M / deff,
+    times (t_{M-1} / t_{n-1})^2; the number of conversations at the boundary (p 0 or 1) or with fewer than 2
+    conversations. Inputs are the sufficient statistics of `clustered_proportion_from_sums`, broadcast together."""
+    alpha = 1 - confidence
+    hits, total = np.asarray(hits, dtype=np.float64), np.asarray(total, dtype=np.float64)
+    clusters, squares = np.asarray(clusters, dtype=np.float64), np.asarray(squares, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = hits / total
         var_total = clusters / (clusters - 1) * squares
         n_eff = np.minimum(p * (1 - p) * total**2 / var_total, total)
         n_eff = n_eff * (special.stdtrit(total - 1, 1 - alpha / 2) / special.stdtrit(clusters - 1, 1 - alpha / 2)) ** 2
     boundary = (hits <= 0) | (hits >= total)
-    n_eff = np.where(boundary | (clusters < 2), clusters, n_eff)
+    return np.asarray(np.where(boundary | (clusters < 2), clusters, n_eff))
+
+
+def clustered_proportion_from_sums(
+    hits: npt.ArrayLike,
+    total: npt.ArrayLike,
+    clusters: npt.ArrayLike,
+    squares: npt.ArrayLike,
+    miss_clusters: npt.ArrayLike,
+    hit_clusters: npt.ArrayLike,
+    confidence: float = 0.95,
+) -> tuple[np.ndarray, np.ndarray]:
+    """`clustered_proportion_bounds` from sufficient statistics, for engines that aggregate where the data lives
+    and return only sums: `hits` = sum_i y_i, `total` = M = sum_i m_i, `clusters` = conversations with m_i > 0,
+    `squares` = sum_i (y_i - p m_i)^2 with p = hits / total (= sum y^2 - 2p sum ym + p^2 sum m^2),
+    `miss_clusters` = conversations with y_i < m_i, `hit_clusters` = conversations with y_i > 0. All broadcast
+    together; returns (low, high) of that shape, NaN where total is 0. Same method and result as
+    `clustered_proportion_bounds`, which calls it."""
+    hits = np.asarray(hits, dtype=np.float64)
+    total = np.asarray(total, dtype=np.float64)
+    clusters = np.asarray(clusters, dtype=np.float64)
+    squares = np.asarray(squares, dtype=np.float64)
+    alpha = 1 - confidence
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = hits / total
+        var_total = clusters / (clusters - 1) * squares
+    n_eff = clustered_effective_size(hits, total, clusters, squares, confidence)
+    boundary = (hits <= 0) | (hits >= total)
     low, high = modified_wilson_bounds(p * n_eff, n_eff, confidence)
     rare_is_failure = p > 0.5
-    rare_conversations = np.where(rare_is_failure, (y < m).sum(axis=-1), (y > 0).sum(axis=-1))
+    rare_conversations = np.where(rare_is_failure, miss_clusters, hit_clusters)
     few = ~boundary & (clusters >= 2) & (rare_conversations <= FEW_CONVERSATIONS)
     few &= np.minimum(p, 1 - p) <= RARE_SHARE
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -205,10 +249,27 @@ def mean_bounds(values: np.ndarray, confidence: float = 0.95) -> tuple[np.ndarra
         return nan, nan
     mean = x.mean(axis=-1)
     spread = x.std(axis=-1, ddof=1) if n > 1 else np.zeros(x.shape[:-1])
+    return _mean_bounds(mean, spread, n, alpha)
+
+
+def _mean_bounds(mean: np.ndarray, spread: np.ndarray, n: int, alpha: float) -> tuple[np.ndarray, np.ndarray]:
     half = special.stdtrit(max(n - 1, 1), 1 - alpha / 2) * spread / np.sqrt(n)
     constant = ~(spread > 0)
     half = np.where(constant, 1 - (alpha / 2) ** (1 / n), half)
     return np.maximum(mean - half, 0.0), mean + half
+
+
+def mean_interval_from_sums(total: int, squares: int, n: int, confidence: float = 0.95) -> Interval | None:
+    """`mean_interval` from sufficient statistics of integer counts per conversation: `total` = sum x,
+    `squares` = sum x^2, `n` conversations (engines return these sums, not the values). The spread is computed
+    in exact integer arithmetic (s^2 = (n sum x^2 - (sum x)^2) / (n (n - 1))), so equal values give exactly 0.
+    None when n is 0."""
+    if n == 0:
+        return None
+    total, squares, n = int(total), int(squares), int(n)
+    spread = math.sqrt((n * squares - total * total) / (n * (n - 1))) if n > 1 else 0.0
+    low, high = _mean_bounds(np.asarray(total / n), np.asarray(spread), n, 1 - confidence)
+    return float(low), float(high)
 
 
 def mean_interval(values: np.ndarray, confidence: float = 0.95) -> Interval | None:
