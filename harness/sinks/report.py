@@ -51,7 +51,7 @@ def failed_conversations(core: ScoringCore) -> dict[int, list[str]]:
     return dict(sorted(reasons.items()))
 
 
-def _png(figure) -> str:  # type: ignore[no-untyped-def]
+def png(figure) -> str:  # type: ignore[no-untyped-def]
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
     import matplotlib.pyplot as plt
@@ -88,7 +88,7 @@ def heatmap(matrix: pd.DataFrame, title: str, size: tuple[float, float]) -> str:
                     fontsize=7,
                     color="white" if v > values.max() / 2 else "black",
                 )
-    return _png(figure)
+    return png(figure)
 
 
 def _table(frame: pd.DataFrame, float_format: str = "{:.2f}") -> str:

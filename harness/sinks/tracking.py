@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,22 @@ def experiment_id_of(client: Any, name: str, *, tracking_uri: str, artifact_root
     return str(client.create_experiment(name, artifact_location=location))
 
 
+@contextlib.contextmanager
+def all_or_nothing(client: Any, tracking_uri: str, created: list[str], what: str) -> Iterator[None]:
+    """Delete the runs `created` holds (filled by the block as it creates them) if the block fails, and raise
+    TrackingError saying that `what`'s files are complete on disk and nothing was left in MLflow."""
+    try:
+        yield
+    except Exception as exc:  # noqa: BLE001 - any MLflow failure: remove the partial run and say so
+        for run_id in created:
+            with contextlib.suppress(Exception):
+                client.delete_run(run_id)
+        raise TrackingError(
+            f"could not log {what} to MLflow at {tracking_uri}: {type(exc).__name__}: {exc}; "
+            f"{what}'s files are complete on disk, nothing was left in MLflow"
+        ) from None
+
+
 def log_run(
     run: ScoredRun,
     folder: RunFolder,
@@ -85,10 +102,10 @@ def log_run(
     _flatten("", {k: v for k, v in stamp.items() if k != "config"}, params)
     _flatten("config", stamp.get("config", {}), params)
     client = mlflow.MlflowClient(tracking_uri=tracking_uri)
-    run_id = None
-    try:
+    created: list[str] = []
+    with all_or_nothing(client, tracking_uri, created, "the run"):
         experiment_id = experiment_id_of(client, experiment, tracking_uri=tracking_uri, artifact_root=artifact_root)
-        created = client.create_run(
+        new = client.create_run(
             experiment_id,
             run_name=run_name or str(stamp.get("run_id")),
             tags={
@@ -98,10 +115,11 @@ def log_run(
                 "undefined_kpis": json.dumps([k.name for k in scorecard.kpis if k.value is None]),
             },
         )
-        run_id = created.info.run_id
+        run_id = new.info.run_id
+        created.append(run_id)
         from mlflow.entities import Metric, Param
 
-        timestamp = int(created.info.start_time)
+        timestamp = int(new.info.start_time)
         client.log_batch(
             run_id,
             params=[Param(k, v) for k, v in params.items()],
@@ -110,12 +128,4 @@ def log_run(
         for path in folder.outputs:
             client.log_artifact(run_id, str(path))
         client.set_terminated(run_id, "FINISHED")
-    except Exception as exc:  # noqa: BLE001 - any MLflow failure: remove the partial run and say so
-        if run_id is not None:
-            with contextlib.suppress(Exception):
-                client.delete_run(run_id)
-        raise TrackingError(
-            f"could not log the run to MLflow at {tracking_uri}: {type(exc).__name__}: {exc}; "
-            "the run's files are complete on disk, nothing was left in MLflow"
-        ) from None
     return TrackedRun(run_id=run_id, experiment_id=experiment_id, tracking_uri=tracking_uri)
