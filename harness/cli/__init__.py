@@ -4,7 +4,19 @@ gate.py, review.py), sharing cli/common.py. Each command is a short list of stag
 from __future__ import annotations
 
 from harness import __version__
-from harness.cli import bot, evalsets, gate, intents, review, run, trainer  # noqa: F401 (registers the commands)
+from harness.cli import (  # noqa: F401 (registers the commands)
+    bot,
+    evalsets,
+    gate,
+    intents,
+    logs_compare,
+    logs_import,
+    logs_kpis,
+    logs_transfers,
+    review,
+    run,
+    trainer,
+)
 from harness.cli.common import app, err, out
 from harness.errors import EXIT_BAD_INPUT
 

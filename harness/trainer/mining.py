@@ -66,12 +66,18 @@ def not_understood(records: pd.DataFrame) -> pd.DataFrame:
     return answered[mask]
 
 
-def proposed_name(texts: list[str], taken: set[str]) -> str:
-    # Each text counts a word once; ties keep the order of first appearance (not set order, which varies by run).
+def top_terms(texts: list[str], k: int = 5) -> list[str]:
+    """The `k` content words (not STOPWORDS, at least 3 letters) found in the most texts, most frequent first;
+    each text counts a word once; ties keep the order of first appearance (not set order, which varies by run)."""
     words = Counter(
         w for t in texts for w in dict.fromkeys(re.findall(r"[a-z]+", t.lower())) if w not in STOPWORDS and len(w) > 2
     )
-    base = "candidate_" + "_".join(w for w, _ in words.most_common(2)) if words else "candidate"
+    return [w for w, _ in words.most_common(k)]
+
+
+def proposed_name(texts: list[str], taken: set[str]) -> str:
+    words = top_terms(texts, 2)
+    base = "candidate_" + "_".join(words) if words else "candidate"
     name, n = base, 2
     while name in taken:
         name, n = f"{base}_{n}", n + 1
@@ -106,18 +112,31 @@ def mine(
 ) -> tuple[list[Cluster], int]:
     """Clusters of not-understood turns of a run's records (`ScoredRun.records`; repeated texts counted once), and
     how many such turns there were."""
+    turns = not_understood(records)
+    return cluster_turns(turns, catalog, distance_threshold=distance_threshold, min_size=min_size), len(turns)
+
+
+def cluster_turns(
+    turns: pd.DataFrame, catalog: Catalog | None, *, distance_threshold: float = 0.45, min_size: int = 2
+) -> list[Cluster]:
+    """Clusters of similar wording among any customer turns (`text` and `conversation_id` columns; repeated texts
+    embedded once, their conversations pooled), biggest first, each with its closest intent of `catalog` (None
+    without a catalog or intents). Used for not-understood turns (`mine`) and for the turns before a handoff
+    (`harness.trainer.transfer_reasons`)."""
     from harness.embeddings import embed
 
-    turns = not_understood(records)
     first = turns.drop_duplicates(subset="text")
     texts = first["text"].astype(str).tolist()
     if not texts:
-        return [], 0
+        return []
     vectors = embed(texts)
     groups = cluster_texts(texts, vectors, distance_threshold=distance_threshold, min_size=min_size)
-    names = list(catalog.intents)
-    centres = np.stack([embed([plain_text(e) for e in i.examples]).mean(axis=0) for i in catalog.intents.values()])
-    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    intents = catalog.intents if catalog is not None else {}
+    names = list(intents)
+    centres = np.zeros((0, vectors.shape[1]))
+    if names:
+        centres = np.stack([embed([plain_text(e) for e in i.examples]).mean(axis=0) for i in intents.values()])
+        centres /= np.linalg.norm(centres, axis=1, keepdims=True)
     by_text = turns.groupby("text")["conversation_id"].apply(lambda s: sorted(set(s.astype(str))))
     taken = set(names)
     clusters = []
@@ -138,7 +157,7 @@ def mine(
                 nearest_similarity=float(similarities[best]) if best >= 0 else 0.0,
             )
         )
-    return clusters, len(turns)
+    return clusters
 
 
 def candidates_csv(clusters: list[Cluster]) -> str:
