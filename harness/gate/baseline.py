@@ -61,10 +61,27 @@ def champion_card(spec: GateSpec, tracking_uri: str) -> tuple[str, dict[str, Any
     if source.mlflow is not None:
         with mlflow_baseline(source.mlflow, tracking_uri) as folder:
             card = json.loads((folder / SCORECARD).read_text(encoding="utf-8"))
-        return f"{source.mlflow.registered_model} alias {source.mlflow.alias}", card
-    assert source.path is not None
-    folder = source.path if source.path.is_absolute() else REPO_ROOT / source.path
-    return f"the committed baseline {source.path}", json.loads((folder / SCORECARD).read_text(encoding="utf-8"))
+        label = f"{source.mlflow.registered_model} alias {source.mlflow.alias}"
+    else:
+        assert source.path is not None
+        folder = source.path if source.path.is_absolute() else REPO_ROOT / source.path
+        label = f"the committed baseline {source.path}"
+        card = json.loads((folder / SCORECARD).read_text(encoding="utf-8"))
+    refuse_production(card, label)
+    return label, card
+
+
+def refuse_production(card: dict[str, Any], label: str) -> None:
+    """InputError when `card` is a production scorecard (`harness logs kpis`): the gate compares replays of the
+    same eval sets, and production conversations are another record source (ARCHITECTURE.md, seam 2)."""
+    if isinstance(card, dict) and "engine" in card and "window" in card and "eval_set_hash" not in card:
+        raise InputError(
+            "a production scorecard is not a replay baseline",
+            [
+                f"{label}: holds the production KPIs of window {card.get('window')!r} (harness logs kpis); the gate "
+                "compares replay runs of the same eval sets: give a replay run's folder or MLflow alias"
+            ],
+        )
 
 
 @contextmanager
