@@ -15,7 +15,7 @@ from harness.cli.common import DEFAULT_PATHS, RootOption, app, out, reports_erro
 from harness.errors import InputError
 from harness.project.paths import ProjectPaths
 from harness.records.run_folder import RunFolder
-from harness.review.config import DEFAULT_REVIEW_CONFIG, load_review_config
+from harness.review.config import DEFAULT_REVIEW_CONFIG, Scorecard, load_review_config
 from harness.review.database import DATABASE_ENV, connect
 from harness.review.store import Role, User, add_user, audit, set_active, set_password
 
@@ -40,15 +40,61 @@ ConfigOption = Annotated[Path, typer.Option("--config", help="Flag rules, sample
 @reports_errors
 def load_command(
     run_dir: Annotated[Path | None, typer.Argument(help="A finished run folder (default: the latest run).")] = None,
+    production: Annotated[
+        bool,
+        typer.Option(
+            "--production",
+            help="Review real conversations: a window of the production store (harness logs import), not a run.",
+        ),
+    ] = False,
+    store: Annotated[
+        Path | None,
+        typer.Option(
+            "--store",
+            help="With --production: the production store folder (default: `store` of experiments/production.yml, "
+            "else experiments/production).",
+            show_default=False,
+        ),
+    ] = None,
+    window: Annotated[
+        str | None,
+        typer.Option(
+            "--window",
+            help="With --production: days by when conversations started (UTC): YYYY-MM-DD..YYYY-MM-DD (either side "
+            "may be empty), YYYY-MM-DD or 7d (default: every stored day).",
+            show_default=False,
+        ),
+    ] = None,
+    runs_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--runs",
+            help="With --production: the folder the window's run folder goes into (default: the configured "
+            "output_dir, runs/).",
+            show_default=False,
+        ),
+    ] = None,
     db: DbOption = None,
     config: ConfigOption = DEFAULT_REVIEW_CONFIG,
 ) -> None:
-    """Flag and sample a run's dialogs, mask personal data, and store them for review."""
+    """Flag and sample a run's dialogs, mask personal data, and store them for review. With --production, the
+    window's conversations are first written as a run folder `runs/production-<first>..<last>-<hash>/`."""
     from harness.project.config import load_config
     from harness.review.dialogs import load_run, loaded_run
 
     settings = load_review_config(config)
-    run_dir = (run_dir or RunFolder.latest(load_config().resolved().output_dir).path).resolve()
+    given = [name for name, value in (("--store", store), ("--window", window), ("--runs", runs_dir)) if value]
+    if not production and given:
+        raise typer.BadParameter("only with --production", param_hint=given[0])
+    if production and run_dir is not None:
+        raise typer.BadParameter("give a run folder or --production, not both", param_hint="RUN_DIR")
+    runs = runs_dir or load_config().resolved().output_dir
+    if production:
+        from harness.records.production import ProductionStore, parse_window
+        from harness.review.production import materialise
+
+        run_dir = materialise(ProductionStore(store or _production_store()), parse_window(window), runs).path
+    run_dir = (run_dir or RunFolder.latest(runs).path).resolve()
     with Session(connect(db)) as session:
         loaded = loaded_run(session, run_dir)
         if loaded is not None:
@@ -61,12 +107,23 @@ def load_command(
             f"loaded run {run.run_id}: {len(run.dialogs)} of {run.conversations} dialogs to review "
             f"({flagged} flagged, {sampled} in the {settings.sample.rate:.0%} random sample)"
         )
+        held = (run.selection.get("production") or {}).get("held_elsewhere")
+        if held:
+            out.print(f"  {held} selected conversation(s) already under review in an overlapping production window")
         counts: dict[str, int] = {}
         for dialog in run.dialogs:
             for rule in dialog.flag_rules:
                 counts[rule] = counts.get(rule, 0) + 1
         for rule, count in sorted(counts.items(), key=lambda kv: -kv[1]):
             out.print(f"  {rule}: {count}")
+
+
+def _production_store() -> Path:
+    """The production store folder: `store` of experiments/production.yml (default experiments/production),
+    relative to the current folder, as `harness logs` reads it."""
+    from harness.project.production_config import load_production_config
+
+    return load_production_config().store
 
 
 @review_app.command("add-user")
@@ -266,6 +323,25 @@ def export_command(
     )
 
 
+def _print_window(session: Session, scorecard: Scorecard, run_id: str) -> None:
+    """A production window's reviewed KPIs for its population (nothing for a replayed run)."""
+    from harness.review.production import window_kpis
+
+    window = window_kpis(session, scorecard, run_id)
+    if window is None:
+        return
+    out.print(
+        f"{window.label}: {window.reviewed} of the {window.sampled} sampled dialog(s) reviewed; estimates for the "
+        "window's conversations (95% Wilson, finite-population correction)",
+        highlight=False,
+        markup=False,
+    )
+    for kpi in window.kpis:
+        value = "undefined" if kpi.value is None else f"{kpi.value:.1%}"
+        interval = "" if kpi.interval is None else f" [{kpi.interval[0]:.1%}, {kpi.interval[1]:.1%}]"
+        out.print(f"  {kpi.name:34} {value:>9}{interval} (n={kpi.n})", highlight=False, markup=False)
+
+
 @review_app.command("report")
 @reports_errors
 def report_command(
@@ -276,7 +352,8 @@ def report_command(
     db: DbOption = None,
     config: ConfigOption = DEFAULT_REVIEW_CONFIG,
 ) -> None:
-    """Print the reviewed KPIs beside the automatic ones (sample and all reviewed), and the calibration report."""
+    """Print the reviewed KPIs beside the automatic ones (sample and all reviewed), and the calibration report. For
+    a production window (--run production-...), also its reviewed KPIs estimated for the window's conversations."""
     from harness.review import reports
 
     if mlflow and not run:
@@ -291,6 +368,8 @@ def report_command(
             if kpi.automatic is not None and kpi.automatic.value is not None:
                 auto = f"  automatic {kpi.automatic.value:.1%} (n={kpi.automatic.n})"
             out.print(f"{kpi.population:8} {kpi.name:34} {value:>9} (n={kpi.reviewed.n}){auto}", highlight=False)
+        if run is not None:
+            _print_window(session, settings.scorecard, run)
         report = reports.calibration(session, settings.scorecard)
         consistency = reports.consistency(session, settings.scorecard)
     out.print(f"calibration: {report.dialogs} dialog(s) reviewed by two or more people")

@@ -37,16 +37,16 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import BaseConverter, ValidationError
 
-from harness.errors import HarnessError
+from harness.errors import HarnessError, InputError
+from harness.masking import mask, warm_up
 from harness.project.bot_config import load_queue_config
 from harness.project.eval_set import OUT_OF_SCOPE
 from harness.project.intents import load_catalog
 from harness.project.paths import ProjectPaths
-from harness.review import auth, exports, reports
+from harness.review import auth, exports, production, reports
 from harness.review.config import ReviewConfig
 from harness.review.database import connect
 from harness.review.forms import ID_PATTERN, MAX_ID, ReviewInput, outcome_choices, parse_id, parse_review
-from harness.masking import mask, warm_up
 from harness.review.saving import SCORECARD_FIELDS, Conflict, save_scorecard
 from harness.review.scorecard_table import scorecard_frame, scorecard_rows, to_csv
 from harness.review.store import (
@@ -504,7 +504,21 @@ def create_app(
         table = reports.kpi_table(db(), config.scorecard, run or None, leave_out)
         coverage = reports.sample_coverage(db(), run or None, leave_out)
         left_out = len(reports.dialogs_of_run(db(), leave_out, run or None))
-        return render_template("kpis.html", table=table, runs=runs, run=run, coverage=coverage, left_out=left_out)
+        window, window_problem = None, None
+        try:
+            window = production.window_kpis(db(), config.scorecard, run, leave_out) if run else None
+        except InputError as exc:
+            window_problem = f"{exc.summary}: {'; '.join(exc.problems)}"
+        return render_template(
+            "kpis.html",
+            table=table,
+            runs=runs,
+            run=run,
+            coverage=coverage,
+            left_out=left_out,
+            window=window,
+            window_problem=window_problem,
+        )
 
     @app.route("/calibration", methods=["GET", "POST"])
     @lead_required

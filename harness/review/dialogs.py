@@ -3,12 +3,15 @@ once (`ScoredRun`); selection and dialogs read its scoring core.
 
 A dialog keeps, per turn, what the customer wrote and everything the bot decided (intent and confidence, the
 top alternatives, actions, slots, handoff), masked before it reaches the database. Loading is idempotent: a run
-already loaded is refused, so reviews are never orphaned by a reload.
+already loaded is refused, so reviews are never orphaned by a reload. A production window (a folder made by
+`production.materialise`) loads the same way, with the sample drawn per conversation and the conversations another
+loaded production window holds left out (see production.py).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +21,13 @@ from sqlalchemy.orm import Session
 
 from harness.embeddings import embed
 from harness.errors import InputError
+from harness.masking import mask, mask_turns, mask_value
 from harness.records import read
 from harness.records.run_folder import RunFolder
+from harness.review import production
 from harness.review.config import ReviewConfig
 from harness.review.flagging import Selection, conversation_facts
 from harness.review.flagging import select as select_dialogs
-from harness.masking import mask, mask_turns, mask_value
 from harness.review.store import Dialog, DialogFlag, Run, audit
 from harness.scoring.scored_run import ScoredRun
 
@@ -67,7 +71,14 @@ def turn_view(row: pd.Series, text: str | None = None) -> dict[str, Any]:
         "handoff_rule": _value(row["handoff_rule"]),
         "expected_intent": _value(row["expected_intent"]),
         "latency_ms": None if _value(row["latency_ms"]) is None else round(float(row["latency_ms"])),
+        **_sent_at(row),
     }
+
+
+def _sent_at(row: pd.Series) -> dict[str, str]:
+    """`{"sent_at": ISO 8601 UTC}` for a production turn (when the customer's message arrived), else nothing."""
+    sent = _value(row.get("sent_at"))
+    return {"sent_at": pd.Timestamp(sent).isoformat()} if sent is not None else {}
 
 
 def topic(turns: pd.DataFrame) -> str | None:
@@ -79,15 +90,25 @@ def topic(turns: pd.DataFrame) -> str | None:
     return None
 
 
-def build_dialogs(run: ScoredRun, config: ReviewConfig) -> list[Dialog]:
-    """Dialog rows (unsaved) for the conversations of `run` selected for review (a run with turn records)."""
+def build_dialogs(
+    run: ScoredRun,
+    config: ReviewConfig,
+    *,
+    sample_key: str | None = None,
+    skip: Callable[[Collection[str]], set[str]] | None = None,
+) -> list[Dialog]:
+    """Dialog rows (unsaved) for the conversations of `run` selected for review (a run with turn records).
+    `sample_key`: see `flagging.select`; `skip`: given the selected conversation ids, those not to store."""
     if run.core is None or run.records is None:
         raise InputError("nothing to review", [f"{run.source}: the run has no turn records"])
     core, records = run.core, run.records
     encoder = embed if config.flags.repetition.meaning is not None else None
     chosen: dict[str, Selection] = {
-        s.conversation_id: s for s in select_dialogs(core, config.flags, config.sample, encoder=encoder)
+        s.conversation_id: s
+        for s in select_dialogs(core, config.flags, config.sample, encoder=encoder, sample_key=sample_key)
     }
+    for conversation_id in skip(list(chosen)) if skip is not None else set():
+        del chosen[conversation_id]
     facts = dict(conversation_facts(core))
     conversations = core.conversations.set_index("conversation_id")
     dialogs = []
@@ -152,13 +173,27 @@ def load_run(session: Session, run_dir: Path, config: ReviewConfig, *, actor: st
             "run already loaded for review",
             [f"{run_dir}: run {run_id} is in the review database; its dialogs and reviews are kept as they are"],
         )
+    selection: dict[str, Any] = {"flags": config.flags.model_dump(), "sample": config.sample.model_dump()}
+    stamp = production.stamp_of(run_dir)
+    held: set[str] = set()
+
+    def elsewhere(ids: Collection[str]) -> set[str]:
+        held.update(production.held_elsewhere(session, ids, config.sample))
+        return held
+
+    if stamp is not None:
+        selection[production.SOURCE] = stamp
     run = Run(
         run_id=run_id,
         source=str(run_dir),
         conversations=int(records["conversation_id"].nunique()),
-        selection={"flags": config.flags.model_dump(), "sample": config.sample.model_dump()},
+        selection=selection,
     )
-    run.dialogs = build_dialogs(scored, config)
+    if stamp is None:
+        run.dialogs = build_dialogs(scored, config)
+    else:
+        run.dialogs = build_dialogs(scored, config, sample_key=production.SAMPLE_KEY, skip=elsewhere)
+        selection[production.SOURCE] = {**stamp, "held_elsewhere": len(held)}
     session.add(run)
     audit(
         session,
@@ -168,6 +203,7 @@ def load_run(session: Session, run_dir: Path, config: ReviewConfig, *, actor: st
         source=str(run_dir),
         dialogs=len(run.dialogs),
         sampled=sum(d.sampled for d in run.dialogs),
+        **({"held_elsewhere": len(held)} if stamp is not None else {}),
     )
     session.commit()
     return run

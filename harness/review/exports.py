@@ -7,6 +7,8 @@
 - Regressions: a dialog whose deciding review found a critical error becomes a `critical` conversation of
   `eval_sets/qa_regressions.yml`, labelled with the analyst's corrections and correct outcome, so the next
   release gate replays it.
+A production dialog's provenance names its window and store (`production <first>..<last> of <store>`) where a
+replayed one names its run id.
 Both write only masked text, validate the result with the project's own loaders, and restore the files if it
 does not load. Each exported item is recorded, so exporting twice adds nothing.
 """
@@ -29,6 +31,7 @@ from harness.project.eval_set import OUT_OF_SCOPE, eval_set_files
 from harness.project.intents import load_catalog, normalise
 from harness.project.paths import ProjectPaths
 from harness.review.config import Scorecard
+from harness.review.production import provenance_of
 from harness.review.reports import deciding_review
 from harness.review.store import Dialog, Export, Review, audit
 from harness.trainer.intent_import import Candidate, apply_plan, eval_texts, plan_import, round_trip_yaml
@@ -107,7 +110,7 @@ def export_corrections(session: Session, paths: ProjectPaths, *, actor: str) -> 
     by_origin: dict[str, Correction] = {}
     candidates = []
     for c in corrections:
-        dialog = f"{c.dialog.run.run_id}/{c.dialog.conversation_id}"
+        dialog = f"{provenance_of(c.dialog.run)}/{c.dialog.conversation_id}"
         origin = f"review {c.review.id} by {c.review.analyst.username}: {dialog} {c.key}"
         by_origin[origin] = c
         candidates.append(Candidate(c.text, c.intent, None, origin))
@@ -122,7 +125,7 @@ def export_corrections(session: Session, paths: ProjectPaths, *, actor: str) -> 
                 Provenance(
                     c.text,
                     c.intent,
-                    c.dialog.run.run_id,
+                    provenance_of(c.dialog.run),
                     c.dialog.conversation_id,
                     c.turn,
                     c.review.analyst.username,
@@ -179,7 +182,8 @@ def regression_conversation(dialog: Dialog, review: Review, scorecard: Scorecard
         "expected": expected,
         "resolvable": outcome == "self_served" and dialog.resolvable is not False,
         "critical": (
-            f"QA review {review.id} by {review.analyst.username} of {dialog.run.run_id}/{dialog.conversation_id} "
+            f"QA review {review.id} by {review.analyst.username} of "
+            f"{provenance_of(dialog.run)}/{dialog.conversation_id} "
             f"({review.updated_at:%Y-%m-%d}): {why}.{note}"
         ),
     }

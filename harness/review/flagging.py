@@ -7,7 +7,9 @@ nothing. Rules that need a label
 
 The random sample is drawn independently of the flags: a conversation is sampled when a hash of (seed, run,
 conversation) falls below the rate. Reviewed KPIs are estimated on the sample only, which the flags cannot skew;
-the same seed gives the same sample, and adding conversations to a run does not reshuffle the others.
+the same seed gives the same sample, and adding conversations to a run does not reshuffle the others. Production
+windows hash a fixed key in place of the run id (`select(sample_key=...)`), so every window that holds a
+conversation agrees whether it is in the sample.
 """
 
 from __future__ import annotations
@@ -209,14 +211,22 @@ def _customer_texts(turns: pd.DataFrame) -> list[str]:
     return [text for text in sent["text"].astype(str) if long_enough(text)]
 
 
-def select(core: ScoringCore, rules: FlagRules, sample: Sample, *, encoder: Encoder | None = None) -> list[Selection]:
+def select(
+    core: ScoringCore,
+    rules: FlagRules,
+    sample: Sample,
+    *,
+    encoder: Encoder | None = None,
+    sample_key: str | None = None,
+) -> list[Selection]:
     """The conversations of a run (its scoring core, `ScoredRun.core`) to review, flagged or sampled, highest
     priority first, then by id. With an `encoder` (and a `meaning` threshold configured), the repetition rule also
-    finds rephrasings; every customer text of the run is encoded once, in one batch."""
+    finds rephrasings; every customer text of the run is encoded once, in one batch. `sample_key` replaces the run
+    id in the sample's hash (production windows share one key, so overlapping windows agree on the sample)."""
     turns = core.turns
     if turns.empty:
         return []
-    run_id = str(turns["run_id"].iloc[0])
+    run_id = sample_key or str(turns["run_id"].iloc[0])
     meaning = None
     if encoder is not None and rules.repetition.enabled and rules.repetition.meaning is not None:
         meaning = Meaning(_customer_texts(turns), encoder)

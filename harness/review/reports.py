@@ -116,7 +116,11 @@ def verdicts(
         query = query.where(Dialog.id.not_in(list(leave_out)))
     if run_id:
         query = query.join(Run).where(Run.run_id == run_id)
-    dialogs = session.scalars(query).all()
+    return verdicts_of(session.scalars(query).all(), scorecard)
+
+
+def verdicts_of(dialogs: Sequence[Dialog], scorecard: Scorecard) -> list[Verdict]:
+    """One verdict per dialog, from its deciding review (every dialog given must have a review)."""
     out = []
     for dialog in dialogs:
         review = deciding_review(dialog)

@@ -87,7 +87,8 @@ class LoginCounter(Base):
 
 
 class Run(Base):
-    """A run whose dialogs were loaded for review (a replay run folder now; production logs later)."""
+    """A run whose dialogs were loaded for review: a replay run folder, or a production window materialised as one
+    (`production.materialise`; `selection["production"]` then holds its stamp: store, window, days, N)."""
 
     __tablename__ = "runs"
     id: Mapped[int] = mapped_column(primary_key=True)

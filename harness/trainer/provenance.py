@@ -10,6 +10,7 @@ conversation now checks the fix rather than generalisation, and the warning says
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -36,8 +37,10 @@ COLUMNS = [f.name for f in fields(Provenance)]
 
 
 def regression_id(conversation: str, review: int) -> str:
-    """The eval-set id of the critical regression conversation exported from a review."""
-    return f"qa-{conversation}-r{review}"
+    """The eval-set id of the critical regression conversation exported from a review: `qa-<conversation>-r<review>`
+    with every character an eval-set id does not allow (anything but letters, digits, `_`, `.` and `-`; production
+    conversation ids hold `:`) replaced by `-`. Idempotent."""
+    return f"qa-{re.sub(r'[^A-Za-z0-9_.-]', '-', conversation)}-r{review}"
 
 
 def read_provenance(intents_dir: Path) -> list[Provenance]:
