@@ -146,6 +146,7 @@ def import_command(
         + (f", {summary.conversations_known} already stored" if summary.conversations_known else "")
     )
     out.print(f"  deferred (still open at the newest event, {summary.newest_event}): {summary.deferred}")
+    out.print(f"  welcome messages (before the first customer message, in no turn): {summary.welcome_messages}")
     skipped = sum(summary.skipped.values())
     out.print(f"  skipped events: {skipped}")
     for reason, count in summary.skipped.items():

@@ -155,12 +155,18 @@ cut a number into a shorter one that is also found; merging masks the union, so 
 
 
 def _analysed(text: str, options: MaskingOptions) -> list[RecognizerResult]:
-    analyzer = _presidio().engine.analyzer(options)
+    """Presidio's findings in `text`, window by window; a window in which no recogniser can find anything
+    (`engine.may_find`, an exact test) is not analysed."""
+    engine = _presidio().engine
+    analyzer, may_find = engine.analyzer(options), engine.may_find(options)
     if len(text) <= WINDOW:
-        return list(analyzer.analyze(text=text, language="en"))
+        return list(analyzer.analyze(text=text, language="en")) if may_find(text) else []
     found = []
     for offset in range(0, len(text) - OVERLAP, WINDOW - OVERLAP):
-        for result in analyzer.analyze(text=text[offset : offset + WINDOW], language="en"):
+        window = text[offset : offset + WINDOW]
+        if not may_find(window):
+            continue
+        for result in analyzer.analyze(text=window, language="en"):
             result.start += offset
             result.end += offset
             found.append(result)

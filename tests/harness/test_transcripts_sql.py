@@ -210,16 +210,43 @@ def test_malformed_events_are_reported_with_their_row_and_skipped(sqlite_url: st
     insert(engine, "mal2", [bot(T0 + 3, "Welcome!"), user(T0 + 4, "hi"), bot(T0 + 4.5, "Hello")])  # 5, 6, 7
     insert(engine, "zz", [user(T0 + 100_000, "x")])  # 8
     summary = run(sqlite_url, tmp_path)
-    assert summary.skipped == {"bad_json": 1, "bot_before_user": 1, "no_timestamp": 1, "no_type": 1, "unknown_type": 1}
+    # The welcome before mal2's first customer message (5) is normal: counted, not reported as malformed.
+    assert summary.skipped == {"bad_json": 1, "no_timestamp": 1, "no_type": 1, "unknown_type": 1}
+    assert summary.welcome_messages == 1
     shown = "\n".join(summary.problems)
-    for position in ("events.id=1: ", "events.id=2: ", "events.id=3: ", "events.id=4: ", "events.id=5: "):
+    for position in ("events.id=1: ", "events.id=2: ", "events.id=3: ", "events.id=4: "):
         assert position in shown
+    assert "events.id=5: " not in shown
     assert "flow_started" in shown and "Welcome" not in shown  # no customer or bot text in the report
     assert summary.conversations_stored == 1
     frame = ProductionStore(tmp_path / "store").read()
     assert list(frame["text"]) == ["hi"] and json.loads(frame.iloc[0]["bot_messages"]) == ["Hello"]
     # reported once: a second import does not report them again
     assert run(sqlite_url, tmp_path).skipped == {}
+
+
+def test_a_welcome_message_on_session_start_is_counted_and_in_no_turn(sqlite_url: str, tmp_path: Path) -> None:
+    """Rasa bots commonly greet on session start, before the customer writes: not malformed, and not part of the
+    first turn (its latency is the reply's, 2.5 s - 2 s = 500 ms, not the welcome's)."""
+    engine = create(sqlite_url)
+    insert(
+        engine,
+        "wel",
+        [
+            *session(T0),  # 1-3
+            bot(T0 + 0.5, "Welcome to Northbank! How can I help?"),  # 4: the welcome
+            user(T0 + 2, "balance please", "check_balance"),  # 5
+            bot(T0 + 2.5, "Your balance is shown in the app."),  # 6
+        ],
+    )
+    insert(engine, "silent", [*session(T0 + 5), bot(T0 + 5.5, "Welcome to Northbank!")])  # 7-10: never wrote
+    summary = run(sqlite_url, tmp_path, finish_open=True)
+    assert summary.skipped == {} and summary.problems == ()
+    assert summary.welcome_messages == 2
+    assert summary.conversations_stored == 1 and summary.turns_stored == 1
+    frame = ProductionStore(tmp_path / "store").read()
+    assert json.loads(frame.iloc[0]["bot_messages"]) == ["Your balance is shown in the app."]
+    assert frame.iloc[0]["n_bot_messages"] == 1 and frame.iloc[0]["latency_ms"] == pytest.approx(500.0)
 
 
 def test_a_failing_import_loses_nothing_and_the_next_one_completes(

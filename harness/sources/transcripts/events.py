@@ -49,7 +49,6 @@ REASONS = {
     "unknown_type": "the event's type is not a Rasa 3 event",
     "no_timestamp": "the event has no (numeric) timestamp",
     "no_sender": "the tracker has no sender_id",
-    "bot_before_user": "a bot message before the conversation's first customer message",
     "bad_line": "the line is not a tracker (JSON object with an `events` list)",
 }
 """Why an event was skipped -> what that means (the import summary counts skipped events by reason)."""

@@ -60,6 +60,10 @@ class ImportSummary:
     """Customer turns of the finished conversations (new and already stored ones)."""
     deferred: int = 0
     """Conversations still open at the newest event (last event within the timeout): read again next time."""
+    welcome_messages: int = 0
+    """Bot messages sent before a conversation's first customer message (a welcome on session start, as Rasa bots
+    commonly send): normal, not malformed, and in no turn (a turn starts with a customer message; adding them to
+    the first turn would inflate its bot messages and its latency), so they are counted here only."""
     skipped: dict[str, int] = field(default_factory=dict)
     """Reason (events.REASONS) -> events skipped."""
     problems: tuple[str, ...] = ()
@@ -177,8 +181,7 @@ def import_events(
                         counts["deferred"] += int(segment.has_customer)
                         continue
                     ended_by = "timeout"
-                for early in bot_before_customer(segment):
-                    report.add(early, "bot_before_user")
+                counts["welcome"] += len(bot_before_customer(segment))
                 rows = conversation_rows(segment, ended_by, customer, context)
                 pending.extend(rows)
                 counts["turns"] += len(rows)
@@ -227,6 +230,7 @@ def _summary(
         conversations_known=counts["known"],
         turns_stored=counts["turns"],
         deferred=counts["deferred"],
+        welcome_messages=counts["welcome"],
         skipped=dict(sorted(report.counts.items())),
         problems=tuple(report.shown),
         watermark=mark,

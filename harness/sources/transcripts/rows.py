@@ -61,7 +61,8 @@ def _bot_text(event: dict[str, Any]) -> str:
 
 
 def bot_before_customer(segment: Segment) -> list[RawEvent]:
-    """The segment's `bot` events before its first customer event (skipped and reported)."""
+    """The segment's `bot` events before its first customer event: welcome messages, in no turn (the import
+    summary counts them)."""
     found = []
     for event in segment.events:
         if event.type == "user":
@@ -75,7 +76,8 @@ def conversation_rows(
     segment: Segment, ended_by: str, customer: str | None, context: RowContext
 ) -> list[dict[str, Any]]:
     """The rows of one finished conversation (`ended_by` in production.ENDINGS), masked; [] when the customer
-    never wrote. Bot events before the first customer event are left out (`bot_before_customer` reports them)."""
+    never wrote. Bot events before the first customer event (welcome messages) are in no turn
+    (`bot_before_customer`)."""
     early = {id(e) for e in bot_before_customer(segment)}
     events = [e.event for e in segment.events if id(e) not in early and e.event is not None]
     users = [i for i, e in enumerate(events) if e["event"] == "user"]

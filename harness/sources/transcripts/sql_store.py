@@ -4,7 +4,7 @@ SQLAlchemy URL: SQLite (`sqlite:////abs/path/tracker.sqlite3`) or PostgreSQL (`p
 Rasa keeps one row per event in the table `events` (id integer primary key, sender_id, type_name, timestamp float,
 intent_name, action_name, data: the event's `as_dict` as JSON text), appending in the order events happen, so the
 row id orders a conversation's events and is the import watermark. The reader streams the rows ordered by
-(sender_id, id) through a server-side cursor (`stream_results`, `yield_per`), so memory holds one sender's events
+(sender_id, id) through a server-side cursor (`stream_results`, DBAPI `fetchmany`), so memory holds one sender's events
 at a time whatever the table's size, and reads only rows up to the highest id present when the import started
 (rows written during the import wait for the next one).
 """
@@ -114,26 +114,42 @@ class SqlTrackerStore:
         return float(value) if value is not None else None
 
     def senders(self, after: float | None) -> Iterator[tuple[str, list[RawEvent]]]:
-        import sqlalchemy as sa
-
-        c = self._events.c
-        query = (
-            sa.select(c.id, c.sender_id, c.type_name, c.timestamp, c.data)
-            .where(*self._range(after))
-            .order_by(c.sender_id, c.id)
-        )
+        """Each sender's events (see EventSource). Rows come straight from the driver's cursor (`fetchmany` of BATCH
+        rows; on PostgreSQL a named, server-side cursor), not as SQLAlchemy rows: per event that is most of the
+        read's cost. (SQLAlchemy's `stream_results` result pre-fetches a row from the cursor, so its DBAPI cursor
+        cannot be read directly.)"""
+        sqlite = self.url.get_backend_name() == "sqlite"
+        high = self._high if self._high is not None else -1
+        bounds = [high] if after is None else [high, after]
+        # Integer ids compare as integers (a float parameter would not use PostgreSQL's index on an integer column).
+        parameters = tuple(int(b) if float(b).is_integer() else b for b in bounds)
+        mark = "?" if sqlite else "%s"
+        where = f"id <= {mark}" + ("" if after is None else f" AND id > {mark}")
+        query = f"SELECT id, sender_id, type_name, timestamp, data FROM {TABLE} WHERE {where} ORDER BY sender_id, id"
         sender: str | None = None
         batch: list[RawEvent] = []
-        with self.engine.connect() as connection:
-            result = connection.execution_options(stream_results=True, yield_per=BATCH).execute(query)
-            for row_id, sender_id, type_name, timestamp, data in result:
-                if sender_id != sender:
-                    if batch:
-                        yield str(sender), batch
-                    sender, batch = sender_id, []
-                batch.append(decoded(str(sender_id), float(row_id), f"{TABLE}.id={row_id}", data, type_name, timestamp))
+        raw = self.engine.raw_connection()
+        try:
+            driver = raw.driver_connection
+            assert driver is not None
+            cursor = driver.cursor() if sqlite else driver.cursor(name="harness_logs_import")
+            try:
+                cursor.execute(query, parameters)
+                while rows := cursor.fetchmany(BATCH):
+                    for row_id, sender_id, type_name, timestamp, data in rows:
+                        if sender_id != sender:
+                            if batch:
+                                yield str(sender), batch
+                            sender, batch = sender_id, []
+                        position = f"{TABLE}.id={row_id}"
+                        batch.append(decoded(str(sender_id), float(row_id), position, data, type_name, timestamp))
+            finally:
+                cursor.close()
             if batch:
                 yield str(sender), batch
+        finally:
+            raw.rollback()  # ends the read-only transaction the server-side cursor needed
+            raw.close()
 
     def close(self) -> None:
         self.engine.dispose()
