@@ -3,19 +3,32 @@ Apache Spark. Only aggregates are executed and returned (no rows reach the drive
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from harness.records.production import DAY, ProductionStore, Window
 from harness.scoring.production.base import BREAKDOWN, KEY, PERIOD, START
-from harness.scoring.production.definitions import ALL_START, CLUSTER_SUMS, COLUMNS, ProductionKpiOptions
+from harness.scoring.production.definitions import (
+    ALL_START,
+    CLUSTER_SUMS,
+    COLUMNS,
+    CONVERSATION_SUMS,
+    ProductionKpiOptions,
+)
 
 if TYPE_CHECKING:
     import ibis.expr.types as ir
+
+
+BUCKETS = 4096
+"""At most about this many latency buckets per day (`_bucket_scale`): the histogram stays small whatever the spread."""
 
 
 def _int(value: Any) -> Any:
@@ -24,80 +37,129 @@ def _int(value: Any) -> Any:
     return ibis.ifelse(value, 1, 0).cast("int64")
 
 
-def _by_period(table: ir.Table, **values: Any) -> ir.Table:
-    """The rows of `table` (which has `day` and `week`) once per period kind, keyed by period and start."""
-    import ibis
+def roll_up(per_day: pd.DataFrame, sums: list[str], keys: tuple[str, ...] = ()) -> pd.DataFrame:
+    """Rows per day (`day`, `keys`, integer `sums`) rolled up to periods: period, start, `keys`, `sums` for `all`
+    (start `ALL_START`), every `day` and every ISO `week` (its Monday). Exact: every conversation belongs to one day,
+    so a week's or the window's sums are sums of its days'."""
+    columns = [PERIOD, START, *keys, *sums]
+    if per_day.empty:
+        return pd.DataFrame(columns=columns)
+    frame = per_day[[DAY, *keys, *sums]].copy()
+    frame[DAY] = [pd.Timestamp(v).date() for v in frame[DAY]]
+    for column in sums:
+        frame[column] = frame[column].astype("int64")
+    starts = {
+        "all": [ALL_START] * len(frame),
+        "day": list(frame[DAY]),
+        "week": [week_of(d) for d in frame[DAY]],
+    }
+    parts = []
+    for kind, start in starts.items():
+        part = frame.assign(**{START: start}).groupby([START, *keys], as_index=False, sort=True)[sums].sum()
+        part.insert(0, PERIOD, kind)
+        parts.append(part)
+    return pd.concat(parts, ignore_index=True)[columns]
 
-    kinds = {"all": ibis.literal(ALL_START, type="date"), "day": table[DAY], "week": table["week"]}
-    parts = [
-        table.select(**{PERIOD: ibis.literal(kind, type="string"), START: start}, **values)
-        for kind, start in kinds.items()
-    ]
-    return ibis.union(*parts, distinct=False)
+
+def conversation_table(turns: ir.Table) -> ir.Table:
+    """One row per conversation (`conversation_id`, `day`) of the turns (`COLUMNS` and `day`): the facts of
+    `definitions` (handed, abandoned, messages, customer_turns, cov_y, cov_m, latency_n), `latencies` (the answered
+    turns' latencies, a list), `latency_max`, `queues` and `rules` (its handoff queues and rules, lists),
+    `customer_lo`/`customer_hi` (smallest and largest customer), `start_known` (first start among turns with a
+    customer) and `newest` (last conversation start)."""
+    t = turns.select(*COLUMNS, **{DAY: turns[DAY].cast("date")})
+    status = t.status
+    sent = ~(status == "not_sent").fill_null(False)
+    bot_owned = ~status.isin(["silenced", "not_sent"]).fill_null(False)
+    answered = (status == "ok").fill_null(False)
+    hit = answered & ~t.fallback.fill_null(False)
+    handed = t.handoff_queue.notnull() | (t.state == "handed_off").fill_null(False)
+    timed = answered & t.latency_ms.notnull()
+    latency = t.latency_ms.cast("float64")
+    conv = t.group_by(["conversation_id", DAY]).aggregate(
+        handed=_int(handed).max(),
+        # 2 * turn_index + awaiting of the last bot-owned turn: a max, cheaper than an ordered argmax.
+        last_owned=(t.turn_index.cast("int64") * 2 + _int(t.awaiting_reply.fill_null(False))).max(where=bot_owned),
+        messages=t.n_bot_messages.cast("int64").fill_null(0).sum(),
+        customer_turns=_int(sent).sum(),
+        cov_y=_int(hit).sum(),
+        cov_m=_int(answered).sum(),
+        latency_n=_int(timed).sum(),
+        latencies=latency.collect(where=timed),
+        latency_max=latency.max(where=timed),
+        queues=t.handoff_queue.collect(),
+        rules=t.handoff_rule.collect(),
+        customer_lo=t.customer.min(),
+        customer_hi=t.customer.max(),
+        start_known=t.conversation_start.min(where=t.customer.notnull()),
+        newest=t.conversation_start.max(),
+    )
+    return conv.mutate(abandoned=_int((conv.handed == 0) & (conv.last_owned % 2 == 1).fill_null(False)))
 
 
-def _per_period(table: ir.Table, **values: Any) -> ir.Table:
-    """`_by_period` with `values` given as functions of the table."""
-    return _by_period(table, **{name: make(table) for name, make in values.items()})
+def customer_facts(turns: ir.Table) -> ir.Table:
+    """`conversation_table`'s customer columns only (for the days repeat contact reads beyond the window)."""
+    t = turns.select("conversation_id", "customer", "conversation_start", **{DAY: turns[DAY].cast("date")})
+    return t.group_by(["conversation_id", DAY]).aggregate(
+        customer_lo=t.customer.min(),
+        customer_hi=t.customer.max(),
+        start_known=t.conversation_start.min(where=t.customer.notnull()),
+        newest=t.conversation_start.max(),
+    )
+
+
+def _bucket_scale(latency_max: float | None) -> float:
+    """A power of two s with latency_max * s <= BUCKETS: bucket = floor(latency * s) is monotone in the latency
+    (a product by a positive constant, correctly rounded, then floor), so latencies ordered by (bucket, latency)
+    are ordered by latency."""
+    if latency_max is None or not math.isfinite(latency_max) or latency_max <= 0:
+        return 1.0
+    return 2.0 ** math.floor(math.log2(BUCKETS / latency_max))
 
 
 class IbisEngine:
-    """Aggregates of one window over an Ibis backend (see `base.StatsEngine`)."""
+    """Aggregates of one window over an Ibis backend (see `base.StatsEngine`), read from one table of the window's
+    conversations (`conversation_table`) that the backend keeps (cached) for the engine's life; `close` releases it.
+
+    Repeat contact reads the conversations' customer facts (the window's and those of `extra`, the days after it
+    that repeat contact needs); when some conversation (id and day) carries two different customers it reads the
+    turns of `general` instead (grouped by conversation id and customer, as `definitions` says)."""
 
     def __init__(
-        self, name: str, backend: Any, turns: ir.Table, repeat: ir.Table | None, window: Window, repeat_us: int
+        self,
+        name: str,
+        backend: Any,
+        conversations: ir.Table,
+        window: Window,
+        repeat_us: int | None,
+        extra: Callable[[], ir.Table | None],
+        general: Callable[[], ir.Table],
     ) -> None:
         self.name = name
-        self.repeat_us = repeat_us
         self.backend = backend
         self.window = window
-        self.turns = self._prepare(turns)
-        self.repeat = repeat
+        self.repeat_us = repeat_us
+        self.conv = conversations
+        self._extra = extra
+        self._general = general
+        self._histogram: tuple[float, pd.DataFrame] | None = None
+        self._latency_max: float | None = None
+        self._latency_known = False
+        self._cached: list[ir.Table] = [conversations]
 
-    @staticmethod
-    def _prepare(turns: ir.Table) -> ir.Table:
-        day = turns[DAY].cast("date")
-        return turns.select(*COLUMNS, **{DAY: day})
+    def close(self) -> None:
+        """Release the cached tables (Spark: unpersist; DuckDB: drop the temporary tables)."""
+        for table in self._cached:
+            with contextlib.suppress(Exception):
+                table.release()
+        self._cached = []
 
-    def _execute(self, expr: ir.Table) -> pd.DataFrame:
+    def _execute(self, expr: Any) -> Any:
         return self.backend.execute(expr)
 
-    def _conversations(self) -> ir.Table:
-        t = self.turns
-        status = t.status
-        sent = ~(status == "not_sent").fill_null(False)
-        bot_owned = ~status.isin(["silenced", "not_sent"]).fill_null(False)
-        answered = (status == "ok").fill_null(False)
-        hit = answered & ~t.fallback.fill_null(False)
-        handed = t.handoff_queue.notnull() | (t.state == "handed_off").fill_null(False)
-        timed = answered & t.latency_ms.notnull()
-        # Grouped by day only (the week is a function of it): fewer keys, a cheaper hash aggregate.
-        conv = t.group_by(["conversation_id", DAY]).aggregate(
-            handed=_int(handed).max(),
-            last_awaiting=_int(t.awaiting_reply.fill_null(False)).argmax(t.turn_index, where=bot_owned),
-            messages=t.n_bot_messages.cast("int64").fill_null(0).sum(),
-            customer_turns=_int(sent).sum(),
-            cov_y=_int(hit).sum(),
-            cov_m=_int(answered).sum(),
-            latency_n=_int(timed).sum(),
-        )
-        return conv.mutate(
-            abandoned=_int((conv.handed == 0) & (conv.last_awaiting == 1).fill_null(False)),
-            week=conv[DAY].truncate("W"),
-        )
-
     def conversation_sums(self) -> pd.DataFrame:
-        c = _per_period(
-            self._conversations(),
-            handed=lambda c: c.handed,
-            abandoned=lambda c: c.abandoned,
-            messages=lambda c: c.messages,
-            customer_turns=lambda c: c.customer_turns,
-            y=lambda c: c.cov_y,
-            m=lambda c: c.cov_m,
-            latency_n=lambda c: c.latency_n,
-        )
-        expr = c.group_by([PERIOD, START]).aggregate(
+        c = self.conv
+        expr = c.group_by(DAY).aggregate(
             conversations=c.count(),
             handed_off=c.handed.sum(),
             abandoned=c.abandoned.sum(),
@@ -105,45 +167,61 @@ class IbisEngine:
             messages_sq=(c.messages * c.messages).sum(),
             customer_turns=c.customer_turns.sum(),
             customer_turns_sq=(c.customer_turns * c.customer_turns).sum(),
-            cov_clusters=_int(c.m > 0).sum(),
-            cov_hits=c.y.sum(),
-            cov_total=c.m.sum(),
-            cov_hits_sq=(c.y * c.y).sum(),
-            cov_total_sq=(c.m * c.m).sum(),
-            cov_cross=(c.y * c.m).sum(),
-            cov_miss_clusters=_int(c.y < c.m).sum(),
-            cov_hit_clusters=_int(c.y > 0).sum(),
+            cov_clusters=_int(c.cov_m > 0).sum(),
+            cov_hits=c.cov_y.sum(),
+            cov_total=c.cov_m.sum(),
+            cov_hits_sq=(c.cov_y * c.cov_y).sum(),
+            cov_total_sq=(c.cov_m * c.cov_m).sum(),
+            cov_cross=(c.cov_y * c.cov_m).sum(),
+            cov_miss_clusters=_int(c.cov_y < c.cov_m).sum(),
+            cov_hit_clusters=_int(c.cov_y > 0).sum(),
             latency_n=c.latency_n.sum(),
+            latency_max=c.latency_max.max(),
         )
-        return self._execute(expr)
+        per_day = self._execute(expr)
+        highest = per_day["latency_max"].dropna()
+        self._latency_max = float(highest.max()) if len(highest) else None
+        self._latency_known = True
+        return roll_up(per_day, list(CONVERSATION_SUMS))
 
     def handoff_breakdowns(self) -> pd.DataFrame:
         import ibis
 
-        t = self.turns
+        c = self.conv
         parts = []
-        for prefix, column in (("queue=", t.handoff_queue), ("rule=", t.handoff_rule)):
-            found = t.filter(column.notnull()).select("conversation_id", DAY, value=column).distinct()
-            found = found.mutate(week=found[DAY].truncate("W"))
-            parts.append(_per_period(found, **{BREAKDOWN: lambda f, p=prefix: ibis.literal(p) + f.value}))
+        for prefix, column in (("queue=", "queues"), ("rule=", "rules")):
+            found = c.select(DAY, value=c[column].unique()).unnest("value")
+            parts.append(found.select(DAY, **{BREAKDOWN: ibis.literal(prefix) + found.value}))
         union = ibis.union(*parts, distinct=False)
-        return self._execute(union.group_by([PERIOD, START, BREAKDOWN]).aggregate(conversations=union.count()))
+        per_day = self._execute(union.group_by([DAY, BREAKDOWN]).aggregate(conversations=union.count()))
+        return roll_up(per_day, ["conversations"], (BREAKDOWN,))
 
     def repeat_sums(self) -> pd.DataFrame:
-        if self.repeat is None:
-            return pd.DataFrame(columns=[PERIOD, START, "eligible", "hits"])
+        columns = [PERIOD, START, "eligible", "hits"]
+        if self.repeat_us is None:
+            return pd.DataFrame(columns=columns)
         import ibis
 
-        conv = self.repeat
+        facts = self.conv.select("conversation_id", DAY, "customer_lo", "customer_hi", "start_known", "newest")
+        extra = self._extra()
+        if extra is not None:
+            facts = ibis.union(facts, extra, distinct=False)
+        if int(self._execute(_int(facts.customer_lo != facts.customer_hi).sum()) or 0):
+            conv = self._general()
+        else:
+            newest = facts.newest.max().as_scalar()
+            known = facts.filter(facts.customer_lo.notnull())
+            conv = known.group_by(["conversation_id", known.customer_lo.name("customer")]).aggregate(
+                start=known.start_known.min(), **{DAY: known[DAY].min()}
+            )
+            conv = conv.mutate(eligible=conv.start <= newest - ibis.interval(microseconds=self.repeat_us))
         window = ibis.window(group_by=conv.customer, order_by=[conv.start, conv.conversation_id])
         conv = conv.mutate(next_start=conv.start.lead().over(window))
         conv = self._in_window(conv)
         eligible = conv.eligible
         hit = eligible & (conv.next_start <= conv.start + ibis.interval(microseconds=self.repeat_us)).fill_null(False)
-        rows = _by_period(conv, eligible=_int(eligible), hit=_int(hit))
-        return self._execute(
-            rows.group_by([PERIOD, START]).aggregate(eligible=rows.eligible.sum(), hits=rows.hit.sum())
-        )
+        expr = conv.group_by(DAY).aggregate(eligible=_int(eligible).sum(), hits=_int(hit).sum())
+        return roll_up(self._execute(expr), ["eligible", "hits"])
 
     def _in_window(self, conv: ir.Table) -> ir.Table:
         day = conv[DAY]
@@ -153,78 +231,133 @@ class IbisEngine:
             conv = conv.filter(day <= self.window.last)
         return conv
 
-    def _latency_by_day(self) -> ir.Table:
-        t = self.turns
-        timed = t.filter((t.status == "ok") & t.latency_ms.notnull())
-        return timed.select("conversation_id", DAY, latency=timed.latency_ms.cast("float64"))
+    def _latency_rows(self, scale: float) -> ir.Table:
+        """One row per answered turn with a latency: day, latency, bucket."""
+        c = self.conv.filter(self.conv.latency_n > 0)
+        rows = c.select(DAY, latency=c.latencies).unnest("latency")
+        return rows.mutate(bucket=(rows.latency * scale).floor().cast("int64"))
+
+    def _buckets(self) -> tuple[float, pd.DataFrame]:
+        """The bucket scale and the histogram rolled up to periods: period, start, bucket, count, before (the
+        period's latencies in lower buckets), sorted."""
+        if self._histogram is None:
+            if not self._latency_known:
+                found = self._execute(self.conv.latency_max.max())
+                self._latency_max = None if pd.isna(found) else float(found)
+                self._latency_known = True
+            scale = _bucket_scale(self._latency_max)
+            rows = self._latency_rows(scale)
+            per_day = self._execute(rows.group_by([DAY, "bucket"]).aggregate(count=rows.count()))
+            hist = roll_up(per_day, ["count"], ("bucket",)).sort_values([PERIOD, START, "bucket"], kind="stable")
+            hist["before"] = hist.groupby([PERIOD, START], sort=False)["count"].cumsum() - hist["count"]
+            self._histogram = (scale, hist.reset_index(drop=True))
+        return self._histogram
 
     def order_statistics(self, ranks: pd.DataFrame) -> pd.DataFrame:
+        """Exact, in two steps: the histogram (`_buckets`) gives the bucket holding each rank and the rank inside
+        it; one query ranks the latencies of those buckets only (row_number by latency: ties keep their
+        multiplicity) and keeps the wanted positions."""
         import ibis
 
-        lat = self._latency_by_day()
-        counts = lat.group_by([DAY, "latency"]).aggregate(count=lat.count())
-        counts = counts.mutate(week=counts[DAY].truncate("W"))
-        rows = _per_period(counts, latency=lambda c: c.latency, count=lambda c: c["count"])
-        per = rows.group_by([PERIOD, START, "latency"]).aggregate(count=rows["count"].sum())
-        cumulative = ibis.window(group_by=[per[PERIOD], per[START]], order_by=per.latency, rows=(None, 0))
-        per = per.mutate(cum=per["count"].sum().over(cumulative))
-        wanted = ibis.memtable(
-            ranks[[PERIOD, START, KEY, "rank"]],
-            schema={PERIOD: "string", START: "date", KEY: "string", "rank": "int64"},
+        columns = [PERIOD, START, KEY, "value"]
+        if ranks.empty:
+            return pd.DataFrame(columns=columns)
+        scale, hist = self._buckets()
+        groups = {key: part for key, part in hist.groupby([PERIOD, START], sort=False)}
+        wanted = []
+        for r in ranks.itertuples(index=False):
+            part = groups[(r.period, pd.Timestamp(r.start).date())]
+            upto = (part["before"] + part["count"]).to_numpy()
+            i = int(np.searchsorted(upto, int(r.rank), side="left"))
+            row = part.iloc[i]
+            wanted.append(
+                {
+                    PERIOD: r.period,
+                    START: pd.Timestamp(r.start).date(),
+                    KEY: r.key,
+                    "bucket": int(row["bucket"]),
+                    "position": int(r.rank) - int(row["before"]) - 1,
+                }
+            )
+        wanted_frame = pd.DataFrame(wanted)
+        rows = self._latency_rows(scale)
+        rows = rows.filter(rows.bucket.isin(sorted(set(wanted_frame["bucket"]))))
+        rows = rows.mutate(week=rows[DAY].truncate("W"))
+        starts = {"all": ibis.literal(ALL_START, type="date"), "day": rows[DAY], "week": rows["week"]}
+        union = ibis.union(
+            *[
+                rows.select(
+                    **{PERIOD: ibis.literal(kind, type="string"), START: start},
+                    bucket=rows.bucket,
+                    latency=rows.latency,
+                )
+                for kind, start in starts.items()
+            ],
+            distinct=False,
         )
-        joined = per.join(wanted, [PERIOD, START])
-        picked = joined.filter(joined.cum >= joined["rank"])
-        return self._execute(picked.group_by([PERIOD, START, KEY]).aggregate(value=picked.latency.min()))
+        table = ibis.memtable(
+            wanted_frame,
+            schema={PERIOD: "string", START: "date", KEY: "string", "bucket": "int64", "position": "int64"},
+        )
+        joined = union.join(table, [PERIOD, START, "bucket"])
+        order = ibis.row_number().over(group_by=[joined[PERIOD], joined[START], joined[KEY]], order_by=joined.latency)
+        joined = joined.mutate(at=order)
+        picked = joined.filter(joined.at == joined.position)
+        return self._execute(picked.select(PERIOD, START, KEY, value=picked.latency))[columns]
 
     def below_sums(self, thresholds: pd.DataFrame) -> pd.DataFrame:
+        """Per conversation, y = its latencies at or below the period's threshold (a filter of its latency list),
+        one column per period kind and key; summed per day, rolled up per kind."""
         import ibis
 
-        lat = self._latency_by_day()
-        lat = lat.mutate(week=lat[DAY].truncate("W"))
+        columns = [PERIOD, START, KEY, *CLUSTER_SUMS]
+        if thresholds.empty:
+            return pd.DataFrame(columns=columns)
         keys = sorted(thresholds[KEY].unique())
-        columns: dict[str, Any] = {}
-        joined = lat
+        conv = self.conv.filter(self.conv.latency_n > 0)
+        joined = conv.select(DAY, "latencies", m=conv.latency_n, week=conv[DAY].truncate("W"))
         for kind, column in (("all", None), ("day", DAY), ("week", "week")):
             part = thresholds[thresholds[PERIOD] == kind].pivot(index=START, columns=KEY, values="threshold")
             part = part.reindex(columns=keys).rename(columns=lambda k, kind=kind: f"t_{kind}_{k}").reset_index()
-            schema = {START: "date", **{f"t_{kind}_{k}": "float64" for k in keys}}
-            table = ibis.memtable(part, schema=schema)
+            part[START] = [pd.Timestamp(v).date() for v in part[START]]
+            table = ibis.memtable(part, schema={START: "date", **{f"t_{kind}_{k}": "float64" for k in keys}})
             if column is None:
                 joined = joined.cross_join(table.drop(START))
             else:
-                joined = joined.left_join(table, joined[column] == table[START]).drop(f"{START}")
+                joined = joined.left_join(table, joined[column] == table[START]).drop(START)
+        sums: dict[str, Any] = {
+            "clusters": joined.count(),
+            "total": joined.m.sum(),
+            "total_sq": (joined.m * joined.m).sum(),
+        }
         for kind in ("all", "day", "week"):
             for k in keys:
-                columns[f"y_{kind}_{k}"] = _int((joined.latency <= joined[f"t_{kind}_{k}"]).fill_null(False)).sum()
-        conv = joined.group_by(["conversation_id", DAY]).aggregate(m=joined.count(), **columns)
-        conv = conv.mutate(week=conv[DAY].truncate("W"))
-        parts = []
+                bound = joined[f"t_{kind}_{k}"]
+                y = joined.latencies.filter(lambda v, bound=bound: v <= bound).length().fill_null(0).cast("int64")
+                name = f"{kind}_{k}"
+                sums[f"hits_{name}"] = y.sum()
+                sums[f"hits_sq_{name}"] = (y * y).sum()
+                sums[f"cross_{name}"] = (y * joined.m).sum()
+                sums[f"miss_clusters_{name}"] = _int(y < joined.m).sum()
+                sums[f"hit_clusters_{name}"] = _int(y > 0).sum()
+        per_day = self._execute(joined.group_by(DAY).aggregate(**sums))
+        out = []
         for kind in ("all", "day", "week"):
-            start = {"all": ibis.literal(ALL_START, type="date"), "day": conv[DAY], "week": conv["week"]}[kind]
             for k in keys:
-                parts.append(
-                    conv.select(
-                        **{
-                            PERIOD: ibis.literal(kind, type="string"),
-                            START: start,
-                            KEY: ibis.literal(k, type="string"),
-                        },
-                        y=conv[f"y_{kind}_{k}"],
-                        m=conv.m,
-                    )
-                )
-        c = ibis.union(*parts, distinct=False)
-        expr = c.group_by([PERIOD, START, KEY]).aggregate(
-            clusters=c.count(),
-            hits=c.y.sum(),
-            total=c.m.sum(),
-            hits_sq=(c.y * c.y).sum(),
-            total_sq=(c.m * c.m).sum(),
-            cross=(c.y * c.m).sum(),
-            miss_clusters=_int(c.y < c.m).sum(),
-            hit_clusters=_int(c.y > 0).sum(),
-        )
-        return self._execute(expr)[[PERIOD, START, KEY, *CLUSTER_SUMS]]
+                name = f"{kind}_{k}"
+                renamed = {
+                    f"{field}_{name}": field for field in ("hits", "hits_sq", "cross", "miss_clusters", "hit_clusters")
+                }
+                part = per_day[[DAY, "clusters", "total", "total_sq", *renamed]].rename(columns=renamed)
+                rolled = roll_up(part, list(CLUSTER_SUMS))
+                rolled = rolled[rolled[PERIOD] == kind]
+                out.append(rolled.assign(**{KEY: k}))
+        merged = pd.concat(out, ignore_index=True)
+        wanted = {
+            (p, pd.Timestamp(s).date(), k) for p, s, k in thresholds[[PERIOD, START, KEY]].itertuples(index=False)
+        }
+        keep = [(p, s, k) in wanted for p, s, k in merged[[PERIOD, START, KEY]].itertuples(index=False)]
+        return merged[keep][columns].reset_index(drop=True)
 
 
 def repeat_files(store: ProductionStore, window: Window, options: ProductionKpiOptions) -> list[Path]:
@@ -260,13 +393,22 @@ def _micros(delta: timedelta) -> int:
 def _engine(
     name: str, backend: Any, load: Any, store: ProductionStore, window: Window, options: ProductionKpiOptions
 ) -> IbisEngine:
-    turns = load(store.files(window), [*COLUMNS, DAY])
-    repeat = None
-    if options.customers_identified:
-        files = [f for f in repeat_files(store, window, options) if f not in set(store.files(window))]
-        wide = load(store.files(window) + files, ["conversation_id", "customer", "conversation_start", DAY])
-        repeat = _repeat_table(wide, options)
-    return IbisEngine(name, backend, turns, repeat, window, _micros(options.repeat_contact))
+    """The engine over `load(files, columns) -> ir.Table`: the window's files are read once, into the cached
+    conversation table."""
+    files = store.files(window)
+    conversations = conversation_table(load(files, [*COLUMNS, DAY])).cache()
+    inside = set(files)
+    extra_files = [f for f in repeat_files(store, window, options) if f not in inside]
+    columns = ["conversation_id", "customer", "conversation_start", DAY]
+
+    def extra() -> ir.Table | None:
+        return customer_facts(load(extra_files, columns)) if extra_files else None
+
+    def general() -> ir.Table:
+        return _repeat_table(load(files + extra_files, columns), options)
+
+    repeat_us = _micros(options.repeat_contact) if options.customers_identified else None
+    return IbisEngine(name, backend, conversations, window, repeat_us, extra, general)
 
 
 def duckdb_engine(store: ProductionStore, window: Window, options: ProductionKpiOptions) -> IbisEngine:
@@ -275,6 +417,7 @@ def duckdb_engine(store: ProductionStore, window: Window, options: ProductionKpi
 
     backend = ibis.duckdb.connect()
     backend.raw_sql("SET TimeZone = 'UTC'")
+    backend.raw_sql("SET enable_progress_bar = false")
 
     def load(files: list[Path], columns: list[str]) -> ir.Table:
         table = backend.read_parquet([str(f) for f in files], hive_partitioning=True)

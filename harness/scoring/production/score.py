@@ -68,7 +68,12 @@ def score_production(
     window = window or Window()
     options = options or ProductionKpiOptions()
     stats = _engine(store, window, options, engine, session) if store.files(window) else None
-    return _scorecard(store, window, options, engine, stats)
+    try:
+        return _scorecard(store, window, options, engine, stats)
+    finally:
+        close = getattr(stats, "close", None)
+        if close is not None:
+            close()
 
 
 def _engine(
