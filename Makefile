@@ -5,7 +5,7 @@ HARNESS := .venv/bin/harness
 PY := .venv/bin/python
 BOT_PY := .venv-bot/bin/python
 
-.PHONY: eval gate review setup system harness-env bot-env intents model bot retrain experiment test test-harness test-bot test-integration lint bench bench-bot bench-harness bench-nlu bench-rephrase bench-review bench-mask bench-gate bench-intervals clean
+.PHONY: eval gate review setup system harness-env bot-env intents model bot retrain experiment test test-harness test-bot test-integration lint bench bench-bot bench-harness bench-nlu bench-rephrase bench-review bench-mask bench-gate bench-intervals bench-production clean
 
 ## The main job: replay every eval set through the reference bot and print the KPI scorecard.
 ## Trains the bot if its data changed, starts it on loopback, stops it afterwards (also on failure or Ctrl-C).
@@ -81,7 +81,7 @@ lint: harness-env
 	.venv/bin/mypy harness
 
 ## Benchmarks with committed results in bench/results/ (see bench/README.md).
-bench: bench-bot bench-harness bench-nlu bench-rephrase bench-review bench-mask bench-gate bench-intervals
+bench: bench-bot bench-harness bench-nlu bench-rephrase bench-review bench-mask bench-gate bench-intervals bench-production
 
 bench-bot: setup
 	$(PY) bench/bot_bench.py
@@ -102,6 +102,11 @@ bench-review: setup
 ## Masking personal data: recall and over-masking per kind, the regexes before Presidio against today's.
 bench-mask: setup
 	$(PY) bench/masking_bench.py
+
+## Production logs at scale: import of a synthetic Rasa tracker store, KPI scoring of 1M and 10M turns on DuckDB and
+## Spark local mode side by side (needs Java 17: `make system`). Scratch stores go to $(BENCH_TMP) (default /tmp).
+bench-production: harness-env system
+	$(PY) bench/production_bench.py $(if $(BENCH_TMP),--scratch $(BENCH_TMP))
 
 bench-gate: setup
 	$(PY) bench/gate_power.py
