@@ -3,21 +3,64 @@
 from __future__ import annotations
 
 import sqlite3
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from transcripts_world import T0, action, bot, create, insert, slot, user
+from transcripts_world import T0, action, bot, create, insert, session, slot, user
 from typer.testing import CliRunner
 
 from harness.cli import app
 from harness.records.production import ProductionStore
 
-# bot/bankbot/handoff_store.py's tickets table (the columns the importer reads: ticket_id, queue, rule).
+# bot/bankbot/handoff_store.py's tables (the importer reads tickets' queue and rule, and ticket_messages).
 TICKETS = """
 CREATE TABLE tickets (ticket_id TEXT PRIMARY KEY, conversation_id TEXT NOT NULL, queue TEXT NOT NULL,
     priority TEXT NOT NULL, rule TEXT NOT NULL, summary TEXT NOT NULL, slots_json TEXT NOT NULL,
     status TEXT NOT NULL DEFAULT 'open', created_at TEXT NOT NULL);
+CREATE TABLE ticket_messages (ticket_id TEXT NOT NULL REFERENCES tickets (ticket_id), seq INTEGER NOT NULL,
+    sender TEXT NOT NULL CHECK (sender IN ('customer', 'bot')), text TEXT NOT NULL, sent_at TEXT NOT NULL,
+    PRIMARY KEY (ticket_id, seq));
 """
+
+
+def iso(t: float) -> str:
+    """A time as handoff_store._now writes it: ISO 8601 UTC, milliseconds."""
+    return datetime.fromtimestamp(t, UTC).isoformat(timespec="milliseconds")
+
+
+def write_ticket(path: Path, ticket: str, conversation: str, messages: list[tuple[str, str, float]]) -> None:
+    """A fraud ticket with its transcript of (sender, text, sent_at) in seq order."""
+    with sqlite3.connect(path) as db:
+        db.executescript(TICKETS)
+        db.execute(
+            "INSERT INTO tickets VALUES (?, ?, 'fraud', 'high', 'fraud_immediate', 's', '{}', 'open', ?)",
+            (ticket, conversation, iso(T0 + 0.15)),
+        )
+        db.executemany(
+            "INSERT INTO ticket_messages VALUES (?, ?, ?, ?, ?)",
+            [(ticket, seq, sender, text, iso(t)) for seq, (sender, text, t) in enumerate(messages)],
+        )
+
+
+def import_reference(tmp_path: Path, url: str, *extra: str) -> str:
+    result = CliRunner().invoke(
+        app,
+        [
+            "logs",
+            "import",
+            "--reference",
+            "--tracker-store",
+            url,
+            "--handoff-db",
+            str(tmp_path / "handoff.sqlite3"),
+            "--store",
+            str(tmp_path / "store"),
+            *extra,
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    return result.output
 
 
 def hand_off(t: float, queue: str | None, rule: str | None, ticket: str) -> list[dict]:
@@ -141,3 +184,116 @@ def test_reference_finds_the_tracker_beside_the_ticket_file(tmp_path: Path, monk
         "eval-handoff-tracker.sqlite3" in result.output
         and "conversations stored: 1 (1 customer turns)" in result.output
     )
+
+
+def fraud_handoff(t: float) -> list[dict]:
+    return [
+        user(t, "someone took money from my account", "report_fraud"),
+        action(t + 0.1, "action_escalate"),
+        *hand_off(t + 0.2, "fraud", "fraud_immediate", "T-AAA"),
+    ]
+
+
+def test_messages_to_the_human_are_silenced_turns_of_the_handed_off_conversation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The channel sends messages after a handoff to the ticket, not to Rasa: they come from the ticket file."""
+    monkeypatch.chdir(tmp_path)
+    url = f"sqlite:///{tmp_path / 'tracker.sqlite3'}"
+    engine = create(url)
+    insert(engine, "c1", fraud_handoff(T0))
+    insert(engine, "other", [user(T0 + 10, "hi"), bot(T0 + 11, "Hello")])
+    write_ticket(
+        tmp_path / "handoff.sqlite3",
+        "T-AAA",
+        "c1",
+        [
+            # create_ticket copies the conversation so far, stamped with the ticket's creation time (before Rasa
+            # logs the handoff_ticket slot at T0 + 0.2): already the turn that handed off, not a new turn.
+            ("customer", "someone took money from my account", T0 + 0.15),
+            ("bot", "I'm passing you to a colleague.", T0 + 0.15),
+            ("customer", "hello? is anyone there, write to jane.doe@example.com", T0 + 60),
+            ("bot", "An agent here, checking now", T0 + 70),  # the agent: not a customer turn
+            ("customer", "ok thanks", T0 + 100),
+            # 1,801 s after the previous message (> the 30 min timeout): the customer had gone idle; this one
+            # belongs to no stored conversation.
+            ("customer", "any news?", T0 + 1901),
+        ],
+    )
+    output = import_reference(tmp_path, url, "--finish-open")
+    # c1: the handoff turn and 2 messages to the human; other: 1 turn.
+    assert "conversations stored: 2 (4 customer turns)" in output
+    frame = ProductionStore(tmp_path / "store").read()
+    c1 = frame[frame["conversation_id"] == frame.loc[frame["ticket_id"] == "T-AAA", "conversation_id"].iloc[0]]
+    c1 = c1.sort_values("turn_index")
+    assert list(c1["turn_index"]) == [0, 1, 2]
+    assert list(c1["status"]) == ["ok", "silenced", "silenced"]
+    assert list(c1["state"]) == ["handed_off"] * 3
+    assert list(c1["sent_at"].map(lambda t: t.timestamp())) == [T0, T0 + 60, T0 + 100]
+    assert c1["text"].iloc[2] == "ok thanks"
+    assert "jane.doe@example.com" not in c1["text"].iloc[1] and c1["text"].iloc[1].startswith("hello? is anyone")
+    silenced = c1.iloc[1:]
+    assert silenced["intent"].isna().all() and silenced["ticket_id"].isna().all()
+    assert silenced["handoff_queue"].isna().all() and silenced["latency_ms"].isna().all()
+    assert list(silenced["n_bot_messages"]) == [0, 0] and list(silenced["awaiting_reply"]) == [False, False]
+    assert set(c1["ended_by"]) == {"handoff"}
+    assert "any news" not in " ".join(frame["text"])
+    assert ProductionStore(tmp_path / "store").state()["imports"][-1]["ticket_messages"] == 2
+
+
+def test_a_conversation_with_the_human_still_going_is_deferred(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tracker is quiet after the handoff, but the customer wrote to the human 100 s before the newest event
+    (each message within the timeout of the one before): the conversation may still be going on, so it is not
+    stored yet (a later message could not be added)."""
+    monkeypatch.chdir(tmp_path)
+    url = f"sqlite:///{tmp_path / 'tracker.sqlite3'}"
+    engine = create(url)
+    insert(engine, "c1", fraud_handoff(T0))
+    insert(engine, "early", [user(T0 - 5000, "hi"), bot(T0 - 4999, "Hello")])
+    insert(engine, "late", [user(T0 + 2000, "hi")])  # the newest event: 1,999.8 s after the handoff's last event
+    write_ticket(
+        tmp_path / "handoff.sqlite3",
+        "T-AAA",
+        "c1",
+        [("customer", "hello?", T0 + 1000), ("customer", "still there?", T0 + 1900)],
+    )
+    output = import_reference(tmp_path, url)
+    # stored: `early` only; deferred: c1 (its last message, at T0 + 1900, is 100 s before the newest) and `late`.
+    assert "conversations stored: 1 (1 customer turns)" in output
+    assert "): 2" in output
+    assert len(ProductionStore(tmp_path / "store").read()) == 1
+
+
+def test_messages_after_the_next_conversation_began_are_not_in_the_handed_off_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A new session of the same sender ends the handed-off conversation: later ticket messages are not its."""
+    monkeypatch.chdir(tmp_path)
+    url = f"sqlite:///{tmp_path / 'tracker.sqlite3'}"
+    engine = create(url)
+    insert(engine, "c1", [*fraud_handoff(T0), *session(T0 + 300), user(T0 + 301, "hi"), bot(T0 + 302, "Hello")])
+    write_ticket(
+        tmp_path / "handoff.sqlite3",
+        "T-AAA",
+        "c1",
+        [("customer", "before the new session", T0 + 200), ("customer", "after it", T0 + 400)],
+    )
+    output = import_reference(tmp_path, url, "--finish-open")
+    # the handed-off conversation: 2 turns (the handoff, T0 + 200); the new session: 1 turn.
+    assert "conversations stored: 2 (3 customer turns)" in output
+    frame = ProductionStore(tmp_path / "store").read()
+    assert sorted(frame["text"]) == ["before the new session", "hi", "someone took money from my account"]
+    assert list(frame.loc[frame["text"] == "before the new session", "status"]) == ["silenced"]
+
+
+def test_a_ticket_file_without_its_transcripts_is_bad_input(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    url = f"sqlite:///{tmp_path / 'tracker.sqlite3'}"
+    create(url)
+    with sqlite3.connect(tmp_path / "handoff.sqlite3") as db:
+        db.executescript(TICKETS.split("CREATE TABLE ticket_messages")[0])
+    result = CliRunner().invoke(
+        app,
+        ["logs", "import", "--reference", "--tracker-store", url, "--handoff-db", str(tmp_path / "handoff.sqlite3")],
+    )
+    assert result.exit_code == 2 and "ticket_messages" in result.output

@@ -2,8 +2,10 @@
 
 The stages, per sender (the readers give one sender's events at a time): drop events an earlier import already
 read (`events.Watermark`), report and skip malformed ones, cut the rest into conversations (`splitting.split`),
-defer the last one while it may still be going on (its last event within the inactivity timeout of the newest
-event read), turn each finished conversation into masked rows (`rows.conversation_rows`), and append them to the
+defer the last one while it may still be going on (its last event, or with the reference bot its last message to the
+human from the handoff ticket, within the inactivity timeout of the newest event read), turn each finished
+conversation into masked rows (`rows.conversation_rows`, with the ticket's messages after a handoff as `silenced`
+turns: `rows.silenced_messages`), and append them to the
 store every `chunk_turns` turns. The state (watermark, the deferred senders as keyed hashes, the import log) is
 written once the data is: a crash or an error mid-way leaves whole files only, the next import reads the same
 events again and the store skips the conversations it already holds, so nothing imported is lost or doubled.
@@ -29,7 +31,13 @@ from harness.masking import warm_up
 from harness.project.production_config import ProductionSettings
 from harness.records.production import ProductionStore, to_production_frame
 from harness.sources.transcripts.events import REASONS, EventSource, RawEvent, Watermark
-from harness.sources.transcripts.rows import RowContext, TicketLookup, bot_before_customer, conversation_rows
+from harness.sources.transcripts.rows import (
+    RowContext,
+    TicketLookup,
+    bot_before_customer,
+    conversation_rows,
+    silenced_messages,
+)
 from harness.sources.transcripts.splitting import split
 
 SECRET = "secret"
@@ -58,6 +66,11 @@ class ImportSummary:
     """Finished conversations the store already held (an earlier import that failed after appending them)."""
     turns_stored: int = 0
     """Customer turns of the finished conversations (new and already stored ones)."""
+    ticket_messages: int = 0
+    """Of `turns_stored`: customer messages to the human after a handoff, read from the reference bot's tickets
+    (`silenced` turns; they never reached the tracker store)."""
+    ticket_messages_unreadable: int = 0
+    """Customer messages of the tickets read that were skipped because their `sent_at` is not an ISO 8601 time."""
     deferred: int = 0
     """Conversations still open at the newest event (last event within the timeout): read again next time."""
     welcome_messages: int = 0
@@ -172,23 +185,29 @@ def import_events(
                     continue
                 usable.append(event)
             customer = hashed if settings.customer == "sender" else None
-            for segment in split(usable, timeout):
+            segments = split(usable, timeout)
+            for number, segment in enumerate(segments):
                 ended_by = segment.ended_by
+                following = segments[number + 1].events[0].timestamp if number + 1 < len(segments) else None
+                silenced = silenced_messages(segment, context, following, timeout)
+                last = max(segment.last_timestamp, silenced[-1][0]) if silenced else segment.last_timestamp
                 if ended_by is None:
                     assert newest is not None
-                    if not finish_open and newest - segment.last_timestamp <= timeout:
+                    if not finish_open and newest - last <= timeout:
                         reopened[hashed] = segment.events[0].key
                         counts["deferred"] += int(segment.has_customer)
                         continue
                     ended_by = "timeout"
                 counts["welcome"] += len(bot_before_customer(segment))
-                rows = conversation_rows(segment, ended_by, customer, context)
+                rows = conversation_rows(segment, ended_by, customer, context, silenced)
                 pending.extend(rows)
                 counts["turns"] += len(rows)
+                counts["ticket"] += len(silenced) if rows else 0
             if len(pending) >= chunk_turns:
                 flush()
         flush()
     except BaseException as exc:
+        counts["unreadable"] = int(getattr(tickets, "unreadable", 0))
         summary = _summary(import_id, name, source, "failed", counts, report, watermark.key, newest, started)
         summary = ImportSummary(**{**asdict(summary), "error": f"{type(exc).__name__}: {exc}"[:500]})
         state.setdefault("imports", []).append(summary.to_json())
@@ -197,6 +216,7 @@ def import_events(
         raise
     high = source.high()
     mark = max(k for k in (watermark.key, high) if k is not None) if (watermark.key, high) != (None, None) else None
+    counts["unreadable"] = int(getattr(tickets, "unreadable", 0))
     summary = _summary(import_id, name, source, "ok", counts, report, mark, newest, started)
     state.setdefault("sources", {})[name] = {
         "watermark": mark,
@@ -229,6 +249,8 @@ def _summary(
         conversations_stored=counts["stored"],
         conversations_known=counts["known"],
         turns_stored=counts["turns"],
+        ticket_messages=counts["ticket"],
+        ticket_messages_unreadable=counts["unreadable"],
         deferred=counts["deferred"],
         welcome_messages=counts["welcome"],
         skipped=dict(sorted(report.counts.items())),

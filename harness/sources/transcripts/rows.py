@@ -4,16 +4,22 @@ Each customer (`user`) event opens a turn; the turn's events run to the next cus
 the turn is read exactly as the `rasa` bot kind reads a tracker (`harness.bots.rasa.read_turn`: intent, ranking,
 actions, slots, fallback, handoff by the handoff mapping, model), with the REST reply's custom payloads taken
 from the turn's `bot` events (`data.custom`) and the tracker state (active form, paused) followed event by event.
+
+The reference bot's messages to the human. Once a conversation is handed off (its tracker holds `handoff_ticket`),
+the reference channel passes the customer's messages to the ticket (bot/bankbot/handoff_store.py,
+`ticket_messages`) and not to Rasa, so the tracker store never sees them. `ticket_messages` adds them back as
+`silenced` turns of the handed-off conversation (`silenced_messages` says which; see its docstring).
 """
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from harness.bots.base import Handoff
 from harness.bots.rasa import TrackerReading, message_text, read_turn
@@ -28,6 +34,20 @@ REFERENCE_SLOTS = ("handoff_queue", "handoff_rule")
 
 TicketLookup = Callable[[str], tuple[str | None, str | None] | None]
 """Ticket id -> (queue, rule) from the human-queue store, or None when the ticket is not there."""
+
+TicketMessage = tuple[float, str]
+"""(sent_at as seconds since the epoch, UTC; text) of one message in a ticket's transcript."""
+
+
+@runtime_checkable
+class TicketTranscripts(Protocol):
+    """A ticket lookup that also reads the tickets' transcripts (`reference.ticket_lookup` returns one)."""
+
+    def __call__(self, ticket_id: str) -> tuple[str | None, str | None] | None: ...
+
+    def customer_messages(self, ticket_id: str) -> list[TicketMessage]:
+        """The ticket's `customer` messages in transcript order (`seq`); [] for an unknown ticket."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -72,12 +92,81 @@ def bot_before_customer(segment: Segment) -> list[RawEvent]:
     return found
 
 
+def handoff_ticket(segment: Segment) -> tuple[str, float] | None:
+    """(ticket id, time) of the conversation's first `handoff_ticket` slot event with a value after a customer
+    event: the turn that handed off to that ticket, and when Rasa logged the slot (it creates the event when the
+    handoff action returns, after the action wrote the ticket). None when the conversation set no ticket."""
+    customer = False
+    for event in segment.events:
+        kind = event.type
+        customer = customer or kind == "user"
+        if customer and kind == "slot" and event.event is not None and event.event.get("name") == TICKET_SLOT:
+            value = event.event.get("value")
+            if value:
+                return str(value), event.timestamp
+    return None
+
+
+def silenced_messages(
+    segment: Segment, context: RowContext, until: float | None, timeout_seconds: float
+) -> list[TicketMessage]:
+    """The ticket's customer messages that are `silenced` turns of this handed-off conversation, in transcript
+    order: [] unless `context.tickets` reads transcripts (`TicketTranscripts`) and the conversation set a ticket.
+
+    A message counts when
+    - it was sent after the handoff: after the `handoff_ticket` slot event (`handoff_ticket`). The messages that
+      `create_ticket` copied into the ticket at handoff (the conversation so far, the handoff turn included, all
+      stamped with the ticket's creation time, before Rasa logs the slot) and those the handoff action appends to
+      an existing ticket are before it, so they are not counted twice;
+    - it was sent before `until`, the first event of the sender's next conversation in the tracker store (None:
+      there is none);
+    - the customer had not gone idle: at most `timeout_seconds` after the conversation's previous message (a
+      customer or bot event in the tracker, or the previous counted ticket message), the same inactivity rule as
+      `splitting.split`. The first message after a longer gap, and every later one, belong to no stored
+      conversation: the human owned the chat then and the bot took no part (a conversation of them alone would
+      count as one the bot contained). This makes the result independent of when imports ran: the importer
+      defers a conversation while its last message, counted ticket messages included, is within the timeout of
+      the newest event, so a message arriving after it was stored is past the timeout and belongs to no
+      conversation either way.
+    """
+    tickets = context.tickets
+    if not isinstance(tickets, TicketTranscripts):
+        return []
+    found = handoff_ticket(segment)
+    if found is None:
+        return []
+    ticket, handed_off_at = found
+    spoken = sorted(e.timestamp for e in segment.events if e.type in ("user", "bot"))
+    previous = handed_off_at
+    counted: list[TicketMessage] = []
+    for sent, text in tickets.customer_messages(ticket):
+        if sent <= handed_off_at:
+            continue
+        if until is not None and sent >= until:
+            break
+        before = bisect.bisect_right(spoken, sent)
+        if before:
+            previous = max(previous, spoken[before - 1])
+        if sent - previous > timeout_seconds:
+            break
+        counted.append((sent, text))
+        previous = sent
+    return counted
+
+
 def conversation_rows(
-    segment: Segment, ended_by: str, customer: str | None, context: RowContext
+    segment: Segment,
+    ended_by: str,
+    customer: str | None,
+    context: RowContext,
+    silenced: Sequence[TicketMessage] = (),
 ) -> list[dict[str, Any]]:
     """The rows of one finished conversation (`ended_by` in production.ENDINGS), masked; [] when the customer
     never wrote. Bot events before the first customer event (welcome messages) are in no turn
-    (`bot_before_customer`)."""
+    (`bot_before_customer`). `silenced`: the conversation's messages to the human from its handoff ticket
+    (`silenced_messages`), added as `silenced` turns after the turn that handed off, in time order with any later
+    turns: text masked with the others, sent_at from the ticket, state `handed_off`, no bot fields (no intent,
+    ranking, actions, slots, latency, model; no bot messages), awaiting_reply false."""
     early = {id(e) for e in bot_before_customer(segment)}
     events = [e.event for e in segment.events if id(e) not in early and e.event is not None]
     users = [i for i, e in enumerate(events) if e["event"] == "user"]
@@ -167,14 +256,55 @@ def conversation_rows(
             }
         )
         handed_off = handed_off or handoff is not None
+    if silenced and handed_off:
+        turns = _with_silenced(turns, silenced, conversation, start, customer, context.source)
     ending = "handoff" if handed_off else ended_by
     texts = mask_turns([t["text"] for t in turns], context.masking)
     for row, text in zip(turns, texts, strict=True):
         row["text"] = text
         row["bot_messages"] = json.dumps([mask(m, context.masking) for m in row["bot_messages"]], ensure_ascii=False)
-        row["slots_set"] = json.dumps(mask_value(row["slots_set"], context.masking), ensure_ascii=False, default=str)
+        if row["slots_set"] is not None:
+            row["slots_set"] = json.dumps(
+                mask_value(row["slots_set"], context.masking), ensure_ascii=False, default=str
+            )
         row["ended_by"] = ending
     return turns
+
+
+def _with_silenced(
+    turns: list[dict[str, Any]],
+    silenced: Sequence[TicketMessage],
+    conversation: str,
+    start: datetime,
+    customer: str | None,
+    source: str,
+) -> list[dict[str, Any]]:
+    """`turns` with the ticket's messages added after the turn that handed off, the turns after it in time order,
+    renumbered."""
+    first = next(i for i, t in enumerate(turns) if t["state"] == "handed_off")
+    added: list[dict[str, Any]] = [
+        {
+            "conversation_id": conversation,
+            "text": text,
+            "status": str(TurnStatus.silenced),
+            "attempts": 1,
+            "bot_messages": [],
+            "n_bot_messages": 0,
+            "slots_set": None,
+            "state": "handed_off",
+            "source": source,
+            "customer": customer,
+            "sent_at": _utc(sent),
+            "conversation_start": start,
+            "awaiting_reply": False,
+        }
+        for sent, text in silenced
+    ]
+    later = sorted([*turns[first + 1 :], *added], key=lambda t: t["sent_at"])
+    merged = [*turns[: first + 1], *later]
+    for number, turn in enumerate(merged):
+        turn["turn_index"] = number
+    return merged
 
 
 def _ticket_of(turn_events: list[dict[str, Any]]) -> str | None:
