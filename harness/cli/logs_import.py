@@ -147,6 +147,11 @@ def import_command(
     )
     out.print(f"  deferred (still open at the newest event, {summary.newest_event}): {summary.deferred}")
     out.print(f"  welcome messages (before the first customer message, in no turn): {summary.welcome_messages}")
+    if summary.ticket_messages or summary.ticket_messages_unreadable:
+        out.print(
+            f"  messages to the human after a handoff, from the tickets: {summary.ticket_messages} "
+            f"({summary.ticket_messages_unreadable} skipped: sent_at is not an ISO time)"
+        )
     skipped = sum(summary.skipped.values())
     out.print(f"  skipped events: {skipped}")
     for reason, count in summary.skipped.items():
