@@ -15,14 +15,22 @@ repeated on each of the conversation's turns so one table serves every engine.
 Appending is idempotent: a conversation whose id is already stored is skipped (`append` returns how many were
 new). Files are written under a temporary name and renamed, so a crash leaves whole files only, and the state is
 written after the data, so a crash between the two re-imports conversations that `append` then skips.
+
+One writer at a time: writers hold an exclusive lock on `<store>/import.lock` (`ProductionStore.locked`: `flock`,
+non-blocking; the file holds the holder's pid, start time and what it does). `harness logs import` holds it for the
+whole import (state read to state written); `append` takes it itself when its caller does not hold it, and
+re-reads the stored ids then. A second writer gets an InputError naming the holder. Readers take no lock (they see
+whole files only). The lock is advisory: only these code paths honour it.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -53,6 +61,7 @@ bot started a new session; the conversation was restarted; the bot or channel cl
 ALL_COLUMNS: dict[str, str] = {**COLUMNS, **PRODUCTION_COLUMNS}
 TURNS = "turns"
 STATE = "state.json"
+LOCK = "import.lock"
 DAY = "day"
 
 
@@ -142,7 +151,10 @@ class ProductionStore:
         self.path = Path(path)
         self._known: dict[date, set[str]] = {}
         """Conversation ids per day, read once per day and kept up to date by `append` (an import appends in
-        chunks that each cover many days: re-reading every day's files per chunk would grow quadratically)."""
+        chunks that each cover many days: re-reading every day's files per chunk would grow quadratically).
+        Dropped whenever this object takes the lock: another writer may have appended since."""
+        self._lock: int | None = None
+        """The lock file's descriptor while this object holds the lock (`locked`)."""
 
     @property
     def turns_dir(self) -> Path:
@@ -151,6 +163,53 @@ class ProductionStore:
     @property
     def state_file(self) -> Path:
         return self.path / STATE
+
+    @property
+    def lock_file(self) -> Path:
+        return self.path / LOCK
+
+    @contextmanager
+    def locked(self, what: str) -> Iterator[None]:
+        """Hold the store's writer lock (`<store>/import.lock`, `fcntl.flock` exclusive, non-blocking) for the
+        block; re-entrant for this object. `what` is recorded in the lock file with this process's pid and the
+        start time (UTC) for whoever finds it taken. Creates the store folder.
+
+        Raises InputError when another process (or another ProductionStore object) holds it, naming the holder.
+        """
+        if self._lock is not None:
+            yield
+            return
+        self.path.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(self.lock_file, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(descriptor, 4096, 0).decode("utf-8", "replace").strip()
+            os.close(descriptor)
+            raise InputError(
+                "the production store is locked by another import",
+                [
+                    f"{self.lock_file}: held by {holder or 'another process (it has not written its pid yet)'}; "
+                    "two writers at once would store conversations twice. Wait for it to finish and run this "
+                    "again (a lock whose process has ended is released by the system: nothing to delete)"
+                ],
+            ) from None
+        except BaseException:
+            os.close(descriptor)
+            raise
+        try:
+            started = datetime.now(UTC).isoformat(timespec="seconds")
+            os.ftruncate(descriptor, 0)
+            os.pwrite(descriptor, f"pid {os.getpid()} since {started} ({what})\n".encode(), 0)
+            self._lock = descriptor
+            self._known.clear()
+            yield
+        finally:
+            self._lock = None
+            try:
+                os.ftruncate(descriptor, 0)
+            finally:
+                os.close(descriptor)  # closing releases the flock
 
     def days(self, window: Window = Window()) -> list[date]:
         """The stored days inside `window`, in order."""
@@ -201,30 +260,43 @@ class ProductionStore:
     def append(self, frame: pd.DataFrame, import_id: str) -> int:
         """Store the turns of `frame` (production columns; every turn of a conversation in one call), one file per
         day its conversations started; conversations already stored are skipped. Returns the number of new
-        conversations. `import_id` names the files (letters, digits, `-` and `_`)."""
+        conversations. `import_id` names the files (letters, digits, `-` and `_`).
+
+        Single writer: holds the store's lock while it runs (`locked`; taken here unless the caller holds it, as an
+        import does for its whole run). Every day's table is built before any file is written, so a frame whose
+        values do not fit the columns writes nothing. Raises InputError when another process holds the lock,
+        ValueError for a bad import id, and what pandas/pyarrow raise for values that do not fit the columns."""
         if not re.fullmatch(r"[A-Za-z0-9_-]+", import_id):
             raise ValueError(f"import id {import_id!r}: letters, digits, - and _ only")
         if frame.empty:
             return 0
         frame = frame.astype(ALL_COLUMNS)
-        day = frame["conversation_start"].dt.strftime("%Y-%m-%d")
-        known = self.conversation_ids(date.fromisoformat(d) for d in day.unique())
-        fresh = ~frame["conversation_id"].isin(known)
-        added = frame.loc[fresh, "conversation_id"].nunique()
-        for value, part in frame[fresh].groupby(day[fresh], sort=True):
-            folder = self.turns_dir / f"{DAY}={value}"
-            folder.mkdir(parents=True, exist_ok=True)
-            target = folder / f"part-{import_id}.parquet"
-            n = 0
-            while target.exists():
-                n += 1
-                target = folder / f"part-{import_id}-{n}.parquet"
-            staged = folder / f".{target.name}.tmp"
-            ordered = part.sort_values(["conversation_id", "turn_index"], kind="stable")
-            pq.write_table(_to_arrow(ordered), staged)
-            os.replace(staged, target)
-            self._day_ids(date.fromisoformat(str(value))).update(ordered["conversation_id"].unique())
+        with self.locked(f"append {import_id}"):
+            day = frame["conversation_start"].dt.strftime("%Y-%m-%d")
+            known = self.conversation_ids(date.fromisoformat(d) for d in day.unique())
+            fresh = ~frame["conversation_id"].isin(known)
+            added = frame.loc[fresh, "conversation_id"].nunique()
+            tables = []
+            for value, part in frame[fresh].groupby(day[fresh], sort=True):
+                ordered = part.sort_values(["conversation_id", "turn_index"], kind="stable")
+                tables.append((str(value), _to_arrow(ordered), set(ordered["conversation_id"].unique())))
+            for value, table, ids in tables:
+                folder = self.turns_dir / f"{DAY}={value}"
+                folder.mkdir(parents=True, exist_ok=True)
+                target = folder / f"part-{import_id}.parquet"
+                n = 0
+                while target.exists():
+                    n += 1
+                    target = folder / f"part-{import_id}-{n}.parquet"
+                staged = folder / f".{target.name}.tmp"
+                pq.write_table(table, staged)
+                os.replace(staged, target)
+                self._day_ids(date.fromisoformat(value)).update(ids)
         return int(added)
+
+    def check(self, frame: pd.DataFrame) -> None:
+        """Raise what `append` would raise for values of `frame` that do not fit the columns; writes nothing."""
+        _to_arrow(frame.astype(ALL_COLUMNS))
 
     def state(self) -> dict[str, Any]:
         """state.json (`{"sources": {name: {...}}, "imports": [...]}`); an empty state when there is none."""

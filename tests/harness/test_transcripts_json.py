@@ -4,6 +4,8 @@ JSON lines; a real tracker of stock Rasa 3.6 (tests/fixtures/stock_rasa/wire/han
 from __future__ import annotations
 
 import copy
+import hashlib
+import hmac
 import json
 from pathlib import Path
 
@@ -52,8 +54,9 @@ def test_one_file_per_conversation(tmp_path: Path) -> None:
     assert json.loads(frame.iloc[1]["actions"]) == ["action_handoff"]
     assert frame.iloc[0]["model"] == "436ce4a2605f44efb4ebf42519467617"
     first = tracker["events"][0]["timestamp"]
+    secret = (tmp_path / "store" / "secret").read_text().strip().encode()
     assert set(frame["conversation_id"]) == {
-        f"export:{first!r}:{__import__('hashlib').sha256(b'wire-handoff-billing').hexdigest()[:8]}"
+        f"export:{first!r}:{hmac.new(secret, b'wire-handoff-billing', hashlib.sha256).hexdigest()[:8]}"
     }
     # A later export holding both again plus more: nothing is stored twice, the deferred one is stored now.
     (folder / "third.json").write_text(json.dumps(later(tracker, "third", 20_000)))

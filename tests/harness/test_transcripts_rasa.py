@@ -4,6 +4,7 @@ table layout and the `data` JSON are Rasa's, not our imitation of them."""
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import sqlite3
 import subprocess
@@ -46,7 +47,8 @@ def test_rasas_own_tracker_store_imports(tmp_path: Path) -> None:
     # rasa-1: 11 events (ids 1-11), finished (its last event is 8969.5 s before rasa-2's last); rasa-2: 2, open.
     assert (summary.events_read, summary.conversations_stored, summary.deferred, summary.skipped) == (13, 1, 1, {})
     frame = ProductionStore(tmp_path / "store").read().sort_values("turn_index")
-    assert set(frame["conversation_id"]) == {f"ref:1:{hashlib.sha256(b'rasa-1').hexdigest()[:8]}"}
+    secret = (tmp_path / "store" / "secret").read_text().strip().encode()
+    assert set(frame["conversation_id"]) == {f"ref:1:{hmac.new(secret, b'rasa-1', hashlib.sha256).hexdigest()[:8]}"}
     assert list(frame["text"]) == ["my email is [email]", "I want a human"]
     assert list(frame["intent"]) == ["inform", "request_human"]
     assert [json.loads(m) for m in frame["bot_messages"]] == [["Thanks, noted."], ["Passing you on."]]

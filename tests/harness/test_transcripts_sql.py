@@ -4,6 +4,7 @@ malformed events, a failing import, PostgreSQL. Every expected figure is worked 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -33,8 +34,10 @@ def run(url: str, tmp_path: Path, **kwargs: object) -> importer_module.ImportSum
         source.close()
 
 
-def sha8(sender: str) -> str:
-    return hashlib.sha256(sender.encode()).hexdigest()[:8]
+def sha8(sender: str, tmp_path: Path) -> str:
+    """The conversation id's suffix: HMAC-SHA256 keyed with the store's secret, 8 hex digits."""
+    secret = (tmp_path / "store" / "secret").read_text().strip().encode()
+    return hmac.new(secret, sender.encode(), hashlib.sha256).hexdigest()[:8]
 
 
 def alice_and_bob(engine: sa.Engine) -> None:
@@ -70,7 +73,7 @@ def test_a_finished_conversation_becomes_masked_rows_and_an_open_one_waits(sqlit
     assert (summary.events_read, summary.conversations_stored, summary.turns_stored, summary.deferred) == (14, 1, 2, 1)
     assert summary.skipped == {} and summary.status == "ok"
     frame = ProductionStore(tmp_path / "store").read().sort_values("turn_index")
-    assert list(frame["conversation_id"].unique()) == [f"prod:1:{sha8('alice@example.com')}"]
+    assert list(frame["conversation_id"].unique()) == [f"prod:1:{sha8('alice@example.com', tmp_path)}"]
     first, second = frame.iloc[0], frame.iloc[1]
     assert first["text"] == "hi" and json.loads(first["bot_messages"]) == ["Hello! How can I help?"]
     assert first["status"] == "ok" and first["intent"] == "greet" and first["confidence"] == pytest.approx(0.9)
@@ -125,9 +128,9 @@ def test_incremental_imports_read_only_new_events_and_store_nothing_twice(sqlite
     assert (fourth.events_read, fourth.conversations_stored) == (2, 0)
     frame = ProductionStore(tmp_path / "store").read()
     assert sorted(frame["conversation_id"].unique()) == sorted(
-        [f"prod:1:{sha8('alice@example.com')}", f"prod:13:{sha8('bob')}"]
+        [f"prod:1:{sha8('alice@example.com', tmp_path)}", f"prod:13:{sha8('bob', tmp_path)}"]
     )
-    bob = frame[frame["conversation_id"] == f"prod:13:{sha8('bob')}"].sort_values("turn_index")
+    bob = frame[frame["conversation_id"] == f"prod:13:{sha8('bob', tmp_path)}"].sort_values("turn_index")
     assert list(bob["text"]) == ["hello", "still there?"]
     assert not frame.duplicated(["conversation_id", "turn_index"]).any()
     assert len(ProductionStore(tmp_path / "store").state()["imports"]) == 4
@@ -154,13 +157,13 @@ def test_a_handoff_ends_the_bots_part_and_later_messages_are_silenced(sqlite_url
     summary = import_events(source, settings(tmp_path, handoff_mapping=mapping), name="prod")
     assert (summary.conversations_stored, summary.deferred) == (2, 1)
     frame = ProductionStore(tmp_path / "store").read()
-    handed = frame[frame["conversation_id"] == f"prod:1:{sha8('dave')}"].sort_values("turn_index")
+    handed = frame[frame["conversation_id"] == f"prod:1:{sha8('dave', tmp_path)}"].sort_values("turn_index")
     assert list(handed["status"]) == ["ok", "silenced"]
     assert list(handed["handoff_queue"].fillna("-")) == ["billing", "-"]
     assert list(handed["handoff_rule"].fillna("-")) == ["bot_handoff", "-"]
     assert list(handed["state"]) == ["handed_off", "handed_off"] and set(handed["ended_by"]) == {"handoff"}
     assert handed.iloc[1]["latency_ms"] != handed.iloc[1]["latency_ms"]  # NaN: the bot said nothing
-    later = frame[frame["conversation_id"] == f"prod:6:{sha8('dave')}"]
+    later = frame[frame["conversation_id"] == f"prod:6:{sha8('dave', tmp_path)}"]
     assert list(later["text"]) == ["new question"] and list(later["ended_by"]) == ["timeout"]
     assert list(later["state"]) == ["active"]
 
@@ -190,7 +193,7 @@ def test_sessions_and_restarts_split_conversations(sqlite_url: str, tmp_path: Pa
     frame = ProductionStore(tmp_path / "store").read()
     ended = frame.groupby("conversation_id")["ended_by"].first().to_dict()
     turns = frame.groupby("conversation_id")["turn_index"].count().to_dict()
-    erin = sha8("erin")
+    erin = sha8("erin", tmp_path)
     assert ended == {f"prod:1:{erin}": "session_start", f"prod:6:{erin}": "restart", f"prod:14:{erin}": "timeout"}
     assert turns == {f"prod:1:{erin}": 1, f"prod:6:{erin}": 2, f"prod:14:{erin}": 1}
 
@@ -319,7 +322,7 @@ def test_postgresql_tracker_store(postgres: str, tmp_path: Path) -> None:  # noq
     assert run(url, tmp_path).conversations_stored == 1
     frame = ProductionStore(tmp_path / "store").read()
     assert frame.groupby("conversation_id")["turn_index"].count().to_dict() == {
-        f"prod:1:{sha8('alice@example.com')}": 2,
-        f"prod:13:{sha8('bob')}": 2,
+        f"prod:1:{sha8('alice@example.com', tmp_path)}": 2,
+        f"prod:13:{sha8('bob', tmp_path)}": 2,
     }
     assert timedelta(0) < frame["sent_at"].max() - frame["sent_at"].min()

@@ -9,12 +9,18 @@ turns: `rows.silenced_messages`), and append them to the
 store every `chunk_turns` turns. The state (watermark, the deferred senders as keyed hashes, the import log) is
 written once the data is: a crash or an error mid-way leaves whole files only, the next import reads the same
 events again and the store skips the conversations it already holds, so nothing imported is lost or doubled.
+
+Event content never stops an import: events of the wrong shape (`events.checked`: timestamps out of range, fields of
+the wrong type, a slot without a name, no sender) are reported with their position and skipped, and a conversation
+whose rows still cannot be built or stored (any exception but OSError, which is the machine's, not the data's) is
+reported as `unreadable_conversation` at its first event's position, with the exception, and skipped. The import
+holds the store's lock (`ProductionStore.locked`) from reading the state to writing it: a second import at once
+fails with InputError instead of storing conversations twice. Conversations the store already holds are skipped
+before their rows are built (no masking).
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import os
 import secrets
 import time
@@ -30,11 +36,12 @@ from harness.bots.rasa import TrackerReading
 from harness.masking import warm_up
 from harness.project.production_config import ProductionSettings
 from harness.records.production import ProductionStore, to_production_frame
-from harness.sources.transcripts.events import REASONS, EventSource, RawEvent, Watermark
+from harness.sources.transcripts.events import REASONS, EventSource, RawEvent, Watermark, sender_hash
 from harness.sources.transcripts.rows import (
     RowContext,
     TicketLookup,
     bot_before_customer,
+    conversation_key,
     conversation_rows,
     silenced_messages,
 )
@@ -65,7 +72,8 @@ class ImportSummary:
     conversations_known: int = 0
     """Finished conversations the store already held (an earlier import that failed after appending them)."""
     turns_stored: int = 0
-    """Customer turns of the finished conversations (new and already stored ones)."""
+    """Customer turns of the conversations this import stored (`conversations_stored`), counted once they are
+    written: a failed import counts only what it wrote."""
     ticket_messages: int = 0
     """Of `turns_stored`: customer messages to the human after a handoff, read from the reference bot's tickets
     (`silenced` turns; they never reached the tracker store)."""
@@ -102,12 +110,6 @@ def store_secret(store: ProductionStore) -> bytes:
     return path.read_text(encoding="utf-8").strip().encode()
 
 
-def sender_hash(secret: bytes, sender: str) -> str:
-    """HMAC-SHA256(secret, sender id), 16 hex digits: the pseudonymous customer key, and how the state names
-    senders (never their raw ids)."""
-    return hmac.new(secret, sender.encode(), hashlib.sha256).hexdigest()[:16]
-
-
 def _import_id() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
 
@@ -117,8 +119,8 @@ class _Report:
         self.counts: Counter[str] = Counter()
         self.shown: list[str] = []
 
-    def add(self, event: RawEvent, reason: str, detail: str = "") -> None:
-        self.counts[reason] += 1
+    def add(self, event: RawEvent, reason: str, detail: str = "", count: int = 1) -> None:
+        self.counts[reason] += count
         if self.counts[reason] <= SHOWN_PER_REASON:
             self.shown.append(f"{event.position}: {REASONS[reason]}" + (f" ({detail})" if detail else ""))
 
@@ -137,36 +139,78 @@ def import_events(
     lookup (`reference.ticket_lookup`). `finish_open`: the log is complete (a closed export, a test bot that has
     stopped): conversations still open at its newest event are stored too, ended by `timeout`, not deferred.
 
-    Raises InputError for an invalid handoff mapping or an unreadable state; any error while reading is logged in
-    state.json as a failed import (the watermark unchanged) and raised again.
+    A source that keeps no watermark (`source.watermarked` False: tracker JSON) is read whole every time; the
+    conversations the store holds are skipped by id.
+
+    Raises InputError for an invalid handoff mapping, an unreadable state, or a store locked by another import
+    (`ProductionStore.locked`, nothing read or logged then); any other error while reading or storing is logged in
+    state.json as a failed import (the watermark unchanged) and raised again. Event content raises nothing (see the
+    module docstring).
     """
     started = time.monotonic()
     store = ProductionStore(settings.store)
-    state = store.state()
     import_id = _import_id()
-    before = state.get("sources", {}).get(name, {})
-    watermark = Watermark(before.get("watermark"), before.get("reopened") or {})
     mapping = load_handoff_mapping(settings.handoff_mapping) if settings.handoff_mapping is not None else None
+    with store.locked(f"harness logs import {import_id}, source {name}"):
+        return _import_locked(
+            source, settings, store, import_id, mapping, name, tickets, chunk_turns, finish_open, started
+        )
+
+
+def _import_locked(
+    source: EventSource,
+    settings: ProductionSettings,
+    store: ProductionStore,
+    import_id: str,
+    mapping: Any,
+    name: str,
+    tickets: TicketLookup | None,
+    chunk_turns: int,
+    finish_open: bool,
+    started: float,
+) -> ImportSummary:
+    state = store.state()
+    before = state.get("sources", {}).get(name, {})
+    if getattr(source, "watermarked", True):
+        watermark = Watermark(before.get("watermark"), before.get("reopened") or {})
+    else:
+        watermark = Watermark()
+    secret = store_secret(store)
     context = RowContext(
         name,
         TrackerReading(mapping, tuple(settings.fallback_actions), tuple(settings.fallback_intents)),
         settings.masking,
+        secret,
         tickets,
     )
-    secret = store_secret(store)
     timeout = settings.inactivity_timeout.total_seconds()
     report = _Report()
     counts: Counter[str] = Counter()
     reopened: dict[str, float] = {}
     pending: list[dict[str, Any]] = []
+    from_tickets: dict[str, int] = {}
+    """Conversation id -> its pending ticket messages (`silenced`)."""
     newest: float | None = None
 
     def flush() -> None:
-        if pending:
-            added = store.append(to_production_frame(pending), import_id)
-            counts["stored"] += added
-            counts["known"] += len({row["conversation_id"] for row in pending}) - added
-            pending.clear()
+        if not pending:
+            return
+        try:
+            frame = to_production_frame(pending)
+            store.check(frame)
+        except Exception:  # noqa: BLE001 - values that do not fit the columns: find the conversations, skip them
+            frame = to_production_frame(_storable(pending, store, report))
+        ids = set(frame["conversation_id"].unique())
+        days = {value.date() for value in frame["conversation_start"]}
+        known = store.conversation_ids(days) & ids
+        added = store.append(frame, import_id)
+        new = ~frame["conversation_id"].isin(known)
+        counts["stored"] += added
+        counts["known"] += len(ids) - added
+        counts["turns"] += int(new.sum())
+        counts["ticket"] += sum(n for conversation, n in from_tickets.items() if conversation in ids - known)
+        pending.clear()
+        from_tickets.clear()
 
     try:
         warm_up(settings.masking)
@@ -184,32 +228,45 @@ def import_events(
                         report.add(event, event.problem or "bad_json", event.detail)
                     continue
                 usable.append(event)
+            if not usable:
+                continue
             customer = hashed if settings.customer == "sender" else None
             segments = split(usable, timeout)
             for number, segment in enumerate(segments):
-                ended_by = segment.ended_by
-                following = segments[number + 1].events[0].timestamp if number + 1 < len(segments) else None
-                silenced = silenced_messages(segment, context, following, timeout)
-                last = max(segment.last_timestamp, silenced[-1][0]) if silenced else segment.last_timestamp
-                if ended_by is None:
-                    assert newest is not None
-                    if not finish_open and newest - last <= timeout:
-                        reopened[hashed] = segment.events[0].key
-                        counts["deferred"] += int(segment.has_customer)
+                try:
+                    ended_by = segment.ended_by
+                    following = segments[number + 1].events[0].timestamp if number + 1 < len(segments) else None
+                    silenced = silenced_messages(segment, context, following, timeout)
+                    last = max(segment.last_timestamp, silenced[-1][0]) if silenced else segment.last_timestamp
+                    if ended_by is None:
+                        assert newest is not None
+                        if not finish_open and newest - last <= timeout:
+                            reopened[hashed] = segment.events[0].key
+                            counts["deferred"] += int(segment.has_customer)
+                            continue
+                        ended_by = "timeout"
+                    counts["welcome"] += len(bot_before_customer(segment))
+                    key = conversation_key(segment, context)
+                    if key is None:
                         continue
-                    ended_by = "timeout"
-                counts["welcome"] += len(bot_before_customer(segment))
-                rows = conversation_rows(segment, ended_by, customer, context, silenced)
+                    if key[0] in store.conversation_ids([key[1].date()]):
+                        counts["known"] += 1
+                        continue
+                    rows = conversation_rows(segment, ended_by, customer, context, silenced)
+                except OSError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - the data's fault: report the conversation, go on
+                    report.add(segment.events[0], "unreadable_conversation", _why(exc), count=len(segment.events))
+                    continue
                 pending.extend(rows)
-                counts["turns"] += len(rows)
-                counts["ticket"] += len(silenced) if rows else 0
+                from_tickets[key[0]] = len(silenced) if rows else 0
             if len(pending) >= chunk_turns:
                 flush()
         flush()
     except BaseException as exc:
         counts["unreadable"] = int(getattr(tickets, "unreadable", 0))
         summary = _summary(import_id, name, source, "failed", counts, report, watermark.key, newest, started)
-        summary = ImportSummary(**{**asdict(summary), "error": f"{type(exc).__name__}: {exc}"[:500]})
+        summary = ImportSummary(**{**asdict(summary), "error": _why(exc)[:500]})
         state.setdefault("imports", []).append(summary.to_json())
         state.setdefault("sources", {})
         store.write_state(state)
@@ -227,6 +284,28 @@ def import_events(
     state.setdefault("imports", []).append(summary.to_json())
     store.write_state(state)
     return summary
+
+
+def _why(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {str(exc).strip()[:300]}"
+
+
+def _storable(pending: list[dict[str, Any]], store: ProductionStore, report: _Report) -> list[dict[str, Any]]:
+    """The rows of the conversations in `pending` whose values fit the columns; the others are reported as
+    `unreadable_conversation` (at their conversation id: the rows hold no event positions) and dropped."""
+    by_conversation: dict[str, list[dict[str, Any]]] = {}
+    for row in pending:
+        by_conversation.setdefault(str(row["conversation_id"]), []).append(row)
+    kept: list[dict[str, Any]] = []
+    for conversation, rows in by_conversation.items():
+        try:
+            store.check(to_production_frame(rows))
+        except Exception as exc:  # noqa: BLE001 - any conversion error is the data's
+            where = RawEvent("", 0.0, f"conversation {conversation}", None)
+            report.add(where, "unreadable_conversation", _why(exc), count=len(rows))
+            continue
+        kept += rows
+    return kept
 
 
 def _summary(
@@ -256,9 +335,16 @@ def _summary(
         skipped=dict(sorted(report.counts.items())),
         problems=tuple(report.shown),
         watermark=mark,
-        newest_event=datetime.fromtimestamp(newest, UTC).isoformat() if newest is not None else None,
+        newest_event=_iso(newest),
         seconds=round(time.monotonic() - started, 3),
     )
+
+
+def _iso(seconds: float | None) -> str | None:
+    try:
+        return datetime.fromtimestamp(seconds, UTC).isoformat() if seconds is not None else None
+    except (OverflowError, ValueError, OSError):
+        return repr(seconds)
 
 
 def default_root() -> Path:

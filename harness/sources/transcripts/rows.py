@@ -14,7 +14,6 @@ the reference channel passes the customer's messages to the ticket (bot/bankbot/
 from __future__ import annotations
 
 import bisect
-import hashlib
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -25,7 +24,7 @@ from harness.bots.base import Handoff
 from harness.bots.rasa import TrackerReading, message_text, read_turn
 from harness.masking import MaskingOptions, mask, mask_turns, mask_value
 from harness.records import TurnStatus
-from harness.sources.transcripts.events import RawEvent
+from harness.sources.transcripts.events import RawEvent, sender_hash
 from harness.sources.transcripts.splitting import Segment
 
 TICKET_SLOT = "handoff_ticket"
@@ -57,16 +56,31 @@ class RowContext:
     source: str
     reading: TrackerReading
     masking: MaskingOptions
+    secret: bytes
+    """The store's key (`importer.store_secret`): conversation ids carry a keyed hash of the sender, never a plain
+    one."""
     tickets: TicketLookup | None = None
     """The reference bot's tickets: a turn setting `handoff_ticket` is a handoff to the ticket's queue and rule."""
 
 
-def conversation_id(source: str, first: RawEvent) -> str:
-    """`<source>:<first event key>:<8 hex of sha256(sender)>`: stable across imports (the key is the row id, or
-    the timestamp for JSON)."""
+def conversation_id(source: str, first: RawEvent, secret: bytes) -> str:
+    """`<source>:<first event key>:<first 8 hex of sender_hash(secret, sender)>`: stable across imports into one
+    store (the key is the row id, or the timestamp for JSON; `secret` is the store's). The suffix is keyed: a plain
+    hash of a phone number or e-mail address used as sender id could be reversed by trying them all."""
     key = first.key
     shown = str(int(key)) if float(key).is_integer() else repr(float(key))
-    return f"{source}:{shown}:{hashlib.sha256(first.sender.encode()).hexdigest()[:8]}"
+    return f"{source}:{shown}:{sender_hash(secret, first.sender)[:8]}"
+
+
+def conversation_key(segment: Segment, context: RowContext) -> tuple[str, datetime] | None:
+    """(conversation id, conversation start) that `conversation_rows` gives this segment, without building its
+    rows (the importer skips conversations the store holds before masking them); None when the customer never
+    wrote."""
+    early = {id(e) for e in bot_before_customer(segment)}
+    first_user = next((e for e in segment.events if id(e) not in early and e.type == "user"), None)
+    if first_user is None:
+        return None
+    return conversation_id(context.source, segment.events[0], context.secret), _utc(first_user.timestamp)
 
 
 def _utc(seconds: float) -> datetime:
@@ -172,7 +186,7 @@ def conversation_rows(
     users = [i for i, e in enumerate(events) if e["event"] == "user"]
     if not users:
         return []
-    conversation = conversation_id(context.source, segment.events[0])
+    conversation = conversation_id(context.source, segment.events[0], context.secret)
     start = _utc(float(events[users[0]]["timestamp"]))
     active_loop: str | None = None
     paused = False

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from harness.errors import InputError
-from harness.sources.transcripts.events import RawEvent, decoded
+from harness.sources.transcripts.events import MAX_TIMESTAMP, RawEvent, decoded
 
 TABLE = "events"
 BATCH = 5000
@@ -45,8 +45,19 @@ def engine_url(url: str) -> Any:
     return parsed
 
 
+_NONE = object()
+"""No sender read yet (a NULL sender_id is None, so None cannot mark the start)."""
+
+
+def _sender_text(sender: Any) -> str:
+    """The sender id as text; "" for a NULL or empty one (its events carry `no_sender`)."""
+    return "" if sender is None or sender is _NONE else str(sender)
+
+
 class SqlTrackerStore:
     """The `events` table behind one SQLAlchemy URL (see the module docstring)."""
+
+    watermarked = True
 
     def __init__(self, url: str) -> None:
         import sqlalchemy as sa
@@ -108,8 +119,11 @@ class SqlTrackerStore:
         import sqlalchemy as sa
 
         with self.engine.connect() as connection:
+            c = self._events.c
             value = connection.execute(
-                sa.select(sa.func.max(self._events.c.timestamp)).where(*self._range(after))
+                sa.select(sa.func.max(c.timestamp)).where(
+                    *self._range(after), c.timestamp >= 0, c.timestamp <= MAX_TIMESTAMP
+                )
             ).scalar()
         return float(value) if value is not None else None
 
@@ -126,7 +140,7 @@ class SqlTrackerStore:
         mark = "?" if sqlite else "%s"
         where = f"id <= {mark}" + ("" if after is None else f" AND id > {mark}")
         query = f"SELECT id, sender_id, type_name, timestamp, data FROM {TABLE} WHERE {where} ORDER BY sender_id, id"
-        sender: str | None = None
+        sender: Any = _NONE
         batch: list[RawEvent] = []
         raw = self.engine.raw_connection()
         try:
@@ -137,16 +151,21 @@ class SqlTrackerStore:
                 cursor.execute(query, parameters)
                 while rows := cursor.fetchmany(BATCH):
                     for row_id, sender_id, type_name, timestamp, data in rows:
-                        if sender_id != sender:
+                        if sender_id != sender or sender is _NONE:
                             if batch:
-                                yield str(sender), batch
+                                yield _sender_text(sender), batch
                             sender, batch = sender_id, []
                         position = f"{TABLE}.id={row_id}"
+                        if sender_id is None or sender_id == "":
+                            # Rasa's column is NOT NULL, other writers' may not be: no sender, no conversation.
+                            problem = "null" if sender_id is None else "empty"
+                            batch.append(RawEvent("", float(row_id), position, None, "no_sender", problem))
+                            continue
                         batch.append(decoded(str(sender_id), float(row_id), position, data, type_name, timestamp))
             finally:
                 cursor.close()
             if batch:
-                yield str(sender), batch
+                yield _sender_text(sender), batch
         finally:
             raw.rollback()  # ends the read-only transaction the server-side cursor needed
             raw.close()

@@ -3,16 +3,23 @@
 database: a `.json` file holding one tracker (or a list of trackers), or a `.jsonl` file with one tracker per line.
 A folder stands for the `.json` and `.jsonl` files in it.
 
-Files have no row ids, so an event's key (its order and the watermark) is its timestamp. A later export that
-repeats earlier conversations imports nothing twice: conversation ids are stable and the watermark skips events
-already read. A file is read twice (first for the newest timestamp), one tracker at a time. Lines that are not
-trackers have no timestamp to hold a watermark against, so every import reports them again.
+Files have no row ids, so an event's key (its order within the tracker, and the conversation id's middle part)
+is its timestamp. There is no watermark (`watermarked` is False): every import reads all the files it is given,
+and the store skips each conversation whose id it already holds (ids are stable: source, first event's timestamp,
+keyed hash of the sender), before masking, so re-importing an export is idempotent and cheap. A watermark cannot be
+right for files: exports arrive late and out of order (a second bot instance, per-channel exports, a re-export
+after a fix, back-filling last month), so a conversation older than the newest event already imported, even of a
+sender already seen, may still be new; a global or per-sender timestamp watermark would drop it without a word.
+Conversations still open at the newest event are deferred and stored by a later import that reads them again.
+A file is read twice (first for the newest timestamp), one tracker at a time. Malformed trackers and events are
+reported by every import that reads them.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +46,8 @@ def json_files(paths: list[Path]) -> list[Path]:
 
 class TrackerJson:
     """Trackers in JSON files (see the module docstring)."""
+
+    watermarked = False
 
     def __init__(self, paths: list[Path]) -> None:
         self.files = json_files([Path(p) for p in paths])
@@ -83,11 +92,10 @@ class TrackerJson:
         events: list[RawEvent] = []
         last = float("-inf")
         for index, data in enumerate(tracker["events"]):
-            stamp = data.get("timestamp") if isinstance(data, dict) else None
-            key = float(stamp) if isinstance(stamp, (int, float)) and not isinstance(stamp, bool) else last
-            event = checked(sender, key, f"{where}:event {index}", data)
+            event = checked(sender, last, f"{where}:event {index}", data)
             if event.event is not None:
-                last = key
+                last = event.timestamp
+                event = replace(event, key=last)
             events.append(event)
         return sender, events
 
@@ -101,7 +109,8 @@ class TrackerJson:
         return newest
 
     def high(self) -> float | None:
-        return self._high
+        """None: files keep no watermark (see the module docstring)."""
+        return None
 
     def senders(self, after: float | None) -> Iterator[tuple[str, list[RawEvent]]]:
         for where, tracker in self._trackers():
