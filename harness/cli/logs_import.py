@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from harness.cli.common import out, reports_errors
+from harness.cli.common import DEFAULT_PATHS, err, out, reports_errors
 from harness.cli.logs import logs_app
 from harness.errors import InputError
 
@@ -57,9 +57,9 @@ def import_command(
             show_default=False,
         ),
     ] = None,
-    config: Annotated[Path, typer.Option("--config", help="The production configuration (missing: defaults).")] = Path(
-        "experiments/production.yml"
-    ),
+    config: Annotated[
+        Path, typer.Option("--config", help="The production configuration (missing: defaults).")
+    ] = DEFAULT_PATHS.experiments / "production.yml",
     store: Annotated[
         Path | None,
         typer.Option(
@@ -99,7 +99,9 @@ def import_command(
     from harness.sources.transcripts.sql_store import SqlTrackerStore
     from harness.sources.transcripts.tracker_json import TrackerJson
 
-    root = Path.cwd()
+    # The project's folders, as every other command finds them (the configuration's relative paths, the reference
+    # bot's files); a path typed on the command line is relative to the current folder.
+    root = DEFAULT_PATHS.root
     given = sum([tracker_store is not None and not reference, bool(tracker_json), reference])
     if given != 1:
         raise typer.BadParameter(
@@ -109,13 +111,17 @@ def import_command(
         raise typer.BadParameter("only with --reference", param_hint="--handoff-db")
     if name is not None and not name.strip():
         raise typer.BadParameter("give a name", param_hint="--name")
-    settings = load_production_config(config if config.is_absolute() else root / config, root)
+    settings = load_production_config(config.resolve(), root)
     if store is not None:
         settings = replace(settings, store=store)
     if timeout_minutes is not None:
         if timeout_minutes <= 0:
             raise InputError("bad inactivity timeout", [f"--timeout-minutes {timeout_minutes}: give minutes > 0"])
         settings = replace(settings, inactivity_timeout=timedelta(minutes=timeout_minutes))
+    from harness.masking import gaps
+
+    for gap in gaps(settings.masking):
+        err.print(f"warning: {escape(gap)}")
     tickets = None
     if reference:
         if settings.handoff_mapping is None and (root / DEFAULT_MAPPING).is_file():

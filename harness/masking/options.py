@@ -14,6 +14,9 @@ SORT_CODE = "UK_SORT_CODE"
 ACCOUNT_NUMBER = "UK_ACCOUNT_NUMBER"
 PERSON = "PERSON"
 STREET_ADDRESS = "STREET_ADDRESS"
+UK_POSTCODE = "UK_POSTCODE"
+DATE_OF_BIRTH = "DATE_OF_BIRTH"
+US_SSN = "US_SSN"
 
 PLACEHOLDERS: Final[dict[str, str]] = {
     "card": "[card number]",
@@ -24,6 +27,9 @@ PLACEHOLDERS: Final[dict[str, str]] = {
     "email": "[email]",
     "name": "[name]",
     "address": "[address]",
+    "postcode": "[postcode]",
+    "date_of_birth": "[date of birth]",
+    "ssn": "[SSN]",
 }
 """Kind -> the readable placeholder that replaces personal data of that kind."""
 
@@ -36,7 +42,10 @@ ENTITY_KINDS: dict[str, str] = {
     "PHONE_NUMBER": "phone",
     SORT_CODE: "sort_code",
     ACCOUNT_NUMBER: "account",
+    US_SSN: "ssn",
+    DATE_OF_BIRTH: "date_of_birth",
     STREET_ADDRESS: "address",  # a street named after someone (`Baker Street`) is an address, not a name
+    UK_POSTCODE: "postcode",
     PERSON: "name",
 }
 """Presidio entity -> our kind, in order of precedence: where two findings overlap, the earlier kind wins."""
@@ -44,8 +53,8 @@ ENTITY_KINDS: dict[str, str] = {
 
 @dataclass(frozen=True, slots=True)
 class MaskingOptions:
-    """What to mask beyond the pattern kinds (cards, IBANs, e-mails, phones, sort codes, account numbers, street
-    addresses with a house number)."""
+    """What to mask beyond the pattern kinds (cards, IBANs, e-mails, phones, sort codes, account numbers, US social
+    security numbers, dates of birth introduced as such, street addresses with a house number, UK postcodes)."""
 
     names: bool = False
     """Also mask people's names, as spaCy's small English NER model finds them. Off by default: on the benchmark

@@ -36,12 +36,27 @@ from presidio_analyzer.predefined_recognizers import (
     EmailRecognizer,
     IbanRecognizer,
     PhoneRecognizer,
+    UsSsnRecognizer,
 )
 
-from harness.masking.options import ACCOUNT_NUMBER, PLACEHOLDER, SORT_CODE, STREET_ADDRESS
+from harness.masking.options import (
+    ACCOUNT_NUMBER,
+    DATE_OF_BIRTH,
+    PLACEHOLDER,
+    SORT_CODE,
+    STREET_ADDRESS,
+    UK_POSTCODE,
+    US_SSN,
+)
 
 PHONE_REGIONS = ("GB", "US", "IE", "DE", "FR", "ES", "NL", "IN", "AU")
-"""Where customers' phone numbers come from; a number written without `+` must be valid in one of these."""
+"""Where customers' phone numbers come from; a number written without `+` must be valid in one of these (or in
+one of `LONG_NUMBER_REGIONS`), or possible in one of them and written in a phone notation (`phone_notation`)."""
+LONG_NUMBER_REGIONS = ("IT",)
+"""Customers' regions whose valid numbers written without `+` are phone numbers only with nine or more national
+digits: Italy's landlines start at six digits (`0.123456` is one), which amounts and references share; its
+mobiles (`347 123 4567`) and city numbers (`06 1234 5678`) have ten."""
+_ALL_REGIONS = PHONE_REGIONS + LONG_NUMBER_REGIONS
 
 _FLAGS = regex.IGNORECASE | regex.DOTALL | regex.MULTILINE
 _CUE_WINDOW = 40  # characters before a number searched for a cue word
@@ -290,12 +305,57 @@ class SeparatedCardRecognizer(CreditCardRecognizer):
         return 13 <= len(digits) <= 19 and issuer and super().validate_result(pattern_text)
 
 
+# Where a possible but unallocated number may be (a `+`, a trunk prefix, a US area code), checked before the
+# second pass of the phone matcher (`RegionalPhoneRecognizer._possible`) to keep its cost off other text.
+_NOTATION_HINT = regex.compile(r"\+|(?<!\d)0\d|\(\d{3}\)|\d{3}[-. ]\d{3}[-. ]\d{4}|(?<!\d)3\d{2}[ .\-]?\d{3}")
+_NANP_NOTATION = regex.compile(r"(?:\+?1[ .\-]?)?(?:\(\d{3}\)[ .\-]?|\d{3}[ .\-])\d{3}[ .\-]\d{4}")
+
+
+def phone_notation(raw: str, number: phonenumbers.PhoneNumber, region: str) -> bool:
+    """`raw`, which `phonenumbers` read as `number` in `region`, has a full possible length for its country and is
+    written the way only phone numbers are: with a country code (`+44 7700 900123`, `0044 ...`), with a trunk prefix
+    and ten or more digits (`07700 900123`), or in the US layout (`(555) 123-4567`, `555-123-4567`).
+
+    `phonenumbers`' validity knows only allocated ranges: the fictional ranges (Ofcom's 07700 900xxx, the US
+    555 exchange), ranges newer than its metadata and mistyped numbers fail it, yet are the customer's number
+    (or look like one to whoever reads the text), so masking takes them in these notations."""
+    if phonenumbers.is_possible_number_with_reason(number) != phonenumbers.ValidationResult.IS_POSSIBLE:
+        return False
+    if len(phonenumbers.national_significant_number(number)) < 9:
+        return False  # no customer country's mobile is shorter; `00491823` is a reference
+    digits = digits_of(raw)
+    if len(set(digits)) == 1:
+        return False
+    written = raw.lstrip("(")
+    if written.startswith(("+", "00")):
+        country = number.country_code or 0
+        return phonenumbers.region_code_for_country_code(country) != phonenumbers.UNKNOWN_REGION
+    if region == "US" and _NANP_NOTATION.fullmatch(raw):
+        return True
+    national = number.country_code == phonenumbers.country_code_for_region(region)
+    return national and written.startswith("0") and len(digits) >= 10
+
+
+def possible_phone(raw: str, number: phonenumbers.PhoneNumber, region: str) -> bool:
+    """A number `phonenumbers` read with `Leniency.POSSIBLE` that masking takes as a phone number: one in a phone
+    notation (`phone_notation`), or a valid one read in one of `LONG_NUMBER_REGIONS`, written with a country code
+    or nine or more national digits. (Valid numbers of `PHONE_REGIONS` are found with `Leniency.VALID`, which also
+    wants the trunk prefix where the region's numbers need it.)"""
+    if region in LONG_NUMBER_REGIONS and phonenumbers.is_valid_number(number):
+        international = raw.lstrip("(").startswith(("+", "00"))
+        if international or len(phonenumbers.national_significant_number(number)) >= 9:
+            return True
+    return phone_notation(raw, number, region)
+
+
 class RegionalPhoneRecognizer(PhoneRecognizer):
     """Presidio's phone recogniser (numbers valid in one of `PHONE_REGIONS` by the `phonenumbers` library),
     skipping text with fewer than seven digits (no phone number is shorter; this saves most of its time) and
     dropping what `phonenumbers` accepts but the text says is something else: a money amount (`GBP 3500.00`,
     `12345678.90`), a date or a time (`15-04-2024 10:02`), a number a cue word marks as a reference or
-    postcode (`policy number 884210937`), the US ZIP+4 shape (`94107-1234`).
+    postcode (`policy number 884210937`), the US ZIP+4 shape (`94107-1234`). A second pass with
+    `Leniency.POSSIBLE` adds numbers outside the ranges `phonenumbers` knows as allocated when their notation says
+    phone (`possible_phone`: `+44 7700 900123`, `(555) 123-4567`), and Italian numbers (`LONG_NUMBER_REGIONS`).
 
     `phonenumbers` reads digit groups separated by single spaces as one candidate, so two numbers side by side
     (`07911 123456 07911 123457`) or a number before card digits are found by neither. Where it finds nothing in
@@ -317,6 +377,7 @@ class RegionalPhoneRecognizer(PhoneRecognizer):
         if sum(char.isdigit() for char in text) < 7:
             return []
         results = [self._trimmed(text, r) for r in super().analyze(text, entities, cast(NlpArtifacts, nlp_artifacts))]
+        results += self._possible(text, results)
         results += self._in_runs(text, results)
         return [result for result in results if self._plausible(text, result)]
 
@@ -361,12 +422,33 @@ class RegionalPhoneRecognizer(PhoneRecognizer):
 
     @staticmethod
     def found_whole(number: str) -> bool:
-        """`phonenumbers` finds all of `number` as one valid number of one of `PHONE_REGIONS`."""
+        """`phonenumbers` finds all of `number` as one valid number of one of `PHONE_REGIONS`, or as a number masking
+        takes among the possible ones (`possible_phone`)."""
         for region in PHONE_REGIONS:
             for match in phonenumbers.PhoneNumberMatcher(number, region, leniency=phonenumbers.Leniency.VALID):
                 if match.start == 0 and match.end == len(number):
                     return True
+        for region in _ALL_REGIONS:
+            for match in phonenumbers.PhoneNumberMatcher(number, region, leniency=phonenumbers.Leniency.POSSIBLE):
+                whole = match.start == 0 and match.end == len(number)
+                if whole and possible_phone(match.raw_string, match.number, region):
+                    return True
         return False
+
+    def _possible(self, text: str, found: list[RecognizerResult]) -> list[RecognizerResult]:
+        """Numbers `phonenumbers` does not know as allocated but that are phone numbers by their notation
+        (`phone_notation`), and valid numbers of `LONG_NUMBER_REGIONS`, where nothing was found."""
+        if not _NOTATION_HINT.search(text):
+            return []
+        extra: list[RecognizerResult] = []
+        for region in _ALL_REGIONS:
+            for match in phonenumbers.PhoneNumberMatcher(text, region, leniency=phonenumbers.Leniency.POSSIBLE):
+                start, end = match.start, match.end
+                if any(r.start < end and start < r.end for r in found + extra):
+                    continue
+                if possible_phone(match.raw_string, match.number, region):
+                    extra.append(RecognizerResult(self.supported_entities[0], start, end, 0.4))
+        return extra
 
     def _plausible(self, text: str, result: RecognizerResult) -> bool:
         number = text[result.start : result.end]
@@ -503,3 +585,84 @@ class StreetAddressRecognizer(PatternRecognizer):
 
     def __init__(self) -> None:
         super().__init__(supported_entity=STREET_ADDRESS, name="StreetAddressRecognizer", patterns=self.PATTERNS)
+
+
+class UkPostcodeRecognizer(PatternRecognizer):
+    """UK postcodes in the Royal Mail format, in any case, with or without the space (`SW1A 1AA`, `dn55 1pt`,
+    `M11AE`): an outward code (one or two area letters, a district number, perhaps a letter) and an inward code (a
+    digit and two letters from the 20 Royal Mail uses: no C, I, K, M, O, V). With a house number, a postcode finds
+    a customer's door; the town before it is kept. Other countries' postcodes are plain numbers (`10115`), which
+    no pattern tells from an amount or a reference, and are left alone."""
+
+    PATTERN = (
+        r"(?<![\w/£$€.-])(?:GIR ?0AA|[A-PR-UWYZ](?:\d[A-HJKPSTUW]?|\d\d|[A-HK-Y]\d[ABEHMNPRVWXY]?|[A-HK-Y]\d\d)"
+        r" ?\d[ABD-HJLNP-UW-Z]{2})(?![\w/-])"
+    )
+
+    def __init__(self) -> None:
+        super().__init__(
+            supported_entity=UK_POSTCODE,
+            name="UkPostcodeRecognizer",
+            patterns=[Pattern("UK postcode", self.PATTERN, 0.5)],
+        )
+
+
+_MONTH = (
+    r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?"
+    r"|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.?"
+)
+_ORDINAL = r"(?:st|nd|rd|th)?"
+_BIRTH_CUE = (
+    r"(?<!\w)(?:d\.?o\.?b\.?|date\s+of\s+birth|birth\s*date|birthday|b-?day|born(?:\s+on)?)"
+    r"\s*(?:[:=\-]|is|was|'s)?\s*(?:is\s+|was\s+)?(?:on\s+)?(?:the\s+)?"
+)
+
+
+_NUMERIC_DATE = r"\d{1,2}[-./ ]\d{1,2}[-./ ](?:19|20)?\d{2}|(?:19|20)\d{2}[-./]\d{1,2}[-./]\d{1,2}"
+_DAY_MONTH_YEAR = rf"\d{{1,2}}{_ORDINAL}\s+(?:of\s+)?{_MONTH},?\s+(?:19|20)?\d{{2}}"
+_MONTH_DAY_YEAR = rf"{_MONTH}\s+\d{{1,2}}{_ORDINAL},?\s+(?:19|20)\d{{2}}"
+
+
+class DateOfBirthRecognizer(PatternRecognizer):
+    """A date of birth: a full date (day, month and year, in numbers or with the month's name) right after a cue
+    that says it is one (`dob 01/02/1980`, `date of birth: 1 Feb 1980`, `born on 12th of March 1975`, `my birthday
+    is 05-11-87`). Only the date is replaced; the cue stays, so QA still reads what was asked. Dates without such a
+    cue (a payment's date, an expiry) are not personal data and are left alone, as is a year alone (`born in
+    1980`)."""
+
+    PATTERNS = [
+        Pattern(
+            "date of birth",
+            rf"(?<={_BIRTH_CUE})(?:{_NUMERIC_DATE}|{_DAY_MONTH_YEAR}|{_MONTH_DAY_YEAR})(?![\w/.-]\d)(?!\w)",
+            0.6,
+        )
+    ]
+
+    def __init__(self) -> None:
+        super().__init__(supported_entity=DATE_OF_BIRTH, name="DateOfBirthRecognizer", patterns=self.PATTERNS)
+
+
+class SsnRecognizer(UsSsnRecognizer):
+    """US social security numbers: three, two and four digits joined by dashes (`123-45-6789`) anywhere, and after
+    an SSN cue (`ssn`, `social security number`) also with spaces, dots or none (`ssn 123 45 6789`,
+    `SSN: 123456789`). Presidio's `UsSsnRecognizer` also takes any nine digits and the ZIP+4 shape (`94107-1234`)
+    at a low score, which would mask references and postcodes here, and drops the sample numbers it knows
+    (`123-45-6789`): a customer who types one means their own, so it is masked. Numbers the SSA never issues
+    (area 000 or 666, a group or serial of zeros, one digit repeated) are left alone, as Presidio does."""
+
+    PATTERNS = [
+        Pattern("SSN with dashes", r"(?<![\w.,/-])\d{3}-\d{2}-\d{4}(?![\w/-])(?![.,]\d)", 0.5),
+        Pattern(
+            "SSN after a cue",
+            r"(?<=(?<!\w)(?:ssn|social\s+security(?:\s+(?:number|no\.?|#))?)\s*(?:is|:|#)?\s*)"
+            r"\d{3}(?P<sep>[ .]?)\d{2}(?P=sep)\d{4}(?![\w/-])(?![.,]\d)",
+            0.6,
+        ),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__(patterns=self.PATTERNS, supported_entity=US_SSN, name="SsnRecognizer")
+
+    def invalidate_result(self, pattern_text: str) -> bool:
+        digits = digits_of(pattern_text)
+        return len(set(digits)) == 1 or digits[:3] in ("000", "666") or digits[3:5] == "00" or digits[5:] == "0000"

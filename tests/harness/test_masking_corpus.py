@@ -96,7 +96,7 @@ def test_a_broken_corpus_reports_every_problem_with_its_place(tmp_path: Path) ->
         load_corpus(path)
     assert error.value.problems == [
         f"{path}: strings[0]: pii crad '4111': unknown kind (one of card, iban, email, phone, sort_code, account, "
-        "name, address)",
+        "ssn, date_of_birth, name, address, postcode)",
         f"{path}: strings[1]: pii card '4112': not found in its text (or only overlapping another item)",
         f"{path}: dialogs[0]: keep number 'a': no turn 3",
     ]
