@@ -376,3 +376,28 @@ def test_a_late_json_export_older_than_the_last_import_is_stored(tmp_path: Path)
     # re-reading everything stores nothing again
     again = import_events(TrackerJson([j1, j2, tmp_path / "a-old.json"]), settings(tmp_path), name="j")
     assert (again.conversations_stored, again.conversations_known, again.deferred) == (0, 4, 1)  # d: newest, open
+
+
+# Clock skew: a bot message logged before the customer message it answers -------------------------------------------
+
+
+def test_a_bot_message_logged_before_its_customer_message_gives_no_latency_not_a_negative_one(
+    url: str, tmp_path: Path
+) -> None:
+    engine = create(url)
+    insert(
+        engine,
+        "skew",
+        [
+            user(T0, "what are your opening hours"),
+            action(T0 + 0.1, "utter_hours"),
+            bot(T0 - 2.0, "We open at 9."),  # logged by a process whose clock is 2 s behind
+            user(T0 + 10, "and on sunday"),
+            action(T0 + 10.1, "utter_hours"),
+            bot(T0 + 10.25, "Closed on Sundays."),
+        ],
+    )
+    run(url, tmp_path, finish_open=True)
+    frame = ProductionStore(tmp_path / "store").read().sort_values("turn_index")
+    assert frame["latency_ms"].isna().tolist() == [True, False]
+    assert frame["latency_ms"].iloc[1] == pytest.approx(250.0, abs=0.01)

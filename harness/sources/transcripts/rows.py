@@ -94,6 +94,16 @@ def _bot_text(event: dict[str, Any]) -> str:
     return message_text({"text": event.get("text"), **{k: v for k, v in data.items() if v not in (None, [], {})}})
 
 
+def _latency_ms(sent: float, bots: list[dict[str, Any]]) -> float | None:
+    """Server-side latency: from the customer message's timestamp to the turn's last bot message, in ms; None when
+    the bot said nothing, or when that message is logged before the customer's (the clocks of the processes that
+    logged them are out of step: no latency is better than a negative one)."""
+    if not bots:
+        return None
+    latency = (float(bots[-1]["timestamp"]) - sent) * 1000.0
+    return latency if latency >= 0 else None
+
+
 def bot_before_customer(segment: Segment) -> list[RawEvent]:
     """The segment's `bot` events before its first customer event: welcome messages, in no turn (the import
     summary counts them)."""
@@ -260,7 +270,7 @@ def conversation_rows(
                 "ticket_id": handoff.ticket if handoff is not None and not handed_off else None,
                 "state": state,
                 "active_form": turn.active_form,
-                "latency_ms": (float(bots[-1]["timestamp"]) - sent) * 1000.0 if bots else None,
+                "latency_ms": _latency_ms(sent, bots),
                 "model": turn.model,
                 "source": context.source,
                 "customer": customer,
