@@ -83,6 +83,10 @@ def load_command(
     from harness.review.dialogs import load_run, loaded_run
 
     settings = load_review_config(config)
+    from harness.masking import gaps
+
+    for gap in gaps():
+        out.print(f"warning: {gap.replace('experiments/production.yml', 'the masking options')}")
     given = [name for name, value in (("--store", store), ("--window", window), ("--runs", runs_dir)) if value]
     if not production and given:
         raise typer.BadParameter("only with --production", param_hint=given[0])
