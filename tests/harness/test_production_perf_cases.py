@@ -77,3 +77,21 @@ def test_repeat_contact_when_a_conversation_carries_two_customers(tmp_path):
         card = by_key(score_production(store, window, options, engine))
         repeat = card[("repeat_contact.v1", None, "all", None)]
         assert (repeat.value, repeat.n) == (0.5, 2), engine
+
+
+def test_a_store_where_the_bot_answered_nothing_gives_undefined_coverage_and_latency_not_a_crash(tmp_path):
+    # Two conversations whose every turn failed (no answer, no latency): 2 conversations, nothing answered, so
+    # coverage (answered turns without fallback / answered turns) and the latency quantiles have nothing to count.
+    start = datetime(2024, 5, 6, 9, tzinfo=UTC)
+    rows = []
+    for cid, status in (("a", "empty_reply"), ("b", "timeout")):
+        row = turn(cid, 0, start, None, None)
+        rows.append({**row, "status": status, "n_bot_messages": 0, "fallback": None})
+    store = ProductionStore(tmp_path / "store")
+    store.append(to_production_frame(rows), "test")
+    for engine in ("duckdb", "pandas"):
+        card = by_key(score_production(store, Window(), None, engine))
+        assert card[("conversation_count.v1", None, "all", None)].value == 2, engine
+        for name in ("coverage.v1", "server_latency_p50.v1", "server_latency_p95.v1"):
+            kpi = card[(name, None, "all", None)]
+            assert kpi.value is None and kpi.n == 0 and kpi.undefined_reason, (engine, name)

@@ -33,6 +33,11 @@ class StatsEngine(Protocol):
         """period, start, eligible, hits (repeat contact; see `definitions`)."""
         ...
 
+    def latency_counts(self) -> pd.DataFrame:
+        """period, start, latency_n: the period's answered turns with a latency (as in `conversation_sums`; the
+        latency KPIs are asked first, so an engine can give them without its conversation table)."""
+        ...
+
     def order_statistics(self, ranks: pd.DataFrame) -> pd.DataFrame:
         """For rows period, start, key, rank (1-based): period, start, key, value = the rank-th smallest latency
         of the period's answered turns (ties counted with their multiplicity)."""

@@ -61,21 +61,30 @@ def roll_up(per_day: pd.DataFrame, sums: list[str], keys: tuple[str, ...] = ()) 
     return pd.concat(parts, ignore_index=True)[columns]
 
 
+def _facts(turns: ir.Table) -> ir.Table:
+    """The turns (`COLUMNS` and `day`) with `day` as a date."""
+    return turns.select(*COLUMNS, **{DAY: turns[DAY].cast("date")})
+
+
+def _timed(t: ir.Table) -> Any:
+    """Answered (status ok) with a latency: the turns the latency KPIs read."""
+    return (t.status == "ok").fill_null(False) & t.latency_ms.notnull()
+
+
 def conversation_table(turns: ir.Table) -> ir.Table:
-    """One row per conversation (`conversation_id`, `day`) of the turns (`COLUMNS` and `day`): the facts of
-    `definitions` (handed, abandoned, messages, customer_turns, cov_y, cov_m, latency_n), `latencies` (the answered
-    turns' latencies, a list), `latency_max`, `queues` and `rules` (its handoff queues and rules, lists),
-    `customer_lo`/`customer_hi` (smallest and largest customer), `start_known` (first start among turns with a
-    customer) and `newest` (last conversation start)."""
-    t = turns.select(*COLUMNS, **{DAY: turns[DAY].cast("date")})
+    """One row per conversation (`conversation_id`, `day`) of the turns (`COLUMNS` and `day`), scalar columns
+    only: the facts of `definitions` (handed, abandoned, messages, customer_turns, cov_y, cov_m, latency_n),
+    `customer_lo`/`customer_hi` (smallest and largest customer), `start_known` (first start among
+    turns with a customer) and `newest` (last conversation start). (No list columns: building lists per
+    conversation costs more than the turn-level queries that read the latencies and handoffs instead.)"""
+    t = _facts(turns)
     status = t.status
     sent = ~(status == "not_sent").fill_null(False)
     bot_owned = ~status.isin(["silenced", "not_sent"]).fill_null(False)
     answered = (status == "ok").fill_null(False)
     hit = answered & ~t.fallback.fill_null(False)
     handed = t.handoff_queue.notnull() | (t.state == "handed_off").fill_null(False)
-    timed = answered & t.latency_ms.notnull()
-    latency = t.latency_ms.cast("float64")
+    timed = _timed(t)
     conv = t.group_by(["conversation_id", DAY]).aggregate(
         handed=_int(handed).max(),
         # 2 * turn_index + awaiting of the last bot-owned turn: a max, cheaper than an ordered argmax.
@@ -85,16 +94,33 @@ def conversation_table(turns: ir.Table) -> ir.Table:
         cov_y=_int(hit).sum(),
         cov_m=_int(answered).sum(),
         latency_n=_int(timed).sum(),
-        latencies=latency.collect(where=timed),
-        latency_max=latency.max(where=timed),
-        queues=t.handoff_queue.collect(),
-        rules=t.handoff_rule.collect(),
         customer_lo=t.customer.min(),
         customer_hi=t.customer.max(),
         start_known=t.conversation_start.min(where=t.customer.notnull()),
         newest=t.conversation_start.max(),
     )
     return conv.mutate(abandoned=_int((conv.handed == 0) & (conv.last_owned % 2 == 1).fill_null(False)))
+
+
+def latency_turns(turns: ir.Table) -> ir.Table:
+    """One row per answered turn with a latency: `conversation_id`, `day` (date), `week` (its Monday) and
+    `latency` (ms, float64)."""
+    t = turns.select("conversation_id", "status", "latency_ms", **{DAY: turns[DAY].cast("date")})
+    t = t.filter(_timed(t))
+    return t.select("conversation_id", DAY, week=t[DAY].truncate("W"), latency=t.latency_ms.cast("float64"))
+
+
+def handoff_pairs(turns: ir.Table) -> ir.Table:
+    """Distinct (`conversation_id`, `day`, `breakdown`) with breakdown `queue=<q>` for a turn handed to queue q and
+    `rule=<r>` for a turn handed off by rule r: read from the (few) turns that carry one."""
+    import ibis
+
+    t = turns.select("conversation_id", "handoff_queue", "handoff_rule", **{DAY: turns[DAY].cast("date")})
+    parts = []
+    for prefix, column in (("queue=", "handoff_queue"), ("rule=", "handoff_rule")):
+        found = t.filter(t[column].notnull())
+        parts.append(found.select("conversation_id", DAY, **{BREAKDOWN: ibis.literal(prefix) + found[column]}))
+    return ibis.union(*parts, distinct=True)
 
 
 def customer_facts(turns: ir.Table) -> ir.Table:
@@ -118,8 +144,10 @@ def _bucket_scale(latency_max: float | None) -> float:
 
 
 class IbisEngine:
-    """Aggregates of one window over an Ibis backend (see `base.StatsEngine`), read from one table of the window's
-    conversations (`conversation_table`) that the backend keeps (cached) for the engine's life; `close` releases it.
+    """Aggregates of one window over an Ibis backend (see `base.StatsEngine`). The conversation facts are read
+    from one table of the window's conversations (`conversation_table`) that the backend keeps (cached) for the
+    engine's life (`close` releases it); the latency KPIs from the answered turns (`latency_turns`), the handoff
+    breakdowns from the turns that carry a queue or rule (`handoff_pairs`).
 
     Repeat contact reads the conversations' customer facts (the window's and those of `extra`, the days after it
     that repeat contact needs); when some conversation (id and day) carries two different customers it reads the
@@ -129,7 +157,9 @@ class IbisEngine:
         self,
         name: str,
         backend: Any,
-        conversations: ir.Table,
+        turns: ir.Table,
+        latencies: ir.Table,
+        handoffs: ir.Table,
         window: Window,
         repeat_us: int | None,
         extra: Callable[[], ir.Table | None],
@@ -139,13 +169,14 @@ class IbisEngine:
         self.backend = backend
         self.window = window
         self.repeat_us = repeat_us
-        self.conv = conversations
+        self.turns = turns
+        self._conv: ir.Table | None = None
+        self.latencies = latencies
+        self.handoffs = handoffs
         self._extra = extra
         self._general = general
         self._histogram: tuple[float, pd.DataFrame] | None = None
-        self._latency_max: float | None = None
-        self._latency_known = False
-        self._cached: list[ir.Table] = [conversations]
+        self._cached: list[ir.Table] = []
 
     def close(self) -> None:
         """Release the cached tables (Spark: unpersist; DuckDB: drop the temporary tables)."""
@@ -156,6 +187,22 @@ class IbisEngine:
 
     def _execute(self, expr: Any) -> Any:
         return self.backend.execute(expr)
+
+    def _conversations(self) -> ir.Table:
+        """The cached conversation table, built on first use."""
+        if self._conv is None:
+            self._conv = conversation_table(self.turns).cache()
+            self._cached.append(self._conv)
+        return self._conv
+
+    @property
+    def conv(self) -> ir.Table:
+        return self._conversations()
+
+    def latency_counts(self) -> pd.DataFrame:
+        _, hist = self._buckets()
+        counts = hist.groupby([PERIOD, START], as_index=False, sort=True)["count"].sum()
+        return counts.rename(columns={"count": "latency_n"})[[PERIOD, START, "latency_n"]]
 
     def conversation_sums(self) -> pd.DataFrame:
         c = self.conv
@@ -176,24 +223,13 @@ class IbisEngine:
             cov_miss_clusters=_int(c.cov_y < c.cov_m).sum(),
             cov_hit_clusters=_int(c.cov_y > 0).sum(),
             latency_n=c.latency_n.sum(),
-            latency_max=c.latency_max.max(),
         )
         per_day = self._execute(expr)
-        highest = per_day["latency_max"].dropna()
-        self._latency_max = float(highest.max()) if len(highest) else None
-        self._latency_known = True
         return roll_up(per_day, list(CONVERSATION_SUMS))
 
     def handoff_breakdowns(self) -> pd.DataFrame:
-        import ibis
-
-        c = self.conv
-        parts = []
-        for prefix, column in (("queue=", "queues"), ("rule=", "rules")):
-            found = c.select(DAY, value=c[column].unique()).unnest("value")
-            parts.append(found.select(DAY, **{BREAKDOWN: ibis.literal(prefix) + found.value}))
-        union = ibis.union(*parts, distinct=False)
-        per_day = self._execute(union.group_by([DAY, BREAKDOWN]).aggregate(conversations=union.count()))
+        h = self.handoffs
+        per_day = self._execute(h.group_by([DAY, BREAKDOWN]).aggregate(conversations=h.count()))
         return roll_up(per_day, ["conversations"], (BREAKDOWN,))
 
     def repeat_sums(self) -> pd.DataFrame:
@@ -232,23 +268,20 @@ class IbisEngine:
         return conv
 
     def _latency_rows(self, scale: float) -> ir.Table:
-        """One row per answered turn with a latency: day, latency, bucket."""
-        c = self.conv.filter(self.conv.latency_n > 0)
-        rows = c.select(DAY, latency=c.latencies).unnest("latency")
+        """One row per answered turn with a latency: day, week, latency, bucket."""
+        rows = self.latencies.select(DAY, "week", "latency")
         return rows.mutate(bucket=(rows.latency * scale).floor().cast("int64"))
 
     def _buckets(self) -> tuple[float, pd.DataFrame]:
         """The bucket scale and the histogram rolled up to periods: period, start, bucket, count, before (the
         period's latencies in lower buckets), sorted."""
         if self._histogram is None:
-            if not self._latency_known:
-                found = self._execute(self.conv.latency_max.max())
-                self._latency_max = None if pd.isna(found) else float(found)
-                self._latency_known = True
-            scale = _bucket_scale(self._latency_max)
+            found = self._execute(self.latencies.latency.max())
+            scale = _bucket_scale(None if pd.isna(found) else float(found))
             rows = self._latency_rows(scale)
             per_day = self._execute(rows.group_by([DAY, "bucket"]).aggregate(count=rows.count()))
             hist = roll_up(per_day, ["count"], ("bucket",)).sort_values([PERIOD, START, "bucket"], kind="stable")
+            hist["count"] = hist["count"].astype("int64")  # an empty histogram (nothing answered) comes back untyped
             hist["before"] = hist.groupby([PERIOD, START], sort=False)["count"].cumsum() - hist["count"]
             self._histogram = (scale, hist.reset_index(drop=True))
         return self._histogram
@@ -282,69 +315,86 @@ class IbisEngine:
         wanted_frame = pd.DataFrame(wanted)
         rows = self._latency_rows(scale)
         rows = rows.filter(rows.bucket.isin(sorted(set(wanted_frame["bucket"]))))
-        rows = rows.mutate(week=rows[DAY].truncate("W"))
-        starts = {"all": ibis.literal(ALL_START, type="date"), "day": rows[DAY], "week": rows["week"]}
-        union = ibis.union(
-            *[
-                rows.select(
-                    **{PERIOD: ibis.literal(kind, type="string"), START: start},
-                    bucket=rows.bucket,
-                    latency=rows.latency,
-                )
-                for kind, start in starts.items()
-            ],
-            distinct=False,
-        )
         table = ibis.memtable(
             wanted_frame,
             schema={PERIOD: "string", START: "date", KEY: "string", "bucket": "int64", "position": "int64"},
         )
-        joined = union.join(table, [PERIOD, START, "bucket"])
+        # One scan: a turn row meets the wanted rows of its bucket for the window, its day and its week.
+        period, start = table[PERIOD], table[START]
+        meets = (
+            (period == "all") | ((period == "day") & (start == rows[DAY])) | ((period == "week") & (start == rows.week))
+        )
+        joined = rows.join(table, [rows.bucket == table.bucket, meets]).select(
+            table[PERIOD], table[START], table[KEY], table.position, rows.latency
+        )
         order = ibis.row_number().over(group_by=[joined[PERIOD], joined[START], joined[KEY]], order_by=joined.latency)
         joined = joined.mutate(at=order)
         picked = joined.filter(joined.at == joined.position)
         return self._execute(picked.select(PERIOD, START, KEY, value=picked.latency))[columns]
 
     def below_sums(self, thresholds: pd.DataFrame) -> pd.DataFrame:
-        """Per conversation, y = its latencies at or below the period's threshold (a filter of its latency list),
-        one column per period kind and key; summed per day, rolled up per kind."""
+        """One scan of the answered turns joined to their day's thresholds (the day's, its week's and the window's,
+        one column per period kind and key): per conversation m = its turns and y = those at or below each
+        threshold, then per day the cluster sums of every threshold, rolled up per kind."""
         import ibis
 
         columns = [PERIOD, START, KEY, *CLUSTER_SUMS]
         if thresholds.empty:
             return pd.DataFrame(columns=columns)
         keys = sorted(thresholds[KEY].unique())
-        conv = self.conv.filter(self.conv.latency_n > 0)
-        joined = conv.select(DAY, "latencies", m=conv.latency_n, week=conv[DAY].truncate("W"))
-        for kind, column in (("all", None), ("day", DAY), ("week", "week")):
-            part = thresholds[thresholds[PERIOD] == kind].pivot(index=START, columns=KEY, values="threshold")
-            part = part.reindex(columns=keys).rename(columns=lambda k, kind=kind: f"t_{kind}_{k}").reset_index()
-            part[START] = [pd.Timestamp(v).date() for v in part[START]]
-            table = ibis.memtable(part, schema={START: "date", **{f"t_{kind}_{k}": "float64" for k in keys}})
-            if column is None:
-                joined = joined.cross_join(table.drop(START))
-            else:
-                joined = joined.left_join(table, joined[column] == table[START]).drop(START)
+        kinds = ("all", "day", "week")
+        frame = thresholds.assign(**{START: [pd.Timestamp(v).date() for v in thresholds[START]]})
+        bound = {(p, s, k): float(t) for p, s, k, t in frame[[PERIOD, START, KEY, "threshold"]].itertuples(index=False)}
+        days = sorted({s for p, s in frame[[PERIOD, START]].itertuples(index=False) if p == "day"})
+        names = [f"t_{kind}_{k}" for kind in kinds for k in keys]
+        per_day_bounds = pd.DataFrame(
+            [
+                {
+                    DAY: d,
+                    **{
+                        f"t_{kind}_{k}": bound.get((kind, {"all": ALL_START, "day": d, "week": week_of(d)}[kind], k))
+                        for kind in kinds
+                        for k in keys
+                    },
+                }
+                for d in days
+            ],
+            columns=[DAY, *names],
+        )
+        table = ibis.memtable(per_day_bounds, schema={DAY: "date", **dict.fromkeys(names, "float64")})
+        rows = self.latencies
+        joined = rows.join(table, DAY)
+        below = {f"y_{name}": _int(joined.latency <= joined[name]).sum() for name in names}
+        conv = joined.group_by(["conversation_id", DAY]).aggregate(m=joined.count(), **below)
+        return self._below_from(conv, names, keys, kinds, bound, columns)
+
+    def _below_from(
+        self,
+        conv: ir.Table,
+        names: list[str],
+        keys: list[str],
+        kinds: tuple[str, ...],
+        bound: dict[tuple[str, date, str], float],
+        columns: list[str],
+    ) -> pd.DataFrame:
+        """`below_sums` from one row per conversation with latencies: day, m and `y_<name>` per threshold name."""
         sums: dict[str, Any] = {
-            "clusters": joined.count(),
-            "total": joined.m.sum(),
-            "total_sq": (joined.m * joined.m).sum(),
+            "clusters": conv.count(),
+            "total": conv.m.sum(),
+            "total_sq": (conv.m * conv.m).sum(),
         }
-        for kind in ("all", "day", "week"):
-            for k in keys:
-                bound = joined[f"t_{kind}_{k}"]
-                y = joined.latencies.filter(lambda v, bound=bound: v <= bound).length().fill_null(0).cast("int64")
-                name = f"{kind}_{k}"
-                sums[f"hits_{name}"] = y.sum()
-                sums[f"hits_sq_{name}"] = (y * y).sum()
-                sums[f"cross_{name}"] = (y * joined.m).sum()
-                sums[f"miss_clusters_{name}"] = _int(y < joined.m).sum()
-                sums[f"hit_clusters_{name}"] = _int(y > 0).sum()
-        per_day = self._execute(joined.group_by(DAY).aggregate(**sums))
+        for name in names:
+            y = conv[f"y_{name}"]
+            sums[f"hits_{name}"] = y.sum()
+            sums[f"hits_sq_{name}"] = (y * y).sum()
+            sums[f"cross_{name}"] = (y * conv.m).sum()
+            sums[f"miss_clusters_{name}"] = _int(y < conv.m).sum()
+            sums[f"hit_clusters_{name}"] = _int(y > 0).sum()
+        per_day = self._execute(conv.group_by(DAY).aggregate(**sums))
         out = []
-        for kind in ("all", "day", "week"):
+        for kind in kinds:
             for k in keys:
-                name = f"{kind}_{k}"
+                name = f"t_{kind}_{k}"
                 renamed = {
                     f"{field}_{name}": field for field in ("hits", "hits_sq", "cross", "miss_clusters", "hit_clusters")
                 }
@@ -353,9 +403,7 @@ class IbisEngine:
                 rolled = rolled[rolled[PERIOD] == kind]
                 out.append(rolled.assign(**{KEY: k}))
         merged = pd.concat(out, ignore_index=True)
-        wanted = {
-            (p, pd.Timestamp(s).date(), k) for p, s, k in thresholds[[PERIOD, START, KEY]].itertuples(index=False)
-        }
+        wanted = set(bound)
         keep = [(p, s, k) in wanted for p, s, k in merged[[PERIOD, START, KEY]].itertuples(index=False)]
         return merged[keep][columns].reset_index(drop=True)
 
@@ -396,7 +444,7 @@ def _engine(
     """The engine over `load(files, columns) -> ir.Table`: the window's files are read once, into the cached
     conversation table."""
     files = store.files(window)
-    conversations = conversation_table(load(files, [*COLUMNS, DAY])).cache()
+    turns = load(files, [*COLUMNS, DAY])
     inside = set(files)
     extra_files = [f for f in repeat_files(store, window, options) if f not in inside]
     columns = ["conversation_id", "customer", "conversation_start", DAY]
@@ -408,7 +456,9 @@ def _engine(
         return _repeat_table(load(files + extra_files, columns), options)
 
     repeat_us = _micros(options.repeat_contact) if options.customers_identified else None
-    return IbisEngine(name, backend, conversations, window, repeat_us, extra, general)
+    return IbisEngine(
+        name, backend, turns, latency_turns(turns), handoff_pairs(turns), window, repeat_us, extra, general
+    )
 
 
 def duckdb_engine(store: ProductionStore, window: Window, options: ProductionKpiOptions) -> IbisEngine:

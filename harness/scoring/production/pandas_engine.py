@@ -107,6 +107,9 @@ class PandasEngine:
                 )
         return pd.DataFrame(rows, columns=[PERIOD, START, *CONVERSATION_SUMS])
 
+    def latency_counts(self) -> pd.DataFrame:
+        return self.conversation_sums()[[PERIOD, START, "latency_n"]]
+
     def handoff_breakdowns(self) -> pd.DataFrame:
         t = self.turns
         rows = []

@@ -156,11 +156,15 @@ def _order_rank(q: float, n: int) -> int:
     return min(max(math.ceil(Fraction(str(q)) * n), 1), n)
 
 
-def _latency(engine: StatsEngine | None, sums: pd.DataFrame, confidence: float) -> list[ProductionKpi]:
-    timed = sums[sums["latency_n"] > 0]
-    reason = "no answered turn with a latency in the period"
+def _latency_values(engine: StatsEngine | None, confidence: float) -> dict[tuple[str, Any, str], ProductionKpi]:
+    """The latency quantiles of the periods with an answered turn with a latency, by (period, start, name). Asked
+    of the engine before the other sums: an engine may fold the thresholds into the table it reads them from."""
     out: dict[tuple[str, Any, str], ProductionKpi] = {}
-    if engine is not None and not timed.empty:
+    if engine is None:
+        return out
+    counts = _normalise(engine.latency_counts(), ("latency_n",))
+    timed = counts[counts["latency_n"] > 0]
+    if not timed.empty:
         ranks = pd.DataFrame(
             [
                 {PERIOD: r.period, START: r.start, KEY: name, "rank": _order_rank(q, r.latency_n)}
@@ -192,6 +196,11 @@ def _latency(engine: StatsEngine | None, sums: pd.DataFrame, confidence: float) 
             interval = (low_value, high_value) if high_value > low_value else None
             n = n_of[(r.period, r.start)]
             out[(r.period, r.start, r.key)] = _kpi(r.key, r.period, r.start, float(r.value), n, interval, WOODRUFF)
+    return out
+
+
+def _latency(out: dict[tuple[str, Any, str], ProductionKpi], sums: pd.DataFrame) -> list[ProductionKpi]:
+    reason = "no answered turn with a latency in the period"
     result = []
     for r in sums.itertuples(index=False):
         for name in QUANTILES:
@@ -207,6 +216,7 @@ def _scorecard(
     engine: StatsEngine | None,
 ) -> ProductionScorecard:
     confidence = options.confidence
+    latencies = _latency_values(engine, confidence)
     if engine is None:
         sums = pd.DataFrame([{PERIOD: "all", START: ALL_START, **dict.fromkeys(CONVERSATION_SUMS, 0)}])
         breakdowns = pd.DataFrame(columns=[PERIOD, START, BREAKDOWN, "conversations"])
@@ -255,7 +265,7 @@ def _scorecard(
                 kpis.append(_kpi(name, p, s, total / n, n, spread, T_CONVERSATIONS))
             else:
                 kpis.append(_kpi(name, p, s, None, 0, reason=NO_CONVERSATIONS))
-    kpis.extend(_latency(engine, sums, confidence))
+    kpis.extend(_latency(latencies, sums))
     rank = {name: i for i, name in enumerate(PRODUCTION_KPIS)}
     kpis.sort(
         key=lambda k: (
