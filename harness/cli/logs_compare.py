@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -12,7 +11,15 @@ from rich.markup import escape
 
 from harness.cli.common import DEFAULT_PATHS, out, reports_errors
 from harness.cli.logs import logs_app
-from harness.cli.logs_transfers import ConfigOption, StoreOption, WindowOption, open_store, window_folder
+from harness.cli.logs_transfers import (
+    ConfigOption,
+    StoreOption,
+    WindowOption,
+    open_store,
+    percent,
+    window_folder,
+    write_report,
+)
 from harness.errors import InputError
 from harness.records.run_folder import RunFolder
 
@@ -72,27 +79,26 @@ def compare_command(
         out.print(f"  drift: no test ({d.undefined_reason})", highlight=False)
     else:
         out.print(
-            f"  drift: chi-square {d.statistic:.2f}, dof {d.dof}, p {d.p_value:.3g}; total variation {_pct(d.tvd)}"
+            f"  drift: chi-square {d.statistic:.2f}, dof {d.dof}, p {d.p_value:.3g}; total variation {percent(d.tvd)}"
             + (f"; pooled: {', '.join(d.pooled)}" if d.pooled else ""),
             highlight=False,
         )
-    only = ", ".join(f"{k} {_pct(v)}" for k, v in result.production_only.items()) or "none"
+    only = ", ".join(f"{k} {percent(v)}" for k, v in result.production_only.items()) or "none"
     out.print(f"  production only: {escape(only)}", highlight=False)
     out.print(f"  eval sets only: {escape(', '.join(result.eval_only) or 'none')}", highlight=False)
     out.print(
-        f"  recognition: unweighted {_pct(r.unweighted)} ({_pct(r.unweighted_low)} - {_pct(r.unweighted_high)}), "
-        f"re-weighted to production {_pct(r.value)} ({_pct(r.low)} - {_pct(r.high)}), "
-        f"covering {_pct(r.covered_share)} of production's in-scope turns",
+        f"  recognition: unweighted {percent(r.unweighted)} "
+        f"({percent(r.unweighted_low)} - {percent(r.unweighted_high)}), "
+        f"re-weighted to production {percent(r.value)} ({percent(r.low)} - {percent(r.high)}), "
+        f"covering {percent(r.covered_share)} of production's in-scope turns",
         highlight=False,
     )
-    now = datetime.now(UTC)
-    folder = (out_dir or store.path / "reports" / f"compare-{window_folder(asked)}-{now:%Y%m%dT%H%M%SZ}").resolve()
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "compare.md").write_text(markdown(result), encoding="utf-8")
-    (folder / "compare.json").write_text(json.dumps(result.to_json(), indent=2) + "\n", encoding="utf-8")
-    out.print(f"written: {escape(str(folder / 'compare.md'))}, {escape(str(folder / 'compare.json'))}")
+    write_report(
+        out_dir or store.path / "reports",
+        "compare",
+        window_folder(asked),
+        markdown(result),
+        result.to_json(),
+        out_dir is not None,
+    )
     return result
-
-
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{100 * value:.1f}%"

@@ -99,23 +99,37 @@ def transfers_command(
     r = report
     out.print(
         f"{r.conversations} conversations in {escape(str(asked))}, {r.handed_off.count} handed off "
-        f"({_pct(r.handed_off.value)})",
+        f"({percent(r.handed_off.value)})",
         highlight=False,
     )
     for title, rows in (("rule", r.by_rule), ("queue", r.by_queue), ("topic", r.by_topic), ("cluster", r.by_cluster)):
-        top = ", ".join(f"{s.key} {s.count} ({_pct(s.value)})" for s in rows[:5]) or "-"
+        top = ", ".join(f"{s.key} {s.count} ({percent(s.value)})" for s in rows[:5]) or "-"
         out.print(f"  by {title}: {escape(top)}", highlight=False)
     for kind, periods in r.trend.items():
-        trend = ", ".join(f"{p.period} {_pct(p.handoff_rate.value)}" for p in periods)
+        trend = ", ".join(f"{p.period} {percent(p.handoff_rate.value)}" for p in periods)
         out.print(f"  handoff rate per {kind}: {trend}", highlight=False)
-    now = datetime.now(UTC)
-    folder = (out_dir or store.path / "reports" / f"transfers-{window_folder(asked)}-{now:%Y%m%dT%H%M%SZ}").resolve()
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "transfers.md").write_text(markdown(report), encoding="utf-8")
-    (folder / "transfers.json").write_text(json.dumps(report.to_json(), indent=2) + "\n", encoding="utf-8")
-    out.print(f"written: {escape(str(folder / 'transfers.md'))}, {escape(str(folder / 'transfers.json'))}")
+    write_report(
+        out_dir or store.path / "reports",
+        "transfers",
+        window_folder(asked),
+        markdown(report),
+        report.to_json(),
+        out_dir is not None,
+    )
     return report
 
 
-def _pct(value: float | None) -> str:
+def write_report(where: Path, kind: str, window: str, text: str, data: Any, exact: bool = False) -> Path:
+    """Write `<kind>.md` and `<kind>.json` into `where` (`exact`) or into a new `<kind>-<window>-<UTC time>/` folder
+    under it, print where, and return the folder."""
+    now = datetime.now(UTC)
+    folder = (where if exact else where / f"{kind}-{window}-{now:%Y%m%dT%H%M%SZ}").resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{kind}.md").write_text(text, encoding="utf-8")
+    (folder / f"{kind}.json").write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    out.print(f"written: {escape(str(folder / f'{kind}.md'))}, {escape(str(folder / f'{kind}.json'))}")
+    return folder
+
+
+def percent(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.1f}%"
