@@ -12,6 +12,7 @@ HarnessError                      anything the harness reports to a user (exit 2
 │   └── BotModelChanged           a reply came from another model than the run measures
 ├── BotProcessError               training or serving the reference bot failed
 ├── TrackingError                 MLflow refused the run
+├── ProbeLogError                 the probe log's database cannot be read or written
 └── TrialError                    one pipeline of an NLU experiment failed
 ```
 
@@ -75,3 +76,7 @@ class TrackingError(HarnessError):
 
 class TrialError(HarnessError):
     """One pipeline of an NLU experiment failed (the message names it and where its log is)."""
+
+
+class ProbeLogError(HarnessError):
+    """The probe log's database cannot be opened, read or written (the message names it and how to fix it)."""

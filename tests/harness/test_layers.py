@@ -24,6 +24,7 @@ LAYERS = {
     "gate": 5,
     "trainer": 5,
     "pipeline": 5,
+    "probing": 5,
     "review": 6,
     "cli": 7,
     "pytest_plugin": 7,
