@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from harness.project.problems import load_yaml_model, unknown
 from harness.scoring.metrics import REGISTRY
+from harness.scoring.metrics.registry import MONITORING
 
 
 class Strict(BaseModel):
@@ -116,6 +117,11 @@ class GateSpec(Strict):
     @classmethod
     def _known_kpis(cls, kpis: dict[str, KpiCheck]) -> dict[str, KpiCheck]:
         for name, check in kpis.items():
+            if name in MONITORING:
+                raise ValueError(
+                    f"{name} is computed from the probe log, not from a replay run, so a release gate cannot check "
+                    "it: see `harness uptime` and the alert rules in monitoring/prometheus"
+                )
             if name not in REGISTRY:
                 raise ValueError(unknown("KPI", name, REGISTRY))
             if check.threshold is not None and REGISTRY[name].higher_is_better is None:

@@ -188,6 +188,13 @@ def test_spec_errors_are_clear(tmp_path: Path) -> None:
     assert "must_pass[0]" in text
 
 
+def test_a_gate_on_uptime_says_where_uptime_is_measured(tmp_path: Path) -> None:
+    path = tmp_path / "gate.yml"
+    path.write_text("version: 1\nkpis:\n  uptime.v1: {threshold: 0.99}\n")
+    with pytest.raises(InputError, match=r"uptime.v1 is computed from the probe log.*harness uptime"):
+        load_spec(path)
+
+
 def test_the_committed_specification_loads() -> None:
     gate = load_spec(ProjectPaths().experiments / "gate.yml")
     assert gate.baseline is not None and gate.must_pass

@@ -7,6 +7,12 @@ highest registered version of a KPI is its *current* version; every lower one is
 computable by name (`get("oos_rejection.v1")`) and usable by a gate specification, so runs scored months apart
 stay comparable, but no longer shown by default (`compute_all(core)` returns current versions only, which is
 what scorecards, reports and MLflow show; `compute_all(core, include_superseded=True)` returns every version).
+
+Sources: most KPIs are computed from turn records through a ScoringCore (`source` "replay": an eval run's replay
+or an imported production window) and live in REGISTRY, which scorecards, reports, MLflow logging, the gate and
+ScoredRun iterate. A KPI computed from something else (`uptime.v1`, source "probes": the probe log, by
+harness.scoring.uptime) is declared here too, with its direction, range and unit, but lives in MONITORING:
+`get` finds it, nothing that scores a replay run sees it.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from harness.errors import UnknownMetric
+from harness.errors import InputError, UnknownMetric
 from harness.scoring.metrics.core import ScoringCore
 from harness.scoring.metrics.intervals import Interval, clustered_proportion, mean_interval, modified_wilson
 
@@ -32,6 +38,10 @@ T_CONVERSATIONS = "t (clustered)"
 TEST_INVERSION = "test inversion"
 """Latency quantiles: the clustered proportion interval inverted over latencies (Francisco & Fuller, refining
 Woodruff), see `quantile_intervals`."""
+REPLAY = "replay"
+"""`MetricSpec.source` of KPIs computed from turn records through a ScoringCore (REGISTRY)."""
+PROBES = "probes"
+"""`MetricSpec.source` of KPIs computed from the probe log (harness.records.probe_log), not from a ScoringCore."""
 BOOTSTRAP = "conversation bootstrap"
 """The percentile bootstrap over conversations: no longer printed (too narrow near 100%), kept as a name for
 comparisons such as bench/interval_coverage.py."""
@@ -87,6 +97,9 @@ class MetricSpec:
     needs: frozenset[str] = frozenset()
     """Observations (`harness.records.Observation` names) the KPI's inputs come from; on a bot that does not
     make one of them the KPI is undefined, with a warning naming it, never 0."""
+    source: str = REPLAY
+    """What the KPI is computed from: REPLAY (turn records, via `compute`; registered in REGISTRY) or PROBES (the
+    probe log, by harness.scoring.uptime; registered in MONITORING, and `compute` refuses a ScoringCore)."""
 
     def missing(self, core: ScoringCore) -> list[str]:
         """The observations this KPI needs that the bot behind `core` did not make (sorted)."""
@@ -99,7 +112,8 @@ class MetricSpec:
     @property
     def superseded_by(self) -> str | None:
         """The name of this KPI's current (highest registered) version when that is a later one, else None."""
-        latest = max(spec.version for spec in REGISTRY.values() if spec.base == self.base)
+        registry = REGISTRY if self.source == REPLAY else MONITORING
+        latest = max(spec.version for spec in registry.values() if spec.base == self.base)
         return f"{self.base}.v{latest}" if latest > self.version else None
 
     def __call__(self, core: ScoringCore) -> MetricResult:
@@ -134,6 +148,9 @@ class MetricSpec:
 
 
 REGISTRY: dict[str, MetricSpec] = {}
+"""The KPIs computed from turn records (source REPLAY), in registration order."""
+MONITORING: dict[str, MetricSpec] = {}
+"""The KPIs computed from other sources (the probe log): declared and found by `get`, never computed on a replay."""
 
 
 def register(
@@ -156,9 +173,9 @@ def register(
 
 
 def _add(spec: MetricSpec) -> None:
-    if spec.name in REGISTRY:
+    if spec.name in REGISTRY or spec.name in MONITORING:
         raise ValueError(f"metric {spec.name} registered twice")
-    REGISTRY[spec.name] = spec
+    (REGISTRY if spec.source == REPLAY else MONITORING)[spec.name] = spec
 
 
 def ratio_value(
@@ -225,14 +242,40 @@ def register_ratio(
 
 def get(name: str) -> MetricSpec:
     """The registered metric `name` (versioned); raises UnknownMetric with a suggestion."""
-    if name in REGISTRY:
-        return REGISTRY[name]
-    close = difflib.get_close_matches(name, list(REGISTRY), n=1)
+    for registry in (REGISTRY, MONITORING):
+        if name in registry:
+            return registry[name]
+    known = [*REGISTRY, *MONITORING]
+    close = difflib.get_close_matches(name, known, n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
-    raise UnknownMetric(f"unknown metric {name!r}{hint}; registered: {', '.join(sorted(REGISTRY))}")
+    raise UnknownMetric(f"unknown metric {name!r}{hint}; registered: {', '.join(sorted(known))}")
 
 
 def compute_all(core: ScoringCore, *, include_superseded: bool = False) -> list[MetricResult]:
     """The current version of every registered KPI on `core`, in registration order; with `include_superseded`,
-    every registered version (a gate specification may still name a superseded one)."""
+    every registered version (a gate specification may still name a superseded one). KPIs of other sources
+    (MONITORING: `uptime.v1`) are not computed from a ScoringCore and never appear."""
     return [spec(core) for spec in REGISTRY.values() if include_superseded or spec.superseded_by is None]
+
+
+def _from_the_probe_log(core: ScoringCore) -> tuple[float | None, int, Interval | None, str | None]:
+    raise InputError(
+        "uptime.v1 is not computed from turn records",
+        ["uptime.v1: it comes from the probe log; run `harness uptime` (harness.scoring.uptime.uptime)"],
+    )
+
+
+_add(
+    MetricSpec(
+        "uptime",
+        1,
+        "the time-weighted share of a window in which the bot's probe conversations passed: up time / (up + down "
+        "time), each probe's result standing until its next one; time with no standing result is unknown, "
+        "excluded (README, `uptime.v1`; COPC's system uptime)",
+        higher_is_better=True,
+        value_range=(0.0, 1.0),
+        unit="ratio",
+        compute=_from_the_probe_log,
+        source=PROBES,
+    )
+)
