@@ -21,7 +21,17 @@ Two guarantees, both enforced by the file itself:
   so a pending ticket of another turn is never in flight when its conversation is saved.
 
 Statuses: `pending` (written by a turn not yet saved), `open` (agents see it), `duplicate` (an extra open ticket
-of one conversation, from files written before the unique index; see `close_duplicates`).
+of one conversation, from files written before the unique index; see `close_duplicates`), `probe` (the handoff of a
+synthetic probe conversation, below).
+
+**Probe tickets.** The harness's prober (`harness probe`) sends synthetic conversations under sender ids starting
+with PROBE_SENDER_PREFIX (`harness-probe:`, the one place the bot keeps it; `is_probe_conversation`). Their
+handoff runs the whole path (policy, a ticket written here, the channel reporting the handoff with the ticket id),
+but the ticket is written with status `probe`: never `open`, so agents never see it (`open_tickets`); `settle`,
+`confirm`, `append_message` and `close_duplicates` touch only pending and open tickets, so none of them opens it,
+and it is outside the one-live-ticket index. Probe tickets are kept PROBE_TICKET_RETENTION (for a person checking
+what the last probes did), then deleted when a newer probe ticket is written, so a prober running for months does
+not grow the file.
 """
 
 from __future__ import annotations
@@ -33,13 +43,18 @@ import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 DB_PATH_ENV = "HANDOFF_DB"
 DEFAULT_DB_PATH = Path(__file__).resolve().parent.parent / "var" / "handoff.sqlite3"
-PENDING, OPEN, DUPLICATE = "pending", "open", "duplicate"
+PENDING, OPEN, DUPLICATE, PROBE = "pending", "open", "duplicate", "probe"
+PROBE_SENDER_PREFIX = "harness-probe:"
+"""Sender ids of the harness's synthetic probe conversations start with this (harness/sources/probes.py keeps the
+same string: the bot cannot import the harness)."""
+PROBE_TICKET_RETENTION = timedelta(days=1)
+"""How long a probe ticket is kept before a newer probe ticket's write deletes it."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS tickets (
@@ -54,6 +69,7 @@ CREATE TABLE IF NOT EXISTS tickets (
     created_at      TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS tickets_by_conversation ON tickets (conversation_id);
+CREATE INDEX IF NOT EXISTS probe_tickets_by_age ON tickets (created_at) WHERE status = 'probe';
 CREATE TABLE IF NOT EXISTS ticket_messages (
     ticket_id TEXT NOT NULL REFERENCES tickets (ticket_id),
     seq       INTEGER NOT NULL,
@@ -100,6 +116,11 @@ class Ticket:
 def new_ticket_id() -> str:
     """A fresh ticket id, such as T-3F2A9C01B7DE."""
     return "T-" + uuid.uuid4().hex[:12].upper()
+
+
+def is_probe_conversation(conversation_id: str | None) -> bool:
+    """True for a synthetic probe conversation of the harness (its sender id starts with PROBE_SENDER_PREFIX)."""
+    return bool(conversation_id) and str(conversation_id).startswith(PROBE_SENDER_PREFIX)
 
 
 def default_db_path() -> Path:
@@ -155,22 +176,32 @@ class HandoffStore:
     ) -> str:
         """Store a ticket with its transcript of (sender, text) pairs; returns the ticket id.
 
-        `status` is `open` (agents see it at once) or `pending` (the handoff action's choice: it becomes open when
-        the conversation's stored tracker references it, see `settle`). Idempotent per conversation: if the
-        conversation has an open ticket, nothing is written and that ticket's id is returned; a pending ticket of
-        the conversation is replaced (it belongs to a turn that failed). ValueError for another status.
+        `status` is `open` (agents see it at once), `pending` (the handoff action's choice: it becomes open when
+        the conversation's stored tracker references it, see `settle`) or `probe` (a probe conversation's handoff:
+        never open, see the module docstring; probe tickets older than PROBE_TICKET_RETENTION are deleted).
+        Idempotent per conversation: if the conversation has an open ticket (for `probe`: an open or probe ticket),
+        nothing is written and that ticket's id is returned; a pending ticket of the conversation is replaced (it
+        belongs to a turn that failed). ValueError for another status.
         """
-        if status not in (OPEN, PENDING):
-            raise ValueError(f"status must be {OPEN!r} or {PENDING!r}, not {status!r}")
+        if status not in (OPEN, PENDING, PROBE):
+            raise ValueError(
+                f"status must be {OPEN!r} or {PENDING!r}, not {status!r} (or {PROBE!r}, for a probe conversation)"
+            )
         ticket_id = ticket_id or new_ticket_id()
         now = _now()
+        kept = (OPEN, PROBE) if status == PROBE else (OPEN,)
+        marks = ", ".join("?" * len(kept))
         with self._transaction() as db:
             existing = db.execute(
-                "SELECT ticket_id FROM tickets WHERE conversation_id = ? AND status = ?", (conversation_id, OPEN)
+                f"SELECT ticket_id FROM tickets WHERE conversation_id = ? AND status IN ({marks}) "
+                "ORDER BY rowid LIMIT 1",
+                (conversation_id, *kept),
             ).fetchone()
             if existing is not None:
                 return str(existing[0])
             _delete_pending(db, conversation_id, keep=None)
+            if status == PROBE:
+                _delete_old_probe_tickets(db, datetime.now(UTC) - PROBE_TICKET_RETENTION)
             db.execute(
                 "INSERT INTO tickets VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
@@ -299,6 +330,18 @@ def _delete_pending(db: sqlite3.Connection, conversation_id: str, keep: str | No
             "SELECT ticket_id FROM tickets WHERE conversation_id = ? AND status = ? AND ticket_id IS NOT ?",
             (conversation_id, PENDING, keep),
         )
+    ]
+    for ticket_id in doomed:
+        db.execute("DELETE FROM ticket_messages WHERE ticket_id = ?", (ticket_id,))
+        db.execute("DELETE FROM tickets WHERE ticket_id = ?", (ticket_id,))
+    return len(doomed)
+
+
+def _delete_old_probe_tickets(db: sqlite3.Connection, before: datetime) -> int:
+    cutoff = before.isoformat(timespec="milliseconds")
+    doomed = [
+        r[0]
+        for r in db.execute("SELECT ticket_id FROM tickets WHERE status = ? AND created_at < ?", (PROBE, cutoff))
     ]
     for ticket_id in doomed:
         db.execute("DELETE FROM ticket_messages WHERE ticket_id = ?", (ticket_id,))

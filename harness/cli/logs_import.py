@@ -153,6 +153,8 @@ def import_command(
     )
     out.print(f"  deferred (still open at the newest event, {summary.newest_event}): {summary.deferred}")
     out.print(f"  welcome messages (before the first customer message, in no turn): {summary.welcome_messages}")
+    if summary.skipped_probes:
+        out.print(f"  probe conversations skipped (`harness-probe:` senders, not customers): {summary.skipped_probes}")
     if summary.ticket_messages or summary.ticket_messages_unreadable:
         out.print(
             f"  messages to the human after a handoff, from the tickets: {summary.ticket_messages} "

@@ -3,7 +3,10 @@
 `signals_from` reads what the policy looks at from the tracker; `hand_off` carries a decision out. Every action
 that may escalate goes through these two functions, so the policy file alone decides who escalates where.
 The ticket is written `pending` and opens for agents once the turn is stored (see bankbot.handoff_store), so a turn
-that fails after this action ran leaves no ticket behind.
+that fails after this action ran leaves no ticket behind. A synthetic probe conversation of the harness (sender id
+starting with `harness-probe:`, bankbot.handoff_store.is_probe_conversation) gets a `probe` ticket instead: the
+same policy, ticket write and handoff message (with its ticket id, so the channel reports the handoff as for a
+customer), but no ticket agents ever see.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from bankbot.catalog import load_catalog
 from bankbot.escalation import DEFAULT_POLICY_PATH, Decision, Policy, Signals, load_policy
-from bankbot.handoff_store import PENDING, HandoffStore, new_ticket_id
+from bankbot.handoff_store import PENDING, PROBE, HandoffStore, is_probe_conversation, new_ticket_id
 
 POLICY_PATH_ENV = "ESCALATION_POLICY"
 FALLBACK_INTENT = "nlu_fallback"
@@ -80,8 +83,9 @@ def hand_off(
 ) -> list[EventType]:
     """Create the ticket for `decision`, tell the customer once, and mark the conversation handed off.
 
-    The ticket is pending until the turn is stored. If the conversation already has an open ticket (its tracker lost
-    the handoff, e.g. in a new session), no second ticket is created: the customer's message goes to that ticket.
+    The ticket is pending until the turn is stored (a probe conversation's is `probe`: never open). If the
+    conversation already has an open ticket (its tracker lost the handoff, e.g. in a new session), no second ticket
+    is created: the customer's message goes to that ticket.
     """
     proposed = new_ticket_id()
     template = domain["responses"]["utter_after_handoff"][0]["text"]
@@ -98,7 +102,7 @@ def hand_off(
         summary=summary_of(tracker, decision, slots),
         slots=slots,
         transcript=[*transcript_of(tracker), ("bot", message)],
-        status=PENDING,
+        status=PROBE if is_probe_conversation(tracker.sender_id) else PENDING,
     )
     queue, rule = decision.queue, decision.rule
     existing = tickets.get(ticket_id) if ticket_id != proposed else None

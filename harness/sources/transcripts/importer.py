@@ -16,7 +16,9 @@ whose rows still cannot be built or stored (any exception but OSError, which is 
 reported as `unreadable_conversation` at its first event's position, with the exception, and skipped. The import
 holds the store's lock (`ProductionStore.locked`) from reading the state to writing it: a second import at once
 fails with InputError instead of storing conversations twice. Conversations the store already holds are skipped
-before their rows are built (no masking).
+before their rows are built (no masking). Synthetic probe conversations (`harness probe`: senders starting with
+harness.sources.probes.PROBE_SENDER_PREFIX) are never customer traffic: skipped whatever the source format, and
+counted in `skipped_probes`.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from harness.bots.rasa import TrackerReading
 from harness.masking import warm_up
 from harness.project.production_config import ProductionSettings
 from harness.records.production import ProductionStore, to_production_frame
+from harness.sources.probes import is_probe_sender
 from harness.sources.transcripts.events import REASONS, EventSource, RawEvent, Watermark, sender_hash
 from harness.sources.transcripts.rows import (
     RowContext,
@@ -85,6 +88,9 @@ class ImportSummary:
     """Bot messages sent before a conversation's first customer message (a welcome on session start, as Rasa bots
     commonly send): normal, not malformed, and in no turn (a turn starts with a customer message; adding them to
     the first turn would inflate its bot messages and its latency), so they are counted here only."""
+    skipped_probes: int = 0
+    """Synthetic probe conversations (senders starting with `harness-probe:`) with new events, skipped: probes are
+    not customer traffic. Their events count in `events_read`."""
     skipped: dict[str, int] = field(default_factory=dict)
     """Reason (events.REASONS) -> events skipped."""
     problems: tuple[str, ...] = ()
@@ -218,6 +224,11 @@ def _import_locked(
         newest = source.newest(low)
         for sender, events in source.senders(low):
             hashed = sender_hash(secret, sender) if sender else ""
+            if is_probe_sender(sender):
+                new = sum(1 for e in events if e.key == float("-inf") or watermark.wanted(e.key, hashed))
+                counts["read"] += new
+                counts["probes"] += int(new > 0)
+                continue
             usable: list[RawEvent] = []
             for event in events:
                 if event.key != float("-inf") and not watermark.wanted(event.key, hashed):
@@ -332,6 +343,7 @@ def _summary(
         ticket_messages_unreadable=counts["unreadable"],
         deferred=counts["deferred"],
         welcome_messages=counts["welcome"],
+        skipped_probes=counts["probes"],
         skipped=dict(sorted(report.counts.items())),
         problems=tuple(report.shown),
         watermark=mark,
