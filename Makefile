@@ -5,7 +5,7 @@ HARNESS := .venv/bin/harness
 PY := .venv/bin/python
 BOT_PY := .venv-bot/bin/python
 
-.PHONY: eval gate review setup system harness-env bot-env intents model bot retrain experiment test test-harness test-bot test-integration lint bench bench-bot bench-harness bench-nlu bench-rephrase bench-review bench-mask bench-gate bench-intervals bench-production clean
+.PHONY: eval gate review probe setup system harness-env bot-env intents model bot retrain experiment test test-harness test-bot test-integration lint bench bench-bot bench-harness bench-nlu bench-rephrase bench-review bench-mask bench-gate bench-intervals bench-production bench-probe clean
 
 ## The main job: replay every eval set through the reference bot and print the KPI scorecard.
 ## Trains the bot if its data changed, starts it on loopback, stops it afterwards (also on failure or Ctrl-C).
@@ -26,6 +26,14 @@ gate: setup
 review: harness-env
 	@$(HARNESS) review load
 	@$(HARNESS) review serve --port $(or $(PORT),8050)
+
+## System uptime as customers see it: serve the reference bot and run the probe conversations of
+## experiments/probe.yml every minute until Ctrl-C or SIGTERM; each cycle prints the probes' verdicts, uptime.v1 and any
+## incident; Prometheus metrics on http://127.0.0.1:9464/metrics (README "System uptime"). To probe a bot that runs
+## elsewhere: `.venv/bin/harness probe --bot-url URL` (its token in $$REFERENCE_CHANNEL_TOKEN or bot.token_env).
+probe: setup
+	@$(HARNESS) intents build
+	@$(HARNESS) probe --serve-bot
 
 setup: harness-env bot-env
 

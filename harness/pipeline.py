@@ -463,6 +463,8 @@ class ServedBot:
     url: str
     token: str
     model: str
+    server: Any = None
+    """The running `BotServer` (process ids, `stop_process` / `start_process` for outage drills)."""
 
 
 @contextmanager
@@ -499,4 +501,4 @@ def serving_reference_bot(
     with server:
         events.serving(model.name, server.url)
         served = config.model_copy(update={"bot": config.bot.model_copy(update={"url": server.url})})
-        yield ServedBot(served, server.url, token, name)
+        yield ServedBot(served, server.url, token, name, server)

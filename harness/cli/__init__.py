@@ -13,6 +13,7 @@ from harness.cli import (  # noqa: F401 (registers the commands)
     logs_import,
     logs_kpis,
     logs_transfers,
+    probe,
     review,
     run,
     trainer,

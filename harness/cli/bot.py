@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -79,11 +79,40 @@ def bot_serve(
             f"try: curl -s -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' "
             f'-d \'{{"sender": "me", "message": "I lost my card"}}\' {server.url}'
         )
+        pids = f"rasa {server.process('rasa').pid}, actions {server.process('actions').pid}"
+        out.print(f"  process ids:       {pids} (`kill` the actions one for an outage drill)")
         out.print("Ctrl-C stops both servers.")
         try:
-            while server.running():
-                time.sleep(1)
-            err.print(f"a bot process exited; see the logs in {server.log_dir}")
-            raise typer.Exit(EXIT_BAD_INPUT)
+            _watch(server)
         except KeyboardInterrupt:
             out.print("stopping the bot...")
+
+
+def _watch(server: Any) -> None:
+    """Return never; exit when the Rasa server dies. When the action server dies (crashed or killed, as in an outage
+    drill with `harness probe` watching), the Rasa server keeps answering without it, and the action server starts
+    again when the operator presses Enter, as a supervisor would; with no terminal to read, the bot stops."""
+    import select
+    import sys
+
+    while True:
+        time.sleep(1)
+        if server.process("rasa").poll() is not None:
+            err.print(f"the Rasa server exited; see the logs in {server.log_dir}")
+            raise typer.Exit(EXIT_BAD_INPUT)
+        actions = server.process("actions")
+        if actions.poll() is None:
+            continue
+        err.print(
+            f"[yellow]the action server exited[/] (exit {actions.returncode}); the bot answers without it. "
+            "Press Enter to start it again, Ctrl-C to stop the bot."
+        )
+        if not sys.stdin.isatty():
+            raise typer.Exit(EXIT_BAD_INPUT)
+        while server.process("rasa").poll() is None:
+            ready, _, _ = select.select([sys.stdin], [], [], 1.0)
+            if ready:
+                sys.stdin.readline()
+                server.start_process("actions")
+                out.print(f"action server started again (pid {server.process('actions').pid})")
+                break

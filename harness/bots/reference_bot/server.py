@@ -9,6 +9,7 @@ every other caller), and keeps conversations in a persistent tracker store (an S
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import secrets
@@ -169,6 +170,8 @@ class BotServer:
     _scratch: Path | None = field(default=None, init=False, repr=False)
     """The processes' temporary folder (TMPDIR), removed when they stop: Rasa and TensorFlow leave files there."""
     _action_token: str = field(default="", init=False, repr=False)
+    _commands: dict[str, tuple[list[str], dict[str, str]]] = field(default_factory=dict, init=False, repr=False)
+    """How each process was started (command, environment), so `start_process` can start it again."""
 
     @property
     def tracker_store_url(self) -> str:
@@ -262,12 +265,17 @@ class BotServer:
         return self.log_dir / f"{name}-{self.rasa_port}.log"
 
     def _spawn(self, name: str, command: list[str], env: dict[str, str]) -> None:
-        log = self._log(name).open("w")
+        self._commands[name] = (command, env)
+        self._processes.append(self._popen(name, mode="w"))
+
+    def _popen(self, name: str, mode: str) -> subprocess.Popen:
+        command, env = self._commands[name]
+        log = self._log(name).open(mode)
         process = subprocess.Popen(
             command, cwd=self.layout.bot_dir, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
         log.close()
-        self._processes.append(process)
+        return process
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + self.startup_timeout_s
@@ -297,6 +305,22 @@ class BotServer:
         """The running process `actions` or `rasa` (for fault-injection tests and benchmarks)."""
         return self._processes[("actions", "rasa").index(name)]
 
+    def stop_process(self, name: str) -> None:
+        """Stop one process, `actions` or `rasa` (SIGTERM, then SIGKILL after 10 s), leaving the other running: an
+        outage of one component, as a crash or an operator would cause (fault-injection tests, the probe demo)."""
+        _terminate(self.process(name))
+
+    def start_process(self, name: str) -> None:
+        """Start a process stopped by `stop_process` (or one that died) again, with the command, environment and
+        secret of this start; returns once the bot answers its health checks. Its log is appended to.
+
+        Raises BotProcessError if the process exits during start-up or is not ready within `startup_timeout_s`."""
+        index = ("actions", "rasa").index(name)
+        if self._processes[index].poll() is None:
+            return
+        self._processes[index] = self._popen(name, mode="a")
+        self._wait_ready()
+
     def running(self) -> bool:
         """True while every process this server started is alive."""
         return bool(self._processes) and all(p.poll() is None for p in self._processes)
@@ -307,16 +331,25 @@ class BotServer:
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGTERM)
         for process in self._processes:
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+            _terminate(process)
         self._processes.clear()
+        self._commands.clear()
         self._action_token = ""
         if self._scratch is not None:
             shutil.rmtree(self._scratch, ignore_errors=True)
             self._scratch = None
+
+
+def _terminate(process: subprocess.Popen) -> None:
+    """SIGTERM to the process's group, SIGKILL after 10 s; returns when it has exited."""
+    with contextlib.suppress(ProcessLookupError):
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
 
 
 def _tail(log: Path, lines: int = 12) -> str:
