@@ -11,25 +11,38 @@ Differences from Rasa's own `type: SQL` store (which also accepts a full URL as 
   would wait for the database forever, or, for a missing driver, silently keep conversations in memory;
 - after saving a turn it calls `HandoffStore.settle` for the conversation: the ticket its tracker names becomes
   open for agents and pending tickets of failed turns are deleted; at start-up it does the same for every
-  conversation with a pending ticket (a crash between writing the ticket and storing the turn).
+  conversation with a pending ticket (a crash between writing the ticket and storing the turn);
+- the harness's synthetic probe conversations (sender ids starting with `harness-probe:`, a few a minute for as long
+  as a prober runs) are kept PROBE_TICKET_RETENTION, like their tickets: saving a probe conversation deletes the
+  events of probe conversations older than that (at most once every PRUNE_EVERY per process), so a prober running
+  for months does not grow the store. Customers' conversations are never touched.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
 from rasa.core.tracker_store import SQLTrackerStore as RasaSQLTrackerStore
 from rasa.shared.exceptions import RasaException
 
-from bankbot.handoff_store import HandoffStore, HandoffStoreError
+from bankbot.handoff_store import (
+    PROBE_SENDER_PREFIX,
+    PROBE_TICKET_RETENTION,
+    HandoffStore,
+    HandoffStoreError,
+    is_probe_conversation,
+)
 
 logger = logging.getLogger(__name__)
 
 URL_ENV = "TRACKER_STORE_URL"
 HANDOFF_SLOT = "handoff_ticket"
+PRUNE_EVERY_S = 600.0
+"""The least time between two deletions of old probe conversations by one store."""
 
 
 class TrackerStoreConfigError(RasaException):
@@ -49,6 +62,7 @@ class SQLTrackerStore(RasaSQLTrackerStore):
         try:
             super().__init__(domain=domain, host=url, event_broker=event_broker, **kwargs)
             self.handoffs = HandoffStore()
+            self._next_prune = 0.0
         except (ImportError, AttributeError, HandoffStoreError) as exc:
             # Rasa answers ImportError and AttributeError from a custom store by keeping conversations in memory.
             raise TrackerStoreConfigError(f"tracker store {_shown(url)}: {type(exc).__name__}: {exc}") from exc
@@ -59,6 +73,30 @@ class SQLTrackerStore(RasaSQLTrackerStore):
         """Store the turn's events, then open the ticket the tracker names (if pending) and drop stale pending ones."""
         await super().save(tracker)
         self._settle(tracker.sender_id, tracker.get_slot(HANDOFF_SLOT))
+        if is_probe_conversation(tracker.sender_id) and time.monotonic() >= self._next_prune:
+            self._next_prune = time.monotonic() + PRUNE_EVERY_S
+            self.prune_probes(time.time() - PROBE_TICKET_RETENTION.total_seconds())
+
+    def prune_probes(self, before: float) -> int:
+        """Delete the events of probe conversations whose events are all older than `before` (Unix seconds);
+        returns how many events were deleted. Errors are logged, never raised (the turn is stored)."""
+        try:
+            with self.session_scope() as session:
+                event = self.SQLEvent
+                probe = event.sender_id.startswith(PROBE_SENDER_PREFIX, autoescape=True)
+                recent = session.query(event.sender_id).filter(probe, event.timestamp >= before).distinct()
+                deleted = (
+                    session.query(event)
+                    .filter(probe, event.timestamp < before, event.sender_id.notin_(recent))
+                    .delete(synchronize_session=False)
+                )
+                session.commit()
+        except Exception:  # noqa: BLE001 - the turn is stored; the next prune tries again
+            logger.exception("could not delete old probe conversations")
+            return 0
+        if deleted:
+            logger.info("deleted %d events of probe conversations older than a day", deleted)
+        return int(deleted)
 
     def _settle(self, conversation_id: str, ticket_id: str | None) -> None:
         try:

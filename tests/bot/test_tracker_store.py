@@ -107,3 +107,32 @@ def test_a_bad_url_stops_the_bot_with_the_reason(url: str, problem: str, domain:
     with pytest.raises(TrackerStoreConfigError) as caught:
         open_store(url, domain)
     assert problem in str(caught.value) and "s3cret" not in str(caught.value)
+
+
+def test_old_probe_conversations_are_deleted_and_customers_kept(tmp_path: Path, domain: Domain) -> None:
+    import time
+
+    store = open_store(sqlite_url(tmp_path / "tracker.sqlite3"), domain)
+    day = 24 * 3600
+    old = time.time() - 2 * day
+
+    def saved(sender: str, at: float) -> None:
+        tracker = DialogueStateTracker(sender, domain.slots)
+        tracker.update(UserUttered("what's my balance", {"name": "check_balance", "confidence": 0.9}, timestamp=at))
+        asyncio.run(store.save(tracker))
+
+    saved("harness-probe:bot:probe-balance:00000001", old)  # two days old: deleted
+    saved("customer-1", old)  # a customer's, however old: kept
+    saved("harness-probe:bot:probe-balance:00000002", time.time() - 3600)  # an hour old: kept
+    saved("harness-probe:bot:probe-balance:00000003", time.time())  # this save prunes
+    kept = {sender for sender in asyncio.run(store.keys())}
+    assert kept == {
+        "customer-1",
+        "harness-probe:bot:probe-balance:00000002",
+        "harness-probe:bot:probe-balance:00000003",
+    }
+    # Not again within PRUNE_EVERY_S: one more old probe conversation stays until the next prune.
+    saved("harness-probe:bot:probe-balance:00000004", old)
+    saved("harness-probe:bot:probe-balance:00000005", time.time())
+    assert "harness-probe:bot:probe-balance:00000004" in set(asyncio.run(store.keys()))
+    assert store.prune_probes(time.time() - day) == 1
