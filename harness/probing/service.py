@@ -13,12 +13,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from harness.errors import ProbeLogError
+from harness.errors import InputError, ProbeLogError
 from harness.records.probe_log import ProbeLog, ProbeResult
 from harness.sinks.probe_metrics import ProbeMetrics
 
@@ -65,6 +66,9 @@ class ProbeService:
     _pending: deque[ProbeResult] = field(default_factory=deque, init=False, repr=False)
     _dropped: int = field(default=0, init=False, repr=False)
     _log_down: bool = field(default=False, init=False, repr=False)
+    _flushing: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    """One flush at a time: a cycle cancelled while its flush runs in a worker thread leaves that thread running,
+    and serve's last flush must wait for it (else both append the same result and pop one never appended)."""
 
     async def cycle(self) -> list[ProbeResult]:
         """Run every probe once, publish the results to the metrics at once and append them to the probe log
@@ -74,9 +78,6 @@ class ProbeService:
             if self.metrics is not None:
                 self.metrics.record(result)
             self._pending.append(result)
-        while len(self._pending) > self.max_pending:
-            self._pending.popleft()
-            self._dropped += 1
         await asyncio.to_thread(self._flush)
         self.cycles += 1
         self.events.cycle_done(results)
@@ -88,19 +89,28 @@ class ProbeService:
         return len(self._pending)
 
     def _flush(self) -> None:
-        appended = 0
-        try:
-            while self._pending:
-                self.log.append(self._pending[0])
-                self._pending.popleft()
-                appended += 1
-        except ProbeLogError as exc:
-            self._log_down = True
-            self.events.log_failed(str(exc), len(self._pending), self._dropped)
-            return
-        if self._log_down:
-            self._log_down = False
-            self.events.log_recovered(appended)
+        with self._flushing:
+            appended = 0
+            try:
+                while self._pending:
+                    result = self._pending[0]
+                    try:
+                        self.log.append(result)
+                    except InputError as exc:  # this result can never be logged: drop it, keep the others coming
+                        self.events.cycle_failed(f"probe result dropped, the probe log refuses it: {exc}")
+                    else:
+                        appended += 1
+                    self._pending.popleft()
+            except ProbeLogError as exc:
+                self._log_down = True
+                while len(self._pending) > self.max_pending:  # cap only what the log could not take
+                    self._pending.popleft()
+                    self._dropped += 1
+                self.events.log_failed(str(exc), len(self._pending), self._dropped)
+                return
+            if self._log_down:
+                self._log_down = False
+                self.events.log_recovered(appended)
 
     async def serve(self, interval_s: float, jitter_s: float, stop: asyncio.Event) -> None:
         """Run a cycle now and then every `interval_s` seconds (plus or minus up to `jitter_s`) until `stop` is set.

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from harness.errors import InputError
+from harness.errors import InputError, TrackingError
 from harness.scoring.uptime import UptimeReport
 from harness.sinks.tracking import TrackedRun, all_or_nothing, experiment_id_of
 
@@ -74,15 +74,16 @@ def log_uptime(
         run_id, experiment_id = _eval_run(client, experiment, beside, tracking_uri)
         with all_or_nothing(client, tracking_uri, [], "the uptime"):
             existing = client.get_run(run_id).data.params
-            clashes = [k for k, v in params.items() if k in existing and existing[k] != v]
-            if clashes:
-                raise InputError(
-                    "the eval run already holds another uptime",
-                    [
-                        f"MLflow run {run_id}: {', '.join(clashes)} differ; log this window as a run of its own "
-                        "(leave out --beside)"
-                    ],
-                )
+        clashes = [k for k, v in params.items() if k in existing and existing[k] != v]
+        if clashes:  # outside all_or_nothing, which would turn this InputError into a TrackingError
+            raise InputError(
+                "the eval run already holds another uptime",
+                [
+                    f"MLflow run {run_id}: {', '.join(clashes)} differ; log this window as a run of its own "
+                    "(leave out --beside)"
+                ],
+            )
+        with all_or_nothing(client, tracking_uri, [], "the uptime"):
             stamp = int(report.end.timestamp() * 1000)
             client.log_batch(
                 run_id,
@@ -106,14 +107,21 @@ def log_uptime(
 
 
 def _eval_run(client: Any, experiment: str, harness_run_id: str, tracking_uri: str) -> tuple[str, str]:
-    found = client.get_experiment_by_name(experiment)
-    runs = (
-        client.search_runs(
-            [found.experiment_id], filter_string=f"tags.`harness.run_id` = '{harness_run_id}'", max_results=2
+    if "'" in harness_run_id or "\\" in harness_run_id:
+        raise InputError("not an eval run id", [f"--beside {harness_run_id!r}: run ids have no quotes or backslashes"])
+    try:
+        found = client.get_experiment_by_name(experiment)
+        runs = (
+            client.search_runs(
+                [found.experiment_id], filter_string=f"tags.`harness.run_id` = '{harness_run_id}'", max_results=2
+            )
+            if found is not None
+            else []
         )
-        if found is not None
-        else []
-    )
+    except Exception as exc:  # noqa: BLE001 - any MLflow failure, said plainly
+        raise TrackingError(
+            f"could not look up eval run {harness_run_id} in MLflow at {tracking_uri}: {type(exc).__name__}: {exc}"
+        ) from None
     if not runs:
         raise InputError(
             "no MLflow run to log the uptime beside",
