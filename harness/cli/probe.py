@@ -84,7 +84,7 @@ def probe_command(
         log = ProbeLog(config.store)
         stack.callback(log.close)
         metrics = ProbeMetrics(config.target)
-        console = ProbeConsole(config.target, log, window)
+        console = ProbeConsole(window)
         if once:
             failed = asyncio.run(_once(config, bot, probes, log, metrics, console))
             raise typer.Exit(1 if failed else 0)
@@ -131,7 +131,7 @@ def _cycle_runner(config: Any, bot: Any, probes: Any) -> Any:
 async def _once(config: Any, bot: Any, probes: Any, log: Any, metrics: Any, console: ProbeConsole) -> bool:
     from harness.probing.service import ProbeService
 
-    service = ProbeService(_cycle_runner(config, bot, probes), log, metrics, console)
+    service = ProbeService(_cycle_runner(config, bot, probes), log, metrics, console, window=console.window)
     try:
         results = await service.cycle()
     finally:
@@ -144,7 +144,7 @@ async def _once(config: Any, bot: Any, probes: Any, log: Any, metrics: Any, cons
 def _serve(config: Any, bot: Any, probes: Any, log: Any, metrics: Any, console: ProbeConsole, served: Any) -> None:
     from harness.probing.service import ProbeService
 
-    service = ProbeService(_cycle_runner(config, bot, probes), log, metrics, console)
+    service = ProbeService(_cycle_runner(config, bot, probes), log, metrics, console, window=console.window)
     previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
 
     async def main() -> None:
@@ -211,19 +211,15 @@ class ProbeConsole:
     """What `harness probe` prints: one line per cycle (each probe's verdict and slowest turn), the window's
     uptime.v1, and a line when an incident opens or ends."""
 
-    def __init__(self, target: str, log: Any, window: str) -> None:
-        self.target, self.log, self.window = target, log, window
+    def __init__(self, window: str) -> None:
+        self.window = window
         self.open_incident: Any = None
 
     def cycle_done(self, results: list[Any]) -> None:
-        now = datetime.now(UTC)
         parts = [_verdict(r) for r in results]
-        out.print(f"{now:%H:%M:%S} " + " · ".join(parts), highlight=False)
-        try:
-            report = _uptime_report(self.log, self.target, self.window, now)
-        except Exception as exc:  # noqa: BLE001 - the log may be down; the results wait in memory
-            err.print(f"  uptime unavailable: {escape(str(exc))}")
-            return
+        out.print(f"{datetime.now(UTC):%H:%M:%S} " + " · ".join(parts), highlight=False)
+
+    def uptime(self, report: Any) -> None:
         out.print(f"  {_uptime_line(report, self.window)}", highlight=False)
         ongoing = next((i for i in report.incidents if i.end is None), None)
         if ongoing is not None and self.open_incident is None:
@@ -260,13 +256,6 @@ def _window(text: str, now: datetime | None = None) -> tuple[datetime, datetime]
     from harness.scoring.uptime import parse_window
 
     return parse_window(text, now or datetime.now(UTC))
-
-
-def _uptime_report(log: Any, target: str, window: str, now: datetime) -> Any:
-    from harness.scoring.uptime import uptime
-
-    start, end = _window(window, now)
-    return uptime(log.read(target, start, end), start, end)
 
 
 def _percent(value: float | None) -> str:

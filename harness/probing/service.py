@@ -17,10 +17,12 @@ import threading
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Protocol
 
 from harness.errors import InputError, ProbeLogError
 from harness.records.probe_log import ProbeLog, ProbeResult
+from harness.scoring.uptime import UptimeReport, parse_window, uptime
 from harness.sinks.probe_metrics import ProbeMetrics
 
 
@@ -39,6 +41,9 @@ class ProbeEvents(Protocol):
     def cycle_failed(self, error: str) -> None:
         """A cycle raised (a harness fault); the schedule goes on."""
 
+    def uptime(self, report: UptimeReport) -> None:
+        """`uptime.v1` of the service's window after a cycle (not called while the probe log is down)."""
+
 
 class QuietProbeEvents:
     def cycle_done(self, results: list[ProbeResult]) -> None: ...
@@ -48,6 +53,8 @@ class QuietProbeEvents:
     def log_recovered(self, appended: int) -> None: ...
 
     def cycle_failed(self, error: str) -> None: ...
+
+    def uptime(self, report: UptimeReport) -> None: ...
 
 
 @dataclass
@@ -59,6 +66,9 @@ class ProbeService:
     log: ProbeLog
     metrics: ProbeMetrics | None = None
     events: ProbeEvents = field(default_factory=QuietProbeEvents)
+    window: str | None = None
+    """When set (`24h`, `7d`, as harness.scoring.uptime.parse_window reads it), `uptime.v1` of that window up to now
+    is computed from the probe log after every cycle and published (metrics and `events.uptime`)."""
     max_pending: int = 10_000
     """Results kept in memory while the probe log is down; beyond it the oldest are dropped (and counted)."""
     cycles: int = 0
@@ -81,7 +91,21 @@ class ProbeService:
         await asyncio.to_thread(self._flush)
         self.cycles += 1
         self.events.cycle_done(results)
+        if self.window is not None and results and not self._log_down:
+            report = await asyncio.to_thread(self._uptime, results[0].target, self.window)
+            if report is not None:
+                if self.metrics is not None:
+                    self.metrics.record_uptime(report, self.window)
+                self.events.uptime(report)
         return results
+
+    def _uptime(self, target: str, window: str) -> UptimeReport | None:
+        start, end = parse_window(window, datetime.now(UTC))
+        try:
+            return uptime(self.log.read(target, start, end), start, end)
+        except ProbeLogError as exc:
+            self.events.log_failed(str(exc), len(self._pending), self._dropped)
+            return None
 
     @property
     def pending(self) -> int:
@@ -119,8 +143,6 @@ class ProbeService:
         the bot; a cycle takes seconds); results waiting for the probe log get one last try. A cycle that raises
         (a fault of the harness, not of the bot: the bot's faults are results) is reported and the schedule goes
         on."""
-        from datetime import UTC, datetime
-
         from apscheduler.schedulers.asyncio import AsyncIOScheduler
         from apscheduler.triggers.interval import IntervalTrigger
 

@@ -12,6 +12,12 @@ Metrics (labels `target`, the monitored bot, and `probe`, the probe's id):
 | `harness_probe_retries_total` | counter | results that needed the retry (attempts = 2), passed or not |
 | `harness_bot_up{target}` | gauge | 1 when every probe's latest result passed, 0 when any failed |
 | `harness_prober_start_time_seconds{target}` | gauge | Unix time this exporter (the probe service) started |
+| `harness_uptime_ratio{target,window}` | gauge | `uptime.v1` of the window up to the latest cycle (NaN: undefined) |
+| `harness_uptime_bound_ratio{target,window,bound="lower"/"upper"}` | gauge | its probe-spacing bounds |
+| `harness_uptime_seconds{target,window,state="up"/"down"/"unknown"}` | gauge | the window's time in each state |
+| `harness_incidents{target,window}` | gauge | incidents in the window (an ongoing one included) |
+| `harness_incident_open{target}` | gauge | 1 while an incident is under way, else 0 |
+| `harness_incident_start_timestamp_seconds{target}` | gauge | Unix time the ongoing incident began (0 when none) |
 
 Plus the client's `process_*` metrics (memory, CPU, open files, start time) of the probe service's process when the
 exporter owns its registry. Series appear when a probe's first result is recorded (`harness_bot_up` with the
@@ -33,6 +39,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Proc
 
 from harness.errors import InputError
 from harness.records.probe_log import ProbeResult
+from harness.scoring.uptime import UptimeReport
 
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 30.0)
 """Upper bounds (seconds) of the latency histogram's buckets (+Inf is added): a chat turn takes from tens of
@@ -118,6 +125,27 @@ class ProbeMetrics:
             "harness_prober_start_time_seconds", "Unix time the probe service started", ["target"], registry=reg
         )
         self._started.labels(target).set(time.time())
+        window = ["target", "window"]
+        self._uptime = Gauge(
+            "harness_uptime_ratio", "uptime.v1 over the window up to the latest probe cycle", window, registry=reg
+        )
+        self._bounds = Gauge(
+            "harness_uptime_bound_ratio", "uptime.v1's probe-spacing bounds", [*window, "bound"], registry=reg
+        )
+        self._seconds = Gauge(
+            "harness_uptime_seconds",
+            "Seconds of the window the bot was up, down or unknown",
+            [*window, "state"],
+            registry=reg,
+        )
+        self._incidents = Gauge("harness_incidents", "Incidents in the window", window, registry=reg)
+        self._open = Gauge("harness_incident_open", "1 while an incident is under way", ["target"], registry=reg)
+        self._open_since = Gauge(
+            "harness_incident_start_timestamp_seconds",
+            "Unix time the ongoing incident began (0 when none)",
+            ["target"],
+            registry=reg,
+        )
         if owned:
             ProcessCollector(registry=reg)
         self._lock = threading.Lock()
@@ -153,6 +181,23 @@ class ProbeMetrics:
                 self._latest[probe] = result
                 self._success.labels(self.target, probe).set(1 if result.ok else 0)
                 self._up.labels(self.target).set(1 if all(r.ok for r in self._latest.values()) else 0)
+
+    def record_uptime(self, report: UptimeReport, window: str) -> None:
+        """Publish `uptime.v1` of the window named `window` (the label, e.g. `24h`), computed by
+        harness.scoring.uptime up to now: value (NaN when undefined), bounds, seconds per state, incident count, and
+        whether an incident is under way (the last incident still down at the window's end) and since when."""
+        nan = float("nan")
+        with self._lock:
+            self._uptime.labels(self.target, window).set(nan if report.value is None else report.value)
+            low, high = report.bounds if report.bounds is not None else (nan, nan)
+            self._bounds.labels(self.target, window, "lower").set(low)
+            self._bounds.labels(self.target, window, "upper").set(high)
+            for state, seconds in (("up", report.up_s), ("down", report.down_s), ("unknown", report.unknown_s)):
+                self._seconds.labels(self.target, window, state).set(seconds)
+            self._incidents.labels(self.target, window).set(len(report.incidents))
+            ongoing = next((i for i in report.incidents if i.end is None), None)
+            self._open.labels(self.target).set(0 if ongoing is None else 1)
+            self._open_since.labels(self.target).set(0 if ongoing is None else ongoing.start.timestamp())
 
     def serve(
         self, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, *, allow_remote: bool = False

@@ -198,3 +198,32 @@ def test_a_non_loopback_host_is_refused_unless_allowed(metrics: ProbeMetrics, ho
 def test_localhost_names_are_loopback(metrics: ProbeMetrics) -> None:
     with metrics.serve(host="localhost", port=0) as handle:
         assert handle.host == "localhost" and handle.port > 0
+
+
+def test_the_windows_uptime_and_incidents_are_on_the_endpoint(metrics: ProbeMetrics, served: ExporterHandle) -> None:
+    from harness.scoring.uptime import uptime
+
+    # One probe, every 60 s from T0 over a 10-minute window: ok at 0..180 s, failed at 240 and 300 s, ok from 360 s,
+    # failed again at 540 s. Up: 0-240 and 360-540 s = 420 s; down: 240-360 and 540-600 s = 180 s; uptime 0.7.
+    # Bounds: the first change to down may have come right after 180 s and the recovery right after 300 s; the
+    # second change right after 480 s: lower = (420 - 60 - 60) / 600 = 0.5, upper = (420 + 60) / 600 = 0.8.
+    log = [result("probe-a", s, ok=s not in (240, 300, 540)) for s in range(0, 600, 60)]
+    report = uptime(log, T0, T0 + timedelta(minutes=10))
+    metrics.record_uptime(report, "10m")
+    samples = scrape(served)
+    window = {"target": "reference-bot", "window": "10m"}
+    assert value(samples, "harness_uptime_ratio", **window) == pytest.approx(0.7)
+    assert value(samples, "harness_uptime_bound_ratio", **window, bound="lower") == pytest.approx(0.5)
+    assert value(samples, "harness_uptime_bound_ratio", **window, bound="upper") == pytest.approx(0.8)
+    assert value(samples, "harness_uptime_seconds", **window, state="up") == pytest.approx(420)
+    assert value(samples, "harness_uptime_seconds", **window, state="down") == pytest.approx(180)
+    assert value(samples, "harness_uptime_seconds", **window, state="unknown") == pytest.approx(0)
+    assert value(samples, "harness_incidents", **window) == 2
+    assert value(samples, "harness_incident_open", target="reference-bot") == 1
+    assert value(samples, "harness_incident_start_timestamp_seconds", target="reference-bot") == T0_EPOCH + 540
+    # The bot recovers: no incident under way.
+    log.append(result("probe-a", 600))
+    metrics.record_uptime(uptime(log, T0, T0 + timedelta(minutes=11)), "10m")
+    samples = scrape(served)
+    assert value(samples, "harness_incident_open", target="reference-bot") == 0
+    assert value(samples, "harness_incident_start_timestamp_seconds", target="reference-bot") == 0

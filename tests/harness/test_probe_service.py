@@ -68,6 +68,9 @@ class Events:
     def cycle_failed(self, error: str) -> None:
         self.calls.append(("cycle_failed", error))
 
+    def uptime(self, report: Any) -> None:
+        self.calls.append(("uptime", report))
+
     def named(self, name: str) -> list[tuple[Any, ...]]:
         return [c for c in self.calls if c[0] == name]
 
@@ -386,3 +389,39 @@ def test_a_result_the_log_refuses_does_not_block_the_ones_after_it(log: ProbeLog
     asyncio.run(serving(service, 0.05, control))
     assert stored(log)[:3] == [key(r) for r in [result("b", 1), *batch(1)]]
     assert any(c[0] in ("cycle_failed", "log_failed") for c in events.calls)
+
+
+def test_after_each_cycle_the_windows_uptime_is_published(log: ProbeLog) -> None:
+    metrics, events = ProbeMetrics(TARGET), Events()
+    window = f"{T0.isoformat()}/{(T0 + timedelta(minutes=5)).isoformat()}"
+    cycles = FakeCycles(script={1: batch(1, ok=False)})
+    service = ProbeService(cycles, log, metrics, events, window=window)
+    for _ in range(3):
+        asyncio.run(service.cycle())
+    # a: ok at 0 s, failed at 60 s, ok at 120 s; b the same one second later; each holds 185 s. Down from a's failure
+    # (60 s) until b's recovery (121 s): 61 s; up the other 239 s of the 300 s window; one incident, first failure a.
+    reports = [c[1] for c in events.named("uptime")]
+    assert len(reports) == 3
+    last = reports[-1]
+    assert (last.up_s, last.down_s, last.unknown_s) == (pytest.approx(239), pytest.approx(61), pytest.approx(0))
+    (incident,) = last.incidents
+    assert (incident.start, incident.end, incident.probe) == (
+        T0 + timedelta(seconds=60),
+        T0 + timedelta(seconds=121),
+        "a",
+    )
+    assert sample(metrics, "harness_uptime_ratio", window=window) == pytest.approx(239 / 300)
+    assert sample(metrics, "harness_incidents", window=window) == 1
+    assert sample(metrics, "harness_incident_open") == 0
+    # After the failing cycle, nothing newer stood: the failed results held until 60 + 185 s, then unknown time.
+    assert reports[1].incidents[0].end_reason == "probes stopped"
+    assert reports[1].incidents[0].end == T0 + timedelta(seconds=246)
+
+
+def test_no_uptime_while_the_log_is_down(log: ProbeLog) -> None:
+    flaky = FlakyLog(log)
+    flaky.down = True
+    events = Events()
+    service = ProbeService(FakeCycles(), flaky, None, events, window="1h")  # type: ignore[arg-type]
+    asyncio.run(service.cycle())
+    assert events.named("uptime") == [] and len(events.named("log_failed")) == 1

@@ -110,6 +110,7 @@ def test_stopping_the_action_server_is_one_incident_of_the_outage_length(bot: Bo
         try:
             bot.stop_process("actions")
             time.sleep(OUTAGE_S)
+            during = scrape(metrics_port)
         finally:
             bot.start_process("actions")  # the session's bot serves the other tests afterwards
         up_again = datetime.now(UTC)
@@ -172,6 +173,13 @@ def test_stopping_the_action_server_is_one_incident_of_the_outage_length(bot: Bo
         last_ok = max(r.started_at for r in log if r.probe == probe and r.ok)
         assert samples[("harness_probe_last_success_timestamp_seconds", labels)] >= last_ok.timestamp() - 60
     assert samples[("harness_bot_up", (("target", TARGET),))] == 1.0
+    # The endpoint carries the window's uptime and incidents too: one under way during the outage, over after it.
+    assert during[("harness_incident_open", (("target", TARGET),))] == 1.0
+    assert during[("harness_bot_up", (("target", TARGET),))] == 0.0
+    window = (("target", TARGET), ("window", "1h"))
+    assert samples[("harness_incident_open", (("target", TARGET),))] == 0.0
+    assert samples[("harness_incidents", window)] == 1.0
+    assert 0 < samples[("harness_uptime_ratio", window)] < 1
     failed_runs = sum(
         v
         for (name, labels), v in samples.items()
