@@ -19,6 +19,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from harness.records.probe_log import ProbeResult
+from harness.scoring.uptime import uptime
 from harness.sinks.probe_metrics import ProbeMetrics
 
 MONITORING = Path(__file__).resolve().parents[2] / "monitoring"
@@ -67,6 +68,18 @@ def exported() -> set[str]:
                 failed_check=None if ok else "reply",
             )
         )
+    failed = ProbeResult(
+        target="reference-bot",
+        probe="balance",
+        started_at=t0,
+        finished_at=t0 + timedelta(seconds=1),
+        ok=False,
+        attempts=2,
+        latency_ms=300.0,
+        holds_until=t0 + timedelta(minutes=3),
+        failed_check="reply",
+    )
+    metrics.record_uptime(uptime([failed], t0, t0 + timedelta(minutes=5)), "24h")  # the uptime and incident series
     with metrics.serve(port=0) as handle:
         text = httpx.get(f"http://127.0.0.1:{handle.port}/metrics", timeout=5).text
     return {sample.name for family in text_string_to_metric_families(text) for sample in family.samples}
