@@ -89,7 +89,7 @@ lint: harness-env
 	.venv/bin/mypy harness
 
 ## Benchmarks with committed results in bench/results/ (see bench/README.md).
-bench: bench-bot bench-harness bench-nlu bench-rephrase bench-review bench-mask bench-gate bench-intervals bench-production
+bench: bench-bot bench-harness bench-nlu bench-rephrase bench-review bench-mask bench-gate bench-intervals bench-production bench-probe
 
 bench-bot: setup
 	$(PY) bench/bot_bench.py
@@ -115,6 +115,10 @@ bench-mask: setup
 ## Spark local mode side by side (needs Java 17: `make system`). Scratch stores go to $(BENCH_TMP) (default /tmp).
 bench-production: harness-env system
 	$(PY) bench/production_bench.py $(if $(BENCH_TMP),--scratch $(BENCH_TMP))
+
+## The probe service over a long run: memory, scrapes, SIGTERM (20 minutes; `make probe` for the service itself).
+bench-probe: harness-env
+	$(PY) bench/probe_memory.py
 
 bench-gate: setup
 	$(PY) bench/gate_power.py

@@ -4,10 +4,10 @@ half minute (so failures, retries and recoveries are exercised, not only the hap
 endpoint is scraped; the resident memory of the process is sampled throughout, then SIGTERM stops it.
 
 Reported: cycles and results, resident memory after the warm-up and at the end, the least-squares slope of the
-samples after the warm-up (MB per hour, and per 10,000 cycles), the time SIGTERM took to stop the service and its
-exit code. Results: bench/results/probe_memory.{md,json}.
+samples after the warm-up (MB per hour, and per 10,000 cycles) and over the run's second half, the time SIGTERM
+took to stop the service and its exit code. Results: bench/results/probe_memory.{md,json}.
 
-    .venv/bin/python bench/probe_memory.py                 # 20 minutes
+    .venv/bin/python bench/probe_memory.py                 # 20 minutes (make bench-probe)
     .venv/bin/python bench/probe_memory.py --minutes 2     # a quick look
 """
 
@@ -114,7 +114,6 @@ def write_config(scratch: Path, bot_port: int, metrics_port: int, interval: floa
         "retry_delay_s": 0.05,
         "turn_timeout_s": 5,
         "latency_budget_ms": 2000,
-        "stale_after_s": 10,
         "store": f"sqlite:///{scratch / 'probes.sqlite3'}",
         "metrics": {"host": "127.0.0.1", "port": metrics_port},
     }
@@ -190,6 +189,7 @@ def main() -> None:
     per_hour = slope(steady) * 60
     minutes_steady = steady[-1][0] - steady[0][0]
     per_10k = per_hour / (cycles / (args.minutes / 60)) * 10_000 if cycles else 0.0
+    half = [(m, rss) for m, rss in samples if m >= args.minutes / 2]
     result = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
@@ -208,6 +208,8 @@ def main() -> None:
         "slope_mb_per_hour": round(per_hour, 2),
         "slope_mb_per_10k_cycles": round(per_10k, 2),
         "steady_minutes": round(minutes_steady, 1),
+        "second_half_growth_mb": round(max(r for _, r in half) - half[0][1], 1),
+        "second_half_slope_mb_per_hour": round(slope(half) * 60, 2),
         "sigterm_exit_code": code,
         "sigterm_stop_s": round(stop_s, 2),
         "samples": [(round(m, 2), round(r, 1)) for m, r in samples],
@@ -234,9 +236,13 @@ memory sampled every 5 s.
 | resident memory at the end | {r["rss_mb_end"]} MB (max {r["rss_mb_max"]} MB) |
 | slope after warm-up ({r["steady_minutes"]:g} min) | {r["slope_mb_per_hour"]} MB/hour |
 | slope per 10,000 cycles | {r["slope_mb_per_10k_cycles"]} MB |
+| second half: growth (max minus first sample) | {r["second_half_growth_mb"]} MB |
+| second half: slope | {r["second_half_slope_mb_per_hour"]} MB/hour |
 | SIGTERM: exit code, time to stop | {r["sigterm_exit_code"]}, {r["sigterm_stop_s"]} s |
 
-At the default schedule (one cycle a minute) 10,000 cycles are about a week.
+At the default schedule (one cycle a minute) 10,000 cycles are about a week. The slope over the whole run after the
+warm-up includes the allocator and SQLite caches filling; the second half shows whether memory still grows once they
+are full.
 """
 
 

@@ -45,6 +45,7 @@ def main() -> None:
     # `make` and CI stop jobs with SIGTERM: treat it like Ctrl-C so started bot processes are stopped. SIGINT gets
     # Python's handler back even when a parent shell started us with it ignored (background jobs).
     signal.signal(signal.SIGTERM, interrupt)
+    signal.signal(signal.SIGHUP, interrupt)  # a closed terminal or SSH session: stop what we started, cleanly
     signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         app()

@@ -91,7 +91,8 @@ def bot_serve(
 def _watch(server: Any) -> None:
     """Return never; exit when the Rasa server dies. When the action server dies (crashed or killed, as in an outage
     drill with `harness probe` watching), the Rasa server keeps answering without it, and the action server starts
-    again when the operator presses Enter, as a supervisor would; with no terminal to read, the bot stops."""
+    again when the operator presses Enter, as a supervisor would; with no terminal to read, it stays down and the Rasa
+    server keeps serving (restart the command to bring the action server back)."""
     import select
     import sys
 
@@ -103,12 +104,18 @@ def _watch(server: Any) -> None:
         actions = server.process("actions")
         if actions.poll() is None:
             continue
+        if not sys.stdin.isatty():
+            err.print(
+                f"[yellow]the action server exited[/] (exit {actions.returncode}); the bot answers without it. With "
+                "no terminal to start it again from, restart `harness bot serve` (Ctrl-C or SIGTERM stops the bot)."
+            )
+            while server.process("rasa").poll() is None:
+                time.sleep(1)
+            continue
         err.print(
             f"[yellow]the action server exited[/] (exit {actions.returncode}); the bot answers without it. "
             "Press Enter to start it again, Ctrl-C to stop the bot."
         )
-        if not sys.stdin.isatty():
-            raise typer.Exit(EXIT_BAD_INPUT)
         while server.process("rasa").poll() is None:
             ready, _, _ = select.select([sys.stdin], [], [], 1.0)
             if ready:

@@ -65,10 +65,11 @@ def probe_command(
     from harness.project.paths import ProjectPaths
     from harness.records.probe_log import ProbeLog
     from harness.sinks.probe_metrics import ProbeMetrics
-    from harness.sources.probes import load_probes
+    from harness.sources.probes import load_probes, with_stale_after
 
     config = _config(config_file, bot_url, store, port, interval, jitter)
     probes = load_probes(config, DEFAULT_PATHS.root)
+    config = with_stale_after(probes, config)
     start, end = _window(window)  # checked before anything starts
     del start, end
     with ExitStack() as stack:
@@ -88,7 +89,7 @@ def probe_command(
         if once:
             failed = asyncio.run(_once(config, bot, probes, log, metrics, console))
             raise typer.Exit(1 if failed else 0)
-        exporter = metrics.serve(config.metrics.host, config.metrics.port)
+        exporter = metrics.serve(config.metrics.host, config.metrics.port, allow_remote=config.metrics.allow_remote)
         stack.callback(exporter.close)
         out.print(
             f"probing {config.target} ({config.bot.kind} at {config.bot.url}): {len(probes)} probe(s) every "
@@ -145,7 +146,7 @@ def _serve(config: Any, bot: Any, probes: Any, log: Any, metrics: Any, console: 
     from harness.probing.service import ProbeService
 
     service = ProbeService(_cycle_runner(config, bot, probes), log, metrics, console, window=console.window)
-    previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
 
     async def main() -> None:
         stop = asyncio.Event()

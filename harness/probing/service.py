@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
-from harness.errors import InputError, ProbeLogError
+from harness.errors import BotRefused, InputError, ProbeLogError
 from harness.records.probe_log import ProbeLog, ProbeResult
 from harness.scoring.uptime import UptimeReport, parse_window, uptime
 from harness.sinks.probe_metrics import ProbeMetrics
@@ -84,6 +84,12 @@ class ProbeService:
         """Run every probe once, publish the results to the metrics at once and append them to the probe log
         (with any results still waiting from a log outage first, so the log stays in time order)."""
         results = await self.run_cycle()
+        if self.cycles == 0 and results and all(r.failed_check == "refused" for r in results):
+            # The bot refused the harness itself (token, URL): the monitoring's fault, not downtime customers saw.
+            raise BotRefused(
+                f"the bot refused every probe of the first cycle ({results[0].detail}); nothing was stored: check "
+                "the token (the variable bot.token_env names, or --token) and the bot's URL"
+            )
         for result in results:
             if self.metrics is not None:
                 self.metrics.record(result)
@@ -142,11 +148,13 @@ class ProbeService:
         A cycle in flight when `stop` is set is cancelled and leaves no results (a half-run probe says nothing about
         the bot; a cycle takes seconds); results waiting for the probe log get one last try. A cycle that raises
         (a fault of the harness, not of the bot: the bot's faults are results) is reported and the schedule goes
-        on."""
+        on. Raises BotRefused when the first cycle's every probe was refused (a wrong token or URL: stopping beats
+        recording the monitoring's own fault as the bot's downtime)."""
         from apscheduler.schedulers.asyncio import AsyncIOScheduler
         from apscheduler.triggers.interval import IntervalTrigger
 
         running: set[asyncio.Task[list[ProbeResult]]] = set()
+        fatal: list[BotRefused] = []
 
         async def job() -> None:
             task = asyncio.current_task()
@@ -156,6 +164,9 @@ class ProbeService:
                 await self.cycle()
             except asyncio.CancelledError:
                 return  # stopped mid-cycle on purpose (below); nothing to report
+            except BotRefused as exc:
+                fatal.append(exc)
+                stop.set()
             except Exception as exc:  # noqa: BLE001 - keep probing; the console says what went wrong
                 self.events.cycle_failed(f"{type(exc).__name__}: {exc}")
             finally:
@@ -181,3 +192,5 @@ class ProbeService:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await asyncio.to_thread(self._flush)
+        if fatal:
+            raise fatal[0]

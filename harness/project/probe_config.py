@@ -56,12 +56,17 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+MAX_SECONDS = 86_400.0
+"""The longest interval, jitter, delay or timeout accepted (a day; stale_after up to a week): beyond it a value is a
+typo, and `inf` would overflow the clock."""
+
+
 class ScheduleConfig(Section):
     """When cycles run: every `interval_s` seconds, each start moved by a random 0..`jitter_s` seconds (so several
     probers, or several probes of one bot, do not fall into step)."""
 
-    interval_s: float = Field(60.0, gt=0)
-    jitter_s: float = Field(5.0, ge=0)
+    interval_s: float = Field(60.0, gt=0, le=MAX_SECONDS)
+    jitter_s: float = Field(5.0, ge=0, le=MAX_SECONDS)
 
     @model_validator(mode="after")
     def _jitter_below_interval(self) -> ScheduleConfig:
@@ -78,6 +83,9 @@ class MetricsConfig(Section):
 
     host: str = "127.0.0.1"
     port: int = Field(9464, ge=0, le=65535)
+    allow_remote: bool = False
+    """True to listen on a non-loopback address (Prometheus on another machine); the endpoint has no authentication,
+    so put it behind your network's controls."""
 
 
 class ProbeConfig(Section):
@@ -91,15 +99,15 @@ class ProbeConfig(Section):
     probes: Path
     """The probe set: an eval-set file or folder (relative to the repository root)."""
     schedule: ScheduleConfig = ScheduleConfig()
-    retry_delay_s: float = Field(2.0, ge=0)
+    retry_delay_s: float = Field(2.0, ge=0, le=MAX_SECONDS)
     """Seconds to wait before the single retry of a failed probe; less than schedule.interval_s."""
-    turn_timeout_s: float = Field(10.0, gt=0)
+    turn_timeout_s: float = Field(10.0, gt=0, le=MAX_SECONDS)
     """Per customer turn: a turn without a reply by then is a `timeout` (the probe fails on `status`)."""
-    latency_budget_ms: float = Field(3000.0, gt=0)
+    latency_budget_ms: float = Field(3000.0, gt=0, le=MAX_SECONDS * 1000)
     """The slowest answered turn of a probe must take at most this (milliseconds)."""
     latency_budgets: dict[str, Annotated[float, Field(gt=0)]] = {}
     """Per probe id, a budget replacing `latency_budget_ms` (milliseconds, > 0; ids must be in the probe set)."""
-    stale_after_s: float | None = None
+    stale_after_s: float | None = Field(None, gt=0, le=MAX_SECONDS * 7)
     """How long a result stands when no newer result of its probe arrives; None: 3 * interval_s + jitter_s. Must
     exceed interval_s + jitter_s, or results would expire between two cycles that ran on time."""
     store: str = "sqlite:///experiments/probes.sqlite3"

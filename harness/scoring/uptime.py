@@ -343,6 +343,15 @@ _HOW = (
 
 
 def parse_window(text: str, now: datetime | None = None) -> tuple[datetime, datetime]:
+    """See `_parse_window`; a window beyond the calendar's range (`99999999d`, year 9999 with an offset) is
+    InputError too, not OverflowError."""
+    try:
+        return _parse_window(text, now)
+    except (OverflowError, ValueError) as exc:
+        raise InputError("bad window", [f"--window {text!r}: out of the calendar's range ({exc}); {_HOW}"]) from None
+
+
+def _parse_window(text: str, now: datetime | None = None) -> tuple[datetime, datetime]:
     """The window [start, end) of `--window`, as aware UTC datetimes.
 
     - `<n>m`, `<n>h`, `<n>d`, `<n>w` (n >= 1): the last n minutes, hours, days (24 h) or weeks up to `now` (a

@@ -212,7 +212,7 @@ class ProbeMetrics:
                 "the probe metrics would be reachable from other machines",
                 [
                     f"metrics.host {host}: not a loopback address; use 127.0.0.1 (Prometheus on this machine) or "
-                    "allow it explicitly (the endpoint has no authentication)"
+                    "set metrics.allow_remote: true in the probe configuration (the endpoint has no authentication)"
                 ],
             )
         try:

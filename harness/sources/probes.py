@@ -35,7 +35,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from harness.bots.base import Bot, BotTurn
-from harness.errors import BotRefused, BotUnreachable
+from harness.errors import BotRefused, BotUnreachable, InputError
 from harness.project.eval_set import Conversation, Outcome
 from harness.project.paths import REPO_ROOT
 from harness.project.probe_config import ProbeConfig, load_probe_set
@@ -253,3 +253,37 @@ def load_probes(config: ProbeConfig, root: Path = REPO_ROOT) -> tuple[Conversati
 
     run_config = config.run_config()
     return load_probe_set(config, vocabulary=vocabulary(run_config, root), observes=observes(run_config), root=root)
+
+
+def longest_cycle_s(probes: Sequence[Conversation], config: ProbeConfig) -> float:
+    """The longest one cycle of `probes` can take, in seconds: against a bot that hangs, every turn of both attempts
+    of every probe waits `turn_timeout_s` plus SEND_GRACE_S, and each retry waits `retry_delay_s` first."""
+    per_turn = config.turn_timeout_s + SEND_GRACE_S
+    return sum(2 * len(c.turns) * per_turn + config.retry_delay_s for c in probes)
+
+
+def with_stale_after(probes: Sequence[Conversation], config: ProbeConfig) -> ProbeConfig:
+    """`config` with `stale_after_s` set so a result stands until its probe's next result, even when the bot hangs.
+
+    The next result of a probe can start as late as the longest cycle (`longest_cycle_s`) plus the interval and the
+    jitter after the previous one: a result that expired before then would turn a hanging bot's outage into
+    unknown time. The default is the larger of 3 * interval + jitter and that bound (plus one interval, so one late
+    cycle does not make the state unknown); a `stale_after_s` the configuration sets must exceed the bound.
+    Raises InputError naming the bound and how to meet it."""
+    schedule = config.schedule
+    bound = longest_cycle_s(probes, config) + schedule.interval_s + schedule.jitter_s
+    if config.stale_after_s is None:
+        default = max(3 * schedule.interval_s + schedule.jitter_s, bound + schedule.interval_s)
+        return config.model_copy(update={"stale_after_s": default})
+    if config.stale_after_s <= bound:
+        raise InputError(
+            "results would expire before the next ones arrive",
+            [
+                f"{config.source or 'the probe configuration'}: stale_after_s: {config.stale_after_s:g} s is not "
+                f"above {bound:g} s, the longest "
+                f"a probe's next result can take against a bot that hangs ({len(probes)} probe(s), every turn of "
+                f"both attempts waiting turn_timeout_s {config.turn_timeout_s:g} s + {SEND_GRACE_S:g} s, the retry "
+                f"delay, then interval_s + jitter_s): raise stale_after_s (or leave it out), or lower turn_timeout_s"
+            ],
+        )
+    return config

@@ -187,7 +187,7 @@ def port_is_free(port: int) -> bool:
 def test_the_service_publishes_its_results_records_an_outage_and_stops_cleanly_on_sigterm(
     tmp_path: Path, stub: StubBot
 ) -> None:
-    config = write_config(tmp_path, stub.url, interval_s=1.0, stale_after_s=10)
+    config = write_config(tmp_path, stub.url, interval_s=1.0, stale_after_s=None)
     process = Process([str(HARNESS), "probe", "--config", str(config), "--interval", "0.2", "--port", "0"])
     try:
         started = process.wait_for(
@@ -435,3 +435,71 @@ def test_a_probe_naming_an_intent_the_bot_does_not_know_exits_2(tmp_path: Path, 
     assert "probes.yml" in shown.stderr and "check_balanse" in shown.stderr
     assert "check_balance" in shown.stderr, "a did-you-mean"
     assert stub.state.requests == 0 and not (tmp_path / "probes.sqlite3").exists()
+
+
+def test_sighup_stops_the_service_cleanly(tmp_path: Path, stub: StubBot) -> None:
+    # A closed terminal or SSH session sends SIGHUP: the service stops as on SIGTERM (no orphaned bot or port).
+    config = write_config(tmp_path, stub.url, interval_s=1.0)
+    process = Process([str(HARNESS), "probe", "--config", str(config), "--interval", "0.2", "--port", "0"])
+    try:
+        process.wait_for(lambda: any("metrics http://" in line for line in process.stdout), "the start line")
+        process.wait_for(lambda: len(results(tmp_path)) >= 2, "a stored cycle")
+        process.popen.send_signal(signal.SIGHUP)
+        code = process.popen.wait(timeout=15)
+        process.finish()
+    finally:
+        process.kill()
+    assert code == 0, process.output()
+    assert "probe service stopped" in "".join(process.stdout)
+
+
+def test_a_bot_that_refuses_every_first_probe_stops_the_service_and_stores_nothing(tmp_path: Path) -> None:
+    # A wrong token or URL is the monitoring's fault, not downtime customers saw: nothing is stored, exit 2.
+    with RefusingServer() as url:
+        config = write_config(tmp_path, url, interval_s=1.0)
+        once = invoke("probe", "--once", "--config", str(config))
+        served = invoke("probe", "--config", str(config), "--port", "0", "--interval", "0.2")
+    for outcome in (once, served):
+        assert outcome.exit_code == 2, outcome.output
+        assert "refused every probe of the first cycle" in outcome.output
+    assert results(tmp_path) == []
+
+
+class RefusingServer:
+    """A bot answering 401 to everything (a token the bot does not accept)."""
+
+    def __enter__(self) -> str:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        class Refuse(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                self.send_response(401)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                return
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Refuse)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return f"http://127.0.0.1:{self.server.server_address[1]}/chat"
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_stale_after_must_outlast_a_cycle_against_a_hanging_bot(tmp_path: Path, stub: StubBot) -> None:
+    # Two probes of 1 and 2 turns, turn_timeout_s 5 (+5 s grace), retry 0.05 s: a hanging bot makes a cycle last up to
+    # 2 * 3 * 10 + 2 * 0.05 = 60.1 s; with interval 1 s and jitter 0, a result must stand more than 61.1 s.
+    config = write_config(tmp_path, stub.url, interval_s=1.0, stale_after_s=61)
+    refused = invoke("probe", "--once", "--config", str(config))
+    assert refused.exit_code == 2, refused.output
+    assert "stale_after_s: 61 s is not above 61.1 s" in refused.output
+    accepted = invoke("probe", "--once", "--config", str(write_config(tmp_path, stub.url, stale_after_s=None)))
+    assert accepted.exit_code == 0, accepted.output
+    # The default: the larger of 3 * 60 + 0 = 180 s and 60.1 + 60 + 0 + 60 = 180.1 s.
+    (first, *_) = results(tmp_path)
+    assert (first.holds_until - first.started_at).total_seconds() == pytest.approx(180.1)

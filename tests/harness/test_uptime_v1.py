@@ -492,3 +492,12 @@ def test_the_report_is_a_frozen_record() -> None:
     assert isinstance(report, UptimeReport)
     with pytest.raises(AttributeError):
         report.value = 1.0  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    "window",
+    ["99999999999d", "1000000w", "9999-12-31T20:00-05:00/9999-12-31T23:00-05:00", "0001-01-01T00:30+01:00/0001-01-02"],
+)
+def test_windows_beyond_the_calendar_are_bad_input(window: str) -> None:
+    with pytest.raises(InputError, match="bad window"):
+        parse_window(window, datetime(2026, 12, 1, tzinfo=UTC))

@@ -45,7 +45,6 @@ def probe_config(tmp: Path, bot: BotServer, metrics_port: int) -> Path:
         "retry_delay_s": 0.5,
         "turn_timeout_s": 10,
         "latency_budget_ms": 8000,
-        "stale_after_s": 30,
         "store": f"sqlite:///{tmp / 'probes.sqlite3'}",
         "metrics": {"host": "127.0.0.1", "port": metrics_port},
     }
