@@ -11,7 +11,7 @@ retry_delay_s: 2               # wait before the single retry of a failed probe
 turn_timeout_s: 10             # per customer turn
 latency_budget_ms: 3000        # the slowest turn of a probe must be within it; per probe: latency_budgets
 latency_budgets: {probe-id: 5000}
-stale_after_s: null            # how long a result stands with no newer one; default 3 * interval_s + jitter_s
+stale_after_s: null            # how long a result stands; default: outlasts a cycle against a hanging bot
 store: sqlite:///experiments/probes.sqlite3   # the probe log (relative sqlite paths: from the repository root)
 metrics: {host: 127.0.0.1, port: 9464}        # the Prometheus endpoint
 tracking: {uri: sqlite:///experiments/mlflow.db, experiment: reference-bot}
@@ -108,8 +108,9 @@ class ProbeConfig(Section):
     latency_budgets: dict[str, Annotated[float, Field(gt=0)]] = {}
     """Per probe id, a budget replacing `latency_budget_ms` (milliseconds, > 0; ids must be in the probe set)."""
     stale_after_s: float | None = Field(None, gt=0, le=MAX_SECONDS * 7)
-    """How long a result stands when no newer result of its probe arrives; None: 3 * interval_s + jitter_s. Must
-    exceed interval_s + jitter_s, or results would expire between two cycles that ran on time."""
+    """How long a result stands when no newer result of its probe arrives. Must exceed interval_s + jitter_s here;
+    `harness probe` also requires it to outlast the longest cycle against a hanging bot and, when None, sets it
+    (harness.sources.probes.with_stale_after); `stale_after` reads None as 3 * interval_s + jitter_s."""
     store: str = "sqlite:///experiments/probes.sqlite3"
     """The probe log's database URL (`sqlite:///path`, relative to the repository root, or `postgresql+psycopg://`)."""
     metrics: MetricsConfig = MetricsConfig()
