@@ -1,15 +1,19 @@
 """Overlap between eval turns and training examples: an eval set should measure generalisation, not memory.
 
-Exact overlap compares normalised text (case, punctuation and spacing ignored); near overlap compares MiniLM
-sentence embeddings. Very short turns ("yes", "hi") are bound to repeat small talk and are counted apart.
+Exact overlap compares normalised text (Unicode NFC, case, punctuation and spacing ignored); near overlap compares
+MiniLM sentence embeddings. Very short turns ("yes", "hi") are bound to repeat small talk and are counted apart.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from harness.project.eval_set import EvalSuite
 from harness.project.intents import Catalog, normalise, plain_text
+
+if TYPE_CHECKING:
+    import numpy as np
 
 NEAR_THRESHOLD = 0.92
 SHORT_WORDS = 2
@@ -63,8 +67,16 @@ class OverlapReport:
         return out
 
 
-def find_overlap(suite: EvalSuite, catalog: Catalog, *, threshold: float = NEAR_THRESHOLD) -> OverlapReport:
-    """Exact and near duplicates between the suite's customer turns and the catalog's training examples."""
+def find_overlap(
+    suite: EvalSuite,
+    catalog: Catalog,
+    *,
+    threshold: float = NEAR_THRESHOLD,
+    training_vectors: np.ndarray | None = None,
+) -> OverlapReport:
+    """Exact and near duplicates between the suite's customer turns and the catalog's training examples.
+    `training_vectors`: the examples' embeddings, one row per example in catalog order, when already computed
+    (they are the costly part with thousands of examples)."""
     from harness.embeddings import embed
 
     training = [(plain_text(ex), name) for name, intent in catalog.intents.items() for ex in intent.examples]
@@ -83,7 +95,8 @@ def find_overlap(suite: EvalSuite, catalog: Catalog, *, threshold: float = NEAR_
             exact.append(OverlapHit(conversation_id, index, text, match[0], match[1], 1.0))
     near: list[OverlapHit] = []
     if candidates and training:
-        similarities = embed([t for _, _, t in candidates]) @ embed([t for t, _ in training]).T
+        vectors = training_vectors if training_vectors is not None else embed([t for t, _ in training])
+        similarities = embed([t for _, _, t in candidates]) @ vectors.T
         best = similarities.argmax(axis=1)
         for row, (conversation_id, index, text) in enumerate(candidates):
             score = float(similarities[row, best[row]])

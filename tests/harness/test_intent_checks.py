@@ -39,3 +39,19 @@ def test_the_committed_intents_have_no_errors() -> None:
     result = CliRunner().invoke(app, ["intents", "validate", "--no-embeddings"])
     assert result.exit_code == 0, result.stderr
     assert "intents/ is valid: 26 intents" in result.stdout
+
+
+def test_a_long_report_prints_the_first_problems_and_counts_and_writes_the_full_list(tmp_path: Path) -> None:
+    root = project(tmp_path)
+    target = tmp_path / "checks.txt"
+    result = CliRunner().invoke(
+        app,
+        ["intents", "validate", "--root", str(root), "--no-embeddings", "--show", "1", "--report", str(target)],
+    )
+    assert result.exit_code == 0, result.output
+    assert result.stdout.count("warning: ") == 1
+    assert "... and 2 more warning line(s)" in result.stdout
+    assert "     3  warning(s): thin intent" in result.stdout
+    assert "full list: checks.txt" in result.stdout  # relative to the root, as other paths
+    written = target.read_text()
+    assert "## warnings (3)" in written and written.count("only ") == 3

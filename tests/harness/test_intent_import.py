@@ -41,7 +41,8 @@ def test_rasa_nlu_yaml_gives_block_and_list_examples_and_skips_other_entries() -
         'version: "3.1"\nnlu:\n- intent: greet\n  examples: |\n    - hi\n    - hello [there](who)\n'
         "- intent: bye\n  examples:\n  - text: see you\n- synonym: credit\n  examples: |\n    - cc\n"
     )
-    rows, skipped = read_rasa_nlu(text, "nlu.yml")
+    read = read_rasa_nlu(text, "nlu.yml")
+    rows, skipped = read.candidates, read.skipped
     assert [(r.text, r.intent) for r in rows] == [("hi", "greet"), ("hello [there](who)", "greet"), ("see you", "bye")]
     assert [s.reason for s in skipped] == ["`synonym` entries are not imported (only intents with examples)"]
 
@@ -147,3 +148,22 @@ def test_skipped_texts_are_printed_as_written_brackets_included(tmp_path: Path) 
     source.write_text("text,intent\nmy [visa](card_type) is gone,Bad Intent\n")
     result = CliRunner().invoke(app, ["intents", "import", str(source), "--root", str(root), "--dry-run"])
     assert "'my [visa](card_type) is gone'" in result.output  # not eaten as console markup
+
+
+def test_a_long_import_prints_the_first_skips_and_counts_by_reason_and_writes_the_full_list(tmp_path: Path) -> None:
+    root = project(tmp_path)
+    source = tmp_path / "export.csv"
+    rows = [f"I lost my card,card_lost\nfees abroad,fees\nwhat is row {i},Bad Intent\n" for i in range(5)]
+    source.write_text("text,intent\n" + "".join(rows))
+    result = CliRunner().invoke(app, ["intents", "import", str(source), "--root", str(root), "--show", "3"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert len([line for line in lines if line.startswith("skipped export.csv")]) == 3
+    assert "... and 12 more skipped line(s)" in lines
+    assert "skipped 15 by reason:" in lines
+    assert "    10  already an example of its intent" in lines
+    assert "     5  invalid intent name" in lines
+    assert "full list: runs/intents/import.txt" in lines
+    report = (root / "runs" / "intents" / "import.txt").read_text()
+    assert report.count("\nskipped export.csv:") == 15
+    assert "## skipped by reason (2)" in report
