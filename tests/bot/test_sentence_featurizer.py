@@ -27,7 +27,8 @@ def test_a_token_no_piece_covers_gets_zeros() -> None:
 def test_messages_get_sequence_and_sentence_features_that_separate_meanings() -> None:
     tokenizer = WhitespaceTokenizer(WhitespaceTokenizer.get_default_config())
     featurizer = SentenceEmbeddingFeaturizer(
-        SentenceEmbeddingFeaturizer.get_default_config(), ExecutionContext(None, node_name="dense")  # type: ignore[arg-type]
+        SentenceEmbeddingFeaturizer.get_default_config(),
+        ExecutionContext(None, node_name="dense"),  # type: ignore[arg-type]
     )
     texts = ["my card was stolen", "someone took my card", "what time do you open"]
     messages = [Message(data={TEXT: t}) for t in texts]
@@ -52,7 +53,8 @@ def test_inference_runs_the_encoder_on_one_torch_thread_and_training_on_torchs_d
     monkeypatch.setattr(model, "forward", lambda *a, **k: seen.append(torch.get_num_threads()) or forward(*a, **k))
     tokenizer = WhitespaceTokenizer(WhitespaceTokenizer.get_default_config())
     featurizer = SentenceEmbeddingFeaturizer(
-        SentenceEmbeddingFeaturizer.get_default_config(), ExecutionContext(None, node_name="dense")  # type: ignore[arg-type]
+        SentenceEmbeddingFeaturizer.get_default_config(),
+        ExecutionContext(None, node_name="dense"),  # type: ignore[arg-type]
     )
     before = torch.get_num_threads()
     torch.set_num_threads(2)
@@ -83,3 +85,39 @@ def test_encode_gives_the_tensors_of_sentence_transformers_encode_bit_for_bit() 
     for mine, reference in zip(ours, theirs, strict=True):
         assert mine.keys() == reference.keys()
         assert all(torch.equal(mine[name], reference[name]) for name in mine)
+
+
+def test_pooled_layers_are_unit_length_means_of_each_hidden_layer_over_the_real_pieces() -> None:
+    import torch
+    from bankbot.nlu.sentence_featurizer import pooled_layers
+
+    hidden = (torch.zeros(3, 2), torch.tensor([[3.0, 4.0], [0.0, 2.0], [100.0, 100.0]]))  # last row is padding
+    row = {"all_layer_embeddings": hidden, "attention_mask": torch.tensor([1, 1, 0])}
+    assert np.allclose(pooled_layers(row, [1]), np.array([[1.5, 3.0]]) / np.hypot(1.5, 3.0))
+    assert pooled_layers(row, [0, 1]).shape == (1, 4)
+    with pytest.raises(IndexError, match="layer 2 is not in 0..1"):
+        pooled_layers(row, [2])
+
+
+def test_pooled_layers_give_one_unit_vector_per_layer_from_the_real_model() -> None:
+    config = {**SentenceEmbeddingFeaturizer.get_default_config(), "pooled_layers": [2, 4, 6]}
+    tokenizer = WhitespaceTokenizer(WhitespaceTokenizer.get_default_config())
+    featurizer = SentenceEmbeddingFeaturizer(config, ExecutionContext(None, node_name="dense"))  # type: ignore[arg-type]
+    messages = [Message(data={TEXT: t}) for t in ["my card was stolen", "what time do you open", "hi"]]
+    tokenizer.process(messages)
+    featurizer.process(messages)
+    sentence = messages[0].get_dense_features(TEXT)[1].features.reshape(3, 384)
+    assert np.allclose(np.linalg.norm(sentence, axis=1), 1.0, atol=1e-5)
+    # batched and one at a time give the same features (padding is masked out)
+    alone = [Message(data={TEXT: "my card was stolen"})]
+    tokenizer.process(alone)
+    featurizer.process(alone)
+    assert np.allclose(
+        alone[0].get_dense_features(TEXT)[1].features, messages[0].get_dense_features(TEXT)[1].features, atol=1e-5
+    )
+
+
+@pytest.mark.parametrize("layers", [[-1], [2, 2], "2"])
+def test_pooled_layers_config_is_checked(layers: object) -> None:
+    with pytest.raises(ValueError, match="pooled_layers"):
+        SentenceEmbeddingFeaturizer.validate_config({"pooled_layers": layers})

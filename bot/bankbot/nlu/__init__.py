@@ -5,9 +5,10 @@ per-turn work (bankbot.nlu.rasa_speedups), which change no decision, only the ti
 """
 
 from bankbot.nlu import rasa_speedups
+from bankbot.nlu.linear_intent_classifier import LinearIntentClassifier
 from bankbot.nlu.seeded_svm import SeededSklearnIntentClassifier
 from bankbot.nlu.sentence_featurizer import SentenceEmbeddingFeaturizer
 
 rasa_speedups.install()
 
-__all__ = ["SeededSklearnIntentClassifier", "SentenceEmbeddingFeaturizer"]
+__all__ = ["LinearIntentClassifier", "SeededSklearnIntentClassifier", "SentenceEmbeddingFeaturizer"]

