@@ -5,7 +5,7 @@ HARNESS := .venv/bin/harness
 PY := .venv/bin/python
 BOT_PY := .venv-bot/bin/python
 
-.PHONY: eval gate review probe setup system harness-env bot-env intents model bot retrain experiment test test-harness test-bot test-integration lint bench bench-bot bench-harness bench-nlu bench-rephrase bench-review bench-mask bench-gate bench-intervals bench-production bench-probe clean
+.PHONY: eval gate review probe setup system harness-env bot-env intents model bot retrain experiment test test-harness test-bot test-integration lint bench bench-bot bench-harness bench-nlu bench-hwu64 bench-intents bench-rephrase bench-review bench-mask bench-gate bench-intervals bench-production bench-probe clean
 
 ## The main job: replay every eval set through the reference bot and print the KPI scorecard.
 ## Trains the bot if its data changed, starts it on loopback, stops it afterwards (also on failure or Ctrl-C).
@@ -89,7 +89,7 @@ lint: harness-env
 	.venv/bin/mypy harness
 
 ## Benchmarks with committed results in bench/results/ (see bench/README.md).
-bench: bench-bot bench-harness bench-nlu bench-rephrase bench-review bench-mask bench-gate bench-intervals bench-production bench-probe
+bench: bench-bot bench-harness bench-nlu bench-hwu64 bench-intents bench-rephrase bench-review bench-mask bench-gate bench-intervals bench-production bench-probe
 
 bench-bot: setup
 	$(PY) bench/bot_bench.py
@@ -100,6 +100,14 @@ bench-harness: setup
 
 bench-nlu: setup
 	$(PY) bench/nlu_bench.py
+
+## The bot's NLU pipeline against frozen MiniLM + logistic regression on HWU64 (../shared/data/hwu64; about 8 minutes).
+bench-hwu64: setup
+	$(PY) bench/hwu64_bench.py
+
+## harness intents import and validate on a 10,000-row CSV (about 3 minutes).
+bench-intents: harness-env
+	$(PY) bench/intents_scale.py
 
 bench-rephrase: setup
 	$(PY) bench/rephrase_sweep.py
