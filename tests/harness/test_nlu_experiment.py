@@ -79,4 +79,10 @@ def test_a_pipeline_with_its_own_fallback_or_an_unknown_score_is_rejected(tmp_pa
 
 def test_the_committed_experiment_file_is_valid() -> None:
     spec = load_spec(Path(__file__).parents[2] / "experiments" / "nlu_pipelines.yml")
-    assert [p.name for p in spec.pipelines] == ["diet_sparse", "diet_dense", "sklearn_embeddings"]
+    assert [p.name for p in spec.pipelines] == [
+        "diet_sparse",
+        "diet_dense",
+        "sklearn_embeddings",
+        "linear_layers",
+        "linear_layers_lexical",
+    ]
