@@ -55,15 +55,27 @@ BASELINE = [
 
 
 def read_split(path: Path) -> tuple[list[str], list[str]]:
-    """(texts, intents) of a HWU64 CSV. Raises ValueError naming the file and row of a row without both."""
+    """(texts, intents) of a HWU64 CSV (columns text, intent; a byte-order mark is allowed).
+
+    Raises ValueError naming the file (and row) if a column is missing, a row lacks text or intent, a text spans
+    lines (Rasa's training format is one example per line), or there are no rows.
+    """
     texts, intents = [], []
-    with path.open(newline="", encoding="utf-8") as handle:
-        for row_number, row in enumerate(csv.DictReader(handle), start=2):
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        reader = csv.DictReader(handle)
+        missing = {"text", "intent"} - set(reader.fieldnames or [])
+        if missing:
+            raise ValueError(f"{path}: missing column(s) {sorted(missing)}; the header must be text,intent")
+        for row_number, row in enumerate(reader, start=2):
             text, intent = (row.get("text") or "").strip(), (row.get("intent") or "").strip()
             if not text or not intent:
                 raise ValueError(f"{path}:{row_number}: a row needs both text and intent")
+            if "\n" in text or "\r" in text:
+                raise ValueError(f"{path}:{row_number}: the text spans lines; write it on one line")
             texts.append(text)
             intents.append(intent)
+    if not texts:
+        raise ValueError(f"{path}: no rows under the header")
     return texts, intents
 
 

@@ -28,7 +28,7 @@ HELD_OUT = "heldout_2026_12"
 
 
 def weak_spots(turns: pd.DataFrame) -> dict[str, dict[str, object]]:
-    """Per group ("held-out" / "earlier sets"): {"fraud_missed": [ids], "fraud_n", "human_missed": [ids], ...}."""
+    """Per group (HELD_OUT / "earlier sets"): {"fraud_missed": [ids], "fraud_n", "human_missed": [ids], ...}."""
     turns = turns.assign(group=turns.eval_set.where(turns.eval_set == HELD_OUT, "earlier sets"))
     conversations = turns.groupby("conversation_id").agg(
         group=("group", "first"),
@@ -46,11 +46,11 @@ def weak_spots(turns: pd.DataFrame) -> dict[str, dict[str, object]]:
             & (turns.expected_intent != "out_of_scope")
             & (turns.status == "ok")
         ]
-        hits = (scored.intent == scored.expected_intent) & ~scored.fallback.astype(bool)
+        hits = (scored.intent == scored.expected_intent) & ~scored.fallback.fillna(False).astype(bool)
         out[str(group)] = {
-            "fraud_missed": sorted(fraud.index[fraud.queues.map(lambda q: "fraud" not in q)]),
+            "fraud_missed": sorted(cid for cid, queues in fraud.queues.items() if "fraud" not in queues),
             "fraud_n": len(fraud),
-            "human_missed": sorted(human.index[human.queues.map(len) == 0]),
+            "human_missed": sorted(cid for cid, queues in human.queues.items() if not queues),
             "human_n": len(human),
             "recognition": float(hits.mean()) if len(scored) else None,
             "recognition_n": len(scored),
@@ -61,7 +61,7 @@ def weak_spots(turns: pd.DataFrame) -> dict[str, dict[str, object]]:
 def out_of_scope_split(turns: pd.DataFrame) -> dict[str, int]:
     """Counts of how out-of-scope turns were caught and in-scope turns rejected (see the module doc)."""
     ok = turns[(turns.status == "ok") & turns.expected_intent.notna()]
-    fallback = ok.fallback.astype(bool)
+    fallback = ok.fallback.fillna(False).astype(bool)
     as_class = ok.intent == "out_of_scope"
     oos = ok.expected_intent == "out_of_scope"
     return {
@@ -80,6 +80,8 @@ def main() -> None:
         sys.exit(__doc__)
     for folder in map(Path, sys.argv[1:]):
         print(folder)
+        if not (folder / "turns.parquet").is_file():
+            sys.exit(f"{folder}: no turns.parquet; give a run folder written by `make eval` or `harness run`")
         turns = pd.read_parquet(folder / "turns.parquet")
         for group, row in weak_spots(turns).items():
             recognition = "n/a" if row["recognition"] is None else f"{row['recognition']:.1%}"

@@ -107,3 +107,30 @@ def test_out_of_scope_turns_are_split_by_what_caught_them() -> None:
         "in_scope_fallback": 1,
         "in_scope_taken_for_oos": 1,
     }
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("words,label\nhi,greet\n", "missing column"),
+        ("text,intent\n", "no rows under the header"),
+        ('text,intent\n"two\nlines",greet\n', "spans lines"),
+    ],
+)
+def test_malformed_csvs_are_refused_by_what_is_wrong(tmp_path: Path, content: str, message: str) -> None:
+    path = tmp_path / "test.csv"
+    path.write_text(content)
+    with pytest.raises(ValueError, match=message):
+        hwu64.read_split(path)
+
+
+def test_a_byte_order_mark_is_not_part_of_the_header(tmp_path: Path) -> None:
+    path = tmp_path / "test.csv"
+    path.write_bytes("\ufefftext,intent\nhi,greet\n".encode())
+    assert hwu64.read_split(path) == (["hi"], ["greet"])
+
+
+def test_weak_spots_of_a_group_without_fraud_or_human_requests_are_empty() -> None:
+    turns = pd.DataFrame([turn("b-1", "accounts", ["balance"], expected_intent="check_balance", fallback=None)])
+    spots = weak.weak_spots(turns)["earlier sets"]
+    assert spots["fraud_missed"] == [] and spots["fraud_n"] == 0 and spots["human_missed"] == []
