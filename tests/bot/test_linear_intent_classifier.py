@@ -131,3 +131,41 @@ def test_lexical_weight_without_any_ngrams_is_refused() -> None:
     with pytest.raises(ValueError, match="needs word_ngrams or char_ngrams"):
         LinearIntentClassifier.validate_config(config)
     LinearIntentClassifier.validate_config({**config, "lexical_weight": 0.0})
+
+
+def test_a_message_the_featurizer_skipped_gets_no_intent_and_the_others_are_classified(tmp_path: Path) -> None:
+    classifier, _, _ = component(tmp_path)
+    classifier.train(training())
+    empty, real = message("", None), message("what time do you open", [0.0, 0.1, 0.9])
+    classifier.process([empty, real])
+    assert empty.get(INTENT)["name"] is None and empty.get(INTENT_RANKING_KEY) == []
+    assert real.get(INTENT)["name"] == "hours"
+
+
+def test_a_lexical_model_with_no_ngram_left_names_the_options(tmp_path: Path) -> None:
+    classifier, _, _ = component(tmp_path, lexical_weight=1.0, word_ngrams=[], char_min_df=50)
+    with pytest.raises(ValueError, match="lower char_min_df"):
+        classifier.train(training(with_dense=False))
+
+
+def test_no_dense_featurizer_is_required_by_the_graph() -> None:
+    assert LinearIntentClassifier.required_components() == []
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("C", float("nan")),
+        ("C", None),
+        ("tol", "x"),
+        ("word_ngrams", 2),
+        ("word_ngrams", [True, 2]),
+        ("ranking_length", -1),
+        ("char_min_df", 0),
+        ("max_iter", 1.5),
+        ("class_weight", "bogus"),
+    ],
+)
+def test_wrong_types_and_nan_are_refused_by_name(option: str, value: Any) -> None:
+    with pytest.raises(ValueError, match=option):
+        LinearIntentClassifier.validate_config({**LinearIntentClassifier.get_default_config(), option: value})

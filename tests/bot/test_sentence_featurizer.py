@@ -121,3 +121,14 @@ def test_pooled_layers_give_one_unit_vector_per_layer_from_the_real_model() -> N
 def test_pooled_layers_config_is_checked(layers: object) -> None:
     with pytest.raises(ValueError, match="pooled_layers"):
         SentenceEmbeddingFeaturizer.validate_config({"pooled_layers": layers})
+
+
+@pytest.mark.parametrize("layers", [[True], 0, {}, (2, 3)])
+def test_pooled_layers_must_be_a_list_of_ints(layers: object) -> None:
+    with pytest.raises(ValueError, match="pooled_layers"):
+        SentenceEmbeddingFeaturizer.validate_config({"pooled_layers": layers})
+
+
+def test_no_pooled_layers_is_the_sentence_embedding() -> None:
+    SentenceEmbeddingFeaturizer.validate_config({"pooled_layers": None})
+    SentenceEmbeddingFeaturizer.validate_config({"pooled_layers": []})

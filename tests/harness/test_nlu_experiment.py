@@ -86,3 +86,15 @@ def test_the_committed_experiment_file_is_valid() -> None:
         "linear_layers",
         "linear_layers_lexical",
     ]
+
+
+def test_the_quick_experiment_is_the_full_one_without_diet() -> None:
+    experiments = Path(__file__).parents[2] / "experiments"
+    full, quick = load_spec(experiments / "nlu_pipelines.yml"), load_spec(experiments / "nlu_pipelines_linear.yml")
+    assert quick.pipelines == [p for p in full.pipelines if not p.name.startswith("diet")]
+    assert (quick.folds, quick.seed, quick.fallback, quick.select) == (
+        full.folds,
+        full.seed,
+        full.fallback,
+        full.select,
+    )

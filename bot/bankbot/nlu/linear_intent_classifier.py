@@ -35,7 +35,6 @@ from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
 from rasa.engine.storage.storage import ModelStorage
 from rasa.nlu.classifiers.classifier import IntentClassifier
-from rasa.nlu.featurizers.dense_featurizer.dense_featurizer import DenseFeaturizer
 from rasa.shared.nlu.constants import INTENT, INTENT_NAME_KEY, INTENT_RANKING_KEY, PREDICTED_CONFIDENCE_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
@@ -51,7 +50,8 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
 
     @classmethod
     def required_components(cls) -> list[type]:
-        return [DenseFeaturizer]
+        # None: with `lexical_weight: 1` no dense featurizer is needed; otherwise training says so if one is missing.
+        return []
 
     @staticmethod
     def get_default_config() -> dict[str, Any]:
@@ -74,22 +74,43 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
 
     @classmethod
     def validate_config(cls, config: dict[str, Any]) -> None:
-        """Raises ValueError naming the option if a strength, the weight or an n-gram range is out of bounds."""
+        """Raises ValueError naming the option if a value is of the wrong type or out of bounds."""
+
+        def number(key: str) -> float:
+            try:
+                return float(config[key])
+            except (TypeError, ValueError):
+                raise ValueError(f"LinearIntentClassifier: {key} must be a number, got {config[key]!r}") from None
+
         for key in ("C", "lexical_C", "tol"):
-            if float(config[key]) <= 0:
+            if not number(key) > 0:  # also refuses NaN
                 raise ValueError(f"LinearIntentClassifier: {key} must be > 0, got {config[key]!r}")
-        if not 0 <= float(config["lexical_weight"]) <= 1:
+        if not 0 <= number("lexical_weight") <= 1:
             raise ValueError(
                 f"LinearIntentClassifier: lexical_weight must be in [0, 1], got {config['lexical_weight']!r}"
             )
         for key in ("word_ngrams", "char_ngrams"):
             value = config[key]
-            if value and not (len(value) == 2 and 1 <= int(value[0]) <= int(value[1])):
+            if value and not (
+                isinstance(value, list | tuple)
+                and len(value) == 2
+                and all(isinstance(x, int) and not isinstance(x, bool) for x in value)
+                and 1 <= value[0] <= value[1]
+            ):
                 raise ValueError(
                     f"LinearIntentClassifier: {key} must be [] or [min, max] with 1 <= min <= max, got {value!r}"
                 )
         if float(config["lexical_weight"]) > 0 and not (config["word_ngrams"] or config["char_ngrams"]):
             raise ValueError("LinearIntentClassifier: lexical_weight > 0 needs word_ngrams or char_ngrams")
+        for key, low in (("char_min_df", 1), ("ranking_length", 0), ("max_iter", 1)):
+            value = config[key]
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise ValueError(f"LinearIntentClassifier: {key} must be an integer >= {low}, got {value!r}")
+        if config["class_weight"] not in (None, "balanced") and not isinstance(config["class_weight"], dict):
+            raise ValueError(
+                'LinearIntentClassifier: class_weight must be null, "balanced" or a mapping of intent to weight, '
+                f"got {config['class_weight']!r}"
+            )
 
     @classmethod
     def create(
@@ -174,7 +195,14 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
         if lexical_weight > 0:
             fitted["vectorizers"] = self._vectorizers()
             fitted["lexical"] = self._classifier(float(self._config["lexical_C"]))
-            fitted["lexical"].fit(self._lexical_features(examples, fitted["vectorizers"], fit=True), labels)
+            try:
+                lexical = self._lexical_features(examples, fitted["vectorizers"], fit=True)
+            except ValueError as error:  # scikit-learn: "empty vocabulary", "After pruning, no terms remain"
+                raise ValueError(
+                    f"LinearIntentClassifier: no n-gram survives in the training texts ({error}); lower char_min_df, "
+                    "widen word_ngrams/char_ngrams, or set lexical_weight: 0"
+                ) from error
+            fitted["lexical"].fit(lexical, labels)
         self._fitted = fitted
         self.persist()
         return self._resource
@@ -206,9 +234,18 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
                 message.set(INTENT, {INTENT_NAME_KEY: None, PREDICTED_CONFIDENCE_KEY: 0.0}, add_to_output=True)
                 message.set(INTENT_RANKING_KEY, [], add_to_output=True)
             return messages
-        classes, probabilities = self._probabilities(messages)
+        dense_used = self._fitted.get("dense") is not None
+        unfeaturized = [m for m in messages if dense_used and m.get_dense_features(TEXT)[1] is None]
+        for message in unfeaturized:  # e.g. an empty text, which the featurizer skips: nothing to classify
+            message.set(INTENT, {INTENT_NAME_KEY: None, PREDICTED_CONFIDENCE_KEY: 0.0}, add_to_output=True)
+            message.set(INTENT_RANKING_KEY, [], add_to_output=True)
+        skipped = {id(m) for m in unfeaturized}
+        todo = [m for m in messages if id(m) not in skipped]
+        if not todo:
+            return messages
+        classes, probabilities = self._probabilities(todo)
         length = int(self._config["ranking_length"]) or len(classes)
-        for message, row in zip(messages, probabilities, strict=True):
+        for message, row in zip(todo, probabilities, strict=True):
             order = np.argsort(-row, kind="stable")[:length]
             ranking = [{INTENT_NAME_KEY: str(classes[i]), PREDICTED_CONFIDENCE_KEY: float(row[i])} for i in order]
             message.set(INTENT, ranking[0], add_to_output=True)

@@ -72,7 +72,8 @@ ENCODE_BATCH = 32
 def encode(model: Any, texts: list[str]) -> list[dict[str, Any]]:
     """Per text, the model's outputs by name (`token_embeddings`, `sentence_embedding`, ...), as torch tensors.
 
-    The same tensors, bit for bit, as `model.encode(texts, output_value=None)` (same length-sorted batches of
+    The same tensors, bit for bit, as `model.encode(texts, output_value=None)` for the sentence and token outputs
+    (`all_layer_embeddings` is split per text here, which `encode` does not do), in the same length-sorted batches of
     ENCODE_BATCH, the same forward pass), without the two walks over every module that `encode` makes on each call
     to put the model in eval mode and on its device (about 3 ms, more than a tenth of a one-message call on one
     core). Falls back to `encode` for models with a prompt or a truncated dimension, which this path does not apply.
@@ -80,6 +81,8 @@ def encode(model: Any, texts: list[str]) -> list[dict[str, Any]]:
     import torch
 
     if model.default_prompt_name is not None or model.truncate_dim is not None:
+        if model[0].auto_model.config.output_hidden_states:
+            raise ValueError("pooled_layers is not supported for a model with a default prompt or truncate_dim")
         with torch.inference_mode():
             return list(model.encode(texts, output_value=None, show_progress_bar=False))
     order = np.argsort([-model._text_length(text) for text in texts])
@@ -166,9 +169,11 @@ class SentenceEmbeddingFeaturizer(DenseFeaturizer, GraphComponent):
 
     @classmethod
     def validate_config(cls, config: dict[str, Any]) -> None:
-        """Raises ValueError if pooled_layers is not a list of distinct layer numbers >= 0."""
-        layers = config.get("pooled_layers") or []
-        if not isinstance(layers, list) or any(not isinstance(x, int) or x < 0 for x in layers):
+        """Raises ValueError unless pooled_layers is null or a list of distinct layer numbers (ints >= 0)."""
+        layers = config.get("pooled_layers")
+        if layers is None:
+            return
+        if not isinstance(layers, list) or any(not isinstance(x, int) or isinstance(x, bool) or x < 0 for x in layers):
             raise ValueError(f"SentenceEmbeddingFeaturizer: pooled_layers must be a list of ints >= 0, got {layers!r}")
         if len(set(layers)) != len(layers):
             raise ValueError(f"SentenceEmbeddingFeaturizer: pooled_layers repeats a layer: {layers!r}")
