@@ -32,9 +32,9 @@ from harness.records import COLUMNS, TurnStatus, read, to_frame, write
 from harness.sources.replay import Journal, replay
 
 FIXTURES = Path(__file__).parents[1] / "eval_sets" / "resume"
-NOT_UNDERSTOOD_FIRST = FIXTURES / "not_understood_first.yml"  # resume-a-001: "asdfghjk", then a card question
+NOT_UNDERSTOOD_FIRST = FIXTURES / "not_understood_first.yml"  # resume-a-001: "purple", then a card question
 LOST_CARD_HANDOFF = FIXTURES / "lost_card_handoff.yml"  # resume-b-001: lost card, debit, yes, a person please
-GIBBERISH = "asdfghjk"
+GIBBERISH = "purple"  # a lone word the bot does not understand
 BEHAVIOUR = [c for c in COLUMNS if c not in ("run_id", "sender_id", "latency_ms")]
 runner = CliRunner()
 
@@ -253,7 +253,7 @@ def test_the_hinted_resume_talks_to_the_recorded_bot_and_reports_the_interrupted
     assert channels.urls == [url, url]  # before the fix: experiments/eval.yml's URL
     assert second.exit_code == 0, second.stderr
     (run_dir,) = (tmp_path / "runs").iterdir()
-    (abandoned,) = [s for s, said in bot.said.items() if said == ["asdfghjk"]]
+    (abandoned,) = [s for s, said in bot.said.items() if said == [GIBBERISH]]
     assert "1 conversation(s) were interrupted" in second.stderr
     assert f"resume-a-001: {abandoned}" in second.stderr
     (resume,) = json.loads((run_dir / "run.json").read_text())["resumes"]
