@@ -48,10 +48,11 @@ import pandas as pd
 from harness.gate.decision import conversation_outcomes, decide
 from harness.gate.power import Rule, exact_power, measure, normal_power, rule_decision
 from harness.gate.spec import GateSpec, load_spec
-from harness.project.paths import REPO_ROOT
 from harness.records import read
 from harness.scoring.metrics import REGISTRY, ScoringOptions, UndefinedMetricWarning, build_core
 from harness.scoring.scored_run import ScoredRun
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 RESULTS = Path(__file__).resolve().parent / "results"
 OPEN_FORM = "simulated_open_form"

@@ -30,7 +30,7 @@ from harness.bots.kinds import bot_settings, connect, observes, token_env, vocab
 from harness.errors import BotUnreachable, HarnessError, InputError
 from harness.project.config import RunConfig, with_overrides
 from harness.project.eval_set import EvalSuite, load_eval_sets
-from harness.project.paths import REPO_ROOT, ProjectPaths
+from harness.project.paths import ProjectPaths, project_root
 from harness.project.problems import yaml_location
 from harness.project.validation import check_observable
 from harness.records import to_frame, write
@@ -106,8 +106,10 @@ class RunPlan:
         return f"harness run --resume {self.run_dir}" + (" --serve-bot" if self.bot.served else "")
 
 
-def git_sha(root: Path = REPO_ROOT) -> str:
-    """The checkout's commit, with `-dirty` if it has uncommitted changes; `unknown` outside git."""
+def git_sha(root: Path | None = None) -> str:
+    """The commit of the checkout holding `root` (default: the project root), with `-dirty` if it has uncommitted
+    changes; `unknown` outside git."""
+    root = root if root is not None else project_root()
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True)
         dirty = subprocess.run(["git", "status", "--porcelain"], cwd=root, capture_output=True, text=True, check=True)
@@ -131,6 +133,7 @@ def new_run(config: RunConfig, *, served_model: str | None = None) -> RunPlan:
     `served_model` names the model when the harness serves the bot itself (`--serve-bot`).
     """
     suite = load_suite(config)
+    root = project_root()
     run_id = f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
     run_dir = config.output_dir / run_id
     run_dir.mkdir(parents=True)
@@ -139,11 +142,9 @@ def new_run(config: RunConfig, *, served_model: str | None = None) -> RunPlan:
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "eval_set_hash": suite.content_hash,
         "eval_set_version": suite.version,
-        "eval_set_files": [
-            str(p.relative_to(REPO_ROOT)) if p.is_relative_to(REPO_ROOT) else str(p) for p in suite.files
-        ],
+        "eval_set_files": [str(p.relative_to(root)) if p.is_relative_to(root) else str(p) for p in suite.files],
         "harness_version": __version__,
-        "git_sha": git_sha(),
+        "git_sha": git_sha(root),
         "config": json.loads(config.model_dump_json()),
     }
     kind, settings = bot_settings(config)

@@ -4,7 +4,7 @@
     def test_release(harness_gate):
         harness_gate().assert_passed()          # fails listing every reason, in a release manager's words
 
-    pytest test_release.py --harness-run runs/<run id> [--harness-gate-spec experiments/gate.yml]
+    pytest test_release.py --harness-run runs/<run id> [--harness-gate-spec gate.yml]
                                                       [--harness-baseline experiments/baseline]
 
 Fixtures: `harness_run` (the scored run, a `harness.scoring.scored_run.ScoredRun`: its KPIs, scorecard,
@@ -36,7 +36,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="run folder to gate (default: $HARNESS_RUN, else the newest run in runs/)",
     )
     group.addoption(
-        "--harness-gate-spec", type=Path, default=None, help="gate specification (default: experiments/gate.yml)"
+        "--harness-gate-spec", type=Path, default=None, help="gate specification (default: harness.yml `gate`)"
     )
     group.addoption(
         "--harness-baseline",
@@ -89,10 +89,10 @@ def harness_gate(request: pytest.FixtureRequest, harness_run: ScoredRun) -> Call
     from harness.gate.baseline import baseline_for
     from harness.gate.decision import decide
     from harness.gate.spec import load_spec
-    from harness.project.paths import ProjectPaths
+    from harness.project.project import load_project
 
     def gate(spec: Path | None = None, baseline: Path | None = None) -> GateOutcome:
-        spec_path = spec or request.config.getoption("--harness-gate-spec") or ProjectPaths().experiments / "gate.yml"
+        spec_path = spec or request.config.getoption("--harness-gate-spec") or load_project().gate
         gate_spec = load_spec(spec_path)
         chosen = baseline or request.config.getoption("--harness-baseline")
         return GateOutcome(decide(gate_spec, harness_run, baseline_for(gate_spec, harness_run, override=chosen)))

@@ -8,6 +8,7 @@ from harness.cli import (  # noqa: F401 (registers the commands)
     bot,
     evalsets,
     gate,
+    init,
     intents,
     logs_compare,
     logs_import,

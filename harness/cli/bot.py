@@ -8,9 +8,8 @@ from typing import Annotated, Any
 
 import typer
 
-from harness.cli.common import DEFAULT_PATHS, app, err, out, reports_errors
+from harness.cli.common import app, err, out, paths, reports_errors
 from harness.errors import EXIT_BAD_INPUT
-from harness.project.paths import ProjectPaths
 
 bot_app = typer.Typer(help="Train and serve the reference bot (Rasa server + action server) on loopback.")
 app.add_typer(bot_app, name="bot")
@@ -23,11 +22,12 @@ def bot_train() -> None:
     from harness.bots.reference_bot.nlu_build import build
     from harness.bots.reference_bot.server import BotLayout, train
 
-    build(ProjectPaths())
-    layout = BotLayout()
+    folders = paths().require_reference_folders("harness bot train", "intents", "bot")
+    build(folders)
+    layout = BotLayout(folders.bot, folders.root / ".venv-bot")
     started = time.monotonic()
     model = train(layout)
-    out.print(f"model: {model.relative_to(ProjectPaths().root)} ({time.monotonic() - started:.0f} s)")
+    out.print(f"model: {model.relative_to(folders.root)} ({time.monotonic() - started:.0f} s)")
 
 
 @bot_app.command("serve")
@@ -36,9 +36,10 @@ def bot_serve(
     port: Annotated[int, typer.Option(help="Port of the Rasa server (reference channel).")] = 5005,
     action_port: Annotated[int, typer.Option(help="Port of the action server.")] = 5055,
     token: Annotated[str, typer.Option(envvar="REFERENCE_CHANNEL_TOKEN", help="Bearer token of the channel.")] = "",
-    handoff_db: Annotated[Path, typer.Option(envvar="HANDOFF_DB", help="SQLite file of handoff tickets.")] = (
-        DEFAULT_PATHS.bot / "var" / "handoff.sqlite3"
-    ),
+    handoff_db: Annotated[
+        Path | None,
+        typer.Option(envvar="HANDOFF_DB", help="SQLite file of handoff tickets (default: bot/var/handoff.sqlite3)."),
+    ] = None,
     tracker_store: Annotated[
         str | None,
         typer.Option(
@@ -55,14 +56,19 @@ def bot_serve(
     from harness.bots.reference_bot.nlu_build import build
     from harness.bots.reference_bot.server import BotLayout, BotServer, shown_url, train
 
-    build(ProjectPaths())
+    folders = paths().require_reference_folders("harness bot serve", "intents", "bot")
+    build(folders)
+    handoff_db = handoff_db or folders.bot / "var" / "handoff.sqlite3"
     out.print("training the bot if its data changed (a fresh model takes a few minutes)...")
-    model = train(BotLayout())
+    layout = BotLayout(folders.bot, folders.root / ".venv-bot")
+    model = train(layout)
     token = token or secrets.token_urlsafe(16)
     server = BotServer(
         model=model,
         token=token,
         handoff_db=handoff_db.resolve(),
+        layout=layout,
+        log_dir=layout.bot_dir / "var" / "logs",
         rasa_port=port,
         action_port=action_port,
         tracker_store=tracker_store,
@@ -74,7 +80,7 @@ def bot_serve(
         out.print(f"  action server:     http://127.0.0.1:{action_port}/webhook (Rasa server only: per-start secret)")
         out.print(f"  handoff tickets:   {handoff_db.resolve()}")
         out.print(f"  conversations:     {shown_url(server.tracker_store_url)}")
-        out.print(f"  logs:              {server.log_dir}")
+        out.print(f"  logs:              {server.logs}")
         out.print(
             f"try: curl -s -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' "
             f'-d \'{{"sender": "me", "message": "I lost my card"}}\' {server.url}'
@@ -99,7 +105,7 @@ def _watch(server: Any) -> None:
     while True:
         time.sleep(1)
         if server.process("rasa").poll() is not None:
-            err.print(f"the Rasa server exited; see the logs in {server.log_dir}")
+            err.print(f"the Rasa server exited; see the logs in {server.logs}")
             raise typer.Exit(EXIT_BAD_INPUT)
         actions = server.process("actions")
         if actions.poll() is None:

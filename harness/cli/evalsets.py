@@ -8,8 +8,8 @@ from typing import Annotated
 
 import typer
 
-from harness.cli.common import DEFAULT_PATHS, RootOption, app, out, reports_errors
-from harness.project.paths import ProjectPaths
+from harness.cli.common import RootOption, app, out, project, reports_errors
+from harness.cli.common import paths as project_paths
 
 evalsets_app = typer.Typer(help="Work with eval sets: import them from other tools.")
 app.add_typer(evalsets_app, name="evalsets")
@@ -24,7 +24,7 @@ def validate(
             help="An eval-set file or folder (default: the --config's eval_sets, else eval_sets/).", show_default=False
         ),
     ] = None,
-    root: RootOption = DEFAULT_PATHS.root,
+    root: RootOption = None,
     overlap: Annotated[bool, typer.Option(help="Report eval turns that (nearly) repeat training examples.")] = True,
     config_file: Annotated[
         Path | None,
@@ -38,16 +38,19 @@ def validate(
     did-you-mean), duplicate ids, reply checks the bot cannot be judged on, coverage."""
     from harness.project.validation import check_observable, validate_eval_sets
 
+    folders = project_paths(root)
+    if config_file is None and root is None and not folders.intents.is_dir():
+        config_file = project().run  # a project of its own bot (harness init): check against that bot
     words = None
     if config_file is not None:
         from harness.bots.kinds import bot_settings, observes, vocabulary
         from harness.project.config import load_config
 
-        config = load_config(config_file).resolved(root)
-        words = vocabulary(config, root)
+        config = load_config(config_file).resolved(folders.root)
+        words = vocabulary(config, folders.root)
         eval_sets = eval_sets or config.eval_sets
-    location = eval_sets or ProjectPaths(root).eval_sets
-    report = validate_eval_sets(ProjectPaths(root), location, overlap=overlap, vocabulary=words)
+    location = eval_sets or folders.eval_sets
+    report = validate_eval_sets(folders, location, overlap=overlap, vocabulary=words)
     if config_file is not None:
         check_observable(report.suite, observes(config), bot_settings(config)[0].name)
     for line in report.lines():
@@ -83,7 +86,7 @@ def evalsets_import_rasa(
     ] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace --out if it exists.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Report what would be imported; write nothing.")] = False,
-    root: RootOption = DEFAULT_PATHS.root,
+    root: RootOption = None,
 ) -> None:
     """Turn a Rasa bot's end-to-end test stories into an eval set: one conversation per story, customer turns from
     `user:` steps with their `intent:`, the bot's actions, slots and `bot:` texts as checks, and the outcome
@@ -113,7 +116,7 @@ def evalsets_import_rasa(
             queues=handoffs.queue_names() if handoffs is not None else (),
             rules=handoffs.rule_names() if handoffs is not None else (),
         )
-    target = out_path or ProjectPaths(root).eval_sets / f"{name}.yml"
+    target = out_path or project_paths(root).eval_sets / f"{name}.yml"
     if dry_run:
         out.print(result.summary() + "; nothing written (dry run)")
         return

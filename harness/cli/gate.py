@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from harness.cli.common import DEFAULT_PATHS, app, err, out, reports_errors
+from harness.cli.common import app, err, out, project, reports_errors
 from harness.errors import EXIT_CHECK_FAILED
 from harness.records.run_folder import RunFolder
 
@@ -19,8 +19,9 @@ def gate_command(
     run_dir: Annotated[
         Path | None, typer.Argument(help="The run folder to gate (default: the newest in runs/).")
     ] = None,
-    spec_file: Annotated[Path, typer.Option("--spec", help="Gate specification.")] = DEFAULT_PATHS.experiments
-    / "gate.yml",
+    spec_file: Annotated[
+        Path | None, typer.Option("--spec", help="Gate specification (default: the project's, harness.yml `gate`).")
+    ] = None,
     baseline: Annotated[Path | None, typer.Option(help="Baseline run folder (overrides the specification).")] = None,
     no_baseline: Annotated[bool, typer.Option("--no-baseline", help="Check thresholds and must-pass only.")] = False,
     junit: Annotated[Path | None, typer.Option(help="JUnit XML output (default: <run>/gate.xml).")] = None,
@@ -73,7 +74,7 @@ def gate_command(
     from harness.scoring.scored_run import ScoredRun
     from harness.trainer.retrain import REGISTERED_MODEL
 
-    spec = load_spec(spec_file)
+    spec = load_spec(spec_file if spec_file is not None else project().gate)
     config = load_config(overrides={"tracking.uri": tracking_uri}).resolved()
     if plan:
         _gate_plan(spec, run_dir, baseline, no_baseline, tracking_uri, drop, power, discordance, config.output_dir)
@@ -168,7 +169,7 @@ def _gate_plan(
             if spec.baseline is None or spec.baseline.path is None:
                 raise
             committed: Path = spec.baseline.path
-            run_dir = committed if committed.is_absolute() else DEFAULT_PATHS.root / committed
+            run_dir = committed if committed.is_absolute() else project().root / committed
             out.print(f"no finished run in {runs}: planning from the baseline {run_dir} alone (no measured noise)")
             no_baseline = True
     run = ScoredRun.load(run_dir.resolve())

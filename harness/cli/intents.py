@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from harness.cli.common import DEFAULT_PATHS, RootOption, app, err, out, reports_errors
+from harness.cli.common import RootOption, app, err, out, reports_errors
+from harness.cli.common import paths as project_paths
 from harness.errors import EXIT_BAD_INPUT, EXIT_CHECK_FAILED
 from harness.project.paths import ProjectPaths
 
@@ -18,7 +19,7 @@ app.add_typer(intents_app, name="intents")
 @intents_app.command("build")
 @reports_errors
 def intents_build(
-    root: RootOption = DEFAULT_PATHS.root,
+    root: RootOption = None,
     check: Annotated[
         bool, typer.Option("--check", help="Only report files that are out of date; exit 1 if any.")
     ] = False,
@@ -26,9 +27,10 @@ def intents_build(
     """Generate bot/data/nlu.yml, bot/domain/intents.yml and bot/intent_catalog.yml from intents/."""
     from harness.bots.reference_bot.nlu_build import build
 
-    result = build(ProjectPaths(root), check=check)
+    paths = project_paths(root).require_reference_folders("harness intents build", "intents", "bot")
+    result = build(paths, check=check)
     for path in result.changed:
-        out.print(f"{'out of date' if check else 'wrote'}: {path.relative_to(root)}")
+        out.print(f"{'out of date' if check else 'wrote'}: {path.relative_to(paths.root)}")
     if check and result.changed:
         err.print("generated bot files are out of date: run `harness intents build`")
         raise typer.Exit(EXIT_CHECK_FAILED)
@@ -51,7 +53,7 @@ ReportOption = Annotated[
 @intents_app.command("validate")
 @reports_errors
 def intents_validate(
-    root: RootOption = DEFAULT_PATHS.root,
+    root: RootOption = None,
     embeddings: Annotated[
         bool, typer.Option(help="Use MiniLM embeddings for confusable pairs and near leakage (slower).")
     ] = True,
@@ -71,14 +73,14 @@ def intents_validate(
     from harness.trainer.intent_checks import check_intents
     from harness.trainer.provenance import read_provenance, reviewed_from
 
-    paths = ProjectPaths(root)
+    paths = project_paths(root).require_reference_folders("harness intents validate", "intents", "bot")
     catalog = load_catalog(paths.intents, known_queues=load_queue_config(paths.escalation_policy).queues)
     examples = sum(len(i.examples) for i in catalog.intents.values())
     suite = None
     if eval_set_files(paths.eval_sets):
         from harness.project.config import load_config
 
-        suite = load_suite(load_config(overrides={"eval_sets": str(paths.eval_sets)}).resolved(root), paths)
+        suite = load_suite(load_config(overrides={"eval_sets": str(paths.eval_sets)}).resolved(paths.root), paths)
     reviewed = reviewed_from(read_provenance(paths.intents))
     declared = read_declared(paths.bot / "domain", generated=[paths.domain_intents])
     report = check_intents(
@@ -120,7 +122,7 @@ def intents_import(
     queue: Annotated[str | None, typer.Option(help="Queue for new intents when the file has no queue column.")] = None,
     into: Annotated[Path | None, typer.Option(help="File for new intents (default: intents/imported.yml).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Report what would happen; write nothing.")] = False,
-    root: RootOption = DEFAULT_PATHS.root,
+    root: RootOption = None,
     show: ShowOption = 10,
     report_file: ReportOption = None,
 ) -> None:
@@ -139,12 +141,12 @@ def intents_import(
     from harness.project.intents import load_catalog
     from harness.trainer.intent_import import apply_plan, eval_texts, plan_import, read_source
 
-    paths = ProjectPaths(root)
+    paths = project_paths(root).require_reference_folders("harness intents import", "intents", "bot")
     queues = load_queue_config(paths.escalation_policy).queues
     catalog = load_catalog(paths.intents, known_queues=queues)
     suite = None
     if eval_set_files(paths.eval_sets):
-        suite = load_suite(load_config(overrides={"eval_sets": str(paths.eval_sets)}).resolved(root), paths)
+        suite = load_suite(load_config(overrides={"eval_sets": str(paths.eval_sets)}).resolved(paths.root), paths)
     read = read_source(source)
     plan = plan_import(
         source,

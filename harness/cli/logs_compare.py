@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from harness.cli.common import DEFAULT_PATHS, out, reports_errors
+from harness.cli.common import out, reports_errors
 from harness.cli.logs import logs_app
 from harness.cli.logs_transfers import (
     ConfigOption,
@@ -37,7 +37,9 @@ def latest_replay(runs: Path) -> RunFolder:
         if isinstance(meta, dict) and "production" in (meta.get("source"), (meta.get("stamp") or {}).get("source")):
             continue
         return RunFolder(path)
-    raise InputError("no finished replay run", [f"{runs}: no replay run folder with a scorecard; run `make eval`"])
+    raise InputError(
+        "no finished replay run", [f"{runs}: no replay run folder with a scorecard; run `harness run` first"]
+    )
 
 
 @logs_app.command("compare")
@@ -45,7 +47,7 @@ def latest_replay(runs: Path) -> RunFolder:
 def compare_command(
     window: WindowOption = None,
     store_dir: StoreOption = None,
-    config_file: ConfigOption = DEFAULT_PATHS.experiments / "production.yml",
+    config_file: ConfigOption = None,
     run_dir: Annotated[Path | None, typer.Option("--run", help="A replay run folder (default: the newest).")] = None,
     out_dir: Annotated[
         Path | None,

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from harness.cli.common import DEFAULT_PATHS, err, out, reports_errors
+from harness.cli.common import err, out, project, reports_errors
 from harness.cli.logs import logs_app
 from harness.errors import InputError
 
@@ -58,8 +58,11 @@ def import_command(
         ),
     ] = None,
     config: Annotated[
-        Path, typer.Option("--config", help="The production configuration (missing: defaults).")
-    ] = DEFAULT_PATHS.experiments / "production.yml",
+        Path | None,
+        typer.Option(
+            "--config", help="The production configuration (default: harness.yml `production`; missing: defaults)."
+        ),
+    ] = None,
     store: Annotated[
         Path | None,
         typer.Option(
@@ -101,7 +104,8 @@ def import_command(
 
     # The project's folders, as every other command finds them (the configuration's relative paths, the reference
     # bot's files); a path typed on the command line is relative to the current folder.
-    root = DEFAULT_PATHS.root
+    root = project().root
+    config = config or project().production
     given = sum([tracker_store is not None and not reference, bool(tracker_json), reference])
     if given != 1:
         raise typer.BadParameter(

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from harness.cli.common import DEFAULT_PATHS, out, reports_errors
+from harness.cli.common import out, project, reports_errors
 from harness.cli.logs import logs_app
 from harness.errors import InputError
 
@@ -32,8 +32,9 @@ def kpis_command(
     store_dir: Annotated[
         Path | None, typer.Option("--store", help="The production store (default: `store` in the config).")
     ] = None,
-    config_file: Annotated[Path, typer.Option("--config", help="Production configuration.")] = DEFAULT_PATHS.experiments
-    / "production.yml",
+    config_file: Annotated[
+        Path | None, typer.Option("--config", help="Production configuration (default: harness.yml `production`).")
+    ] = None,
     mlflow_log: Annotated[bool, typer.Option("--mlflow/--no-mlflow", help="Log the scorecard to MLflow.")] = True,
     out_dir: Annotated[
         Path | None,
@@ -56,7 +57,7 @@ def kpis_command(
 
     if engine not in ENGINES:
         raise InputError("unknown engine", [f"--engine {engine}: choose one of {', '.join(ENGINES)}"])
-    settings = load_production_config(config_file, root=DEFAULT_PATHS.root)
+    settings = load_production_config(config_file or project().production, root=project().root)
     store = ProductionStore((store_dir or settings.store).resolve())
     if not store.turns_dir.is_dir():
         raise InputError(
@@ -85,7 +86,7 @@ def kpis_command(
             scorecard,
             files,
             tracking_uri=uri,
-            artifact_root=DEFAULT_PATHS.root / ARTIFACT_DIR,
+            artifact_root=project().root / ARTIFACT_DIR,
             experiment=experiment,
             sources=sources,
             settings=context.settings,

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from harness.cli.common import DEFAULT_PATHS, out, reports_errors
+from harness.cli.common import out, paths, project, reports_errors
 from harness.cli.logs import logs_app
 from harness.errors import InputError
 
@@ -25,15 +25,17 @@ WindowOption = Annotated[
 StoreOption = Annotated[
     Path | None, typer.Option("--store", help="The production store (default: `store` in the config).")
 ]
-ConfigOption = Annotated[Path, typer.Option("--config", help="Production configuration.")]
+ConfigOption = Annotated[
+    Path | None, typer.Option("--config", help="Production configuration (default: harness.yml `production`).")
+]
 
 
-def open_store(store_dir: Path | None, config_file: Path) -> Any:
+def open_store(store_dir: Path | None, config_file: Path | None) -> Any:
     """The production store of `--store`, else the configuration's; InputError when it holds nothing."""
     from harness.project.production_config import load_production_config
     from harness.records.production import ProductionStore
 
-    settings = load_production_config(config_file, root=DEFAULT_PATHS.root)
+    settings = load_production_config(config_file or project().production, root=project().root)
     store = ProductionStore((store_dir or settings.store).resolve())
     if not store.turns_dir.is_dir():
         raise InputError(
@@ -53,7 +55,7 @@ def window_folder(window: Any) -> str:
 def transfers_command(
     window: WindowOption = None,
     store_dir: StoreOption = None,
-    config_file: ConfigOption = DEFAULT_PATHS.experiments / "production.yml",
+    config_file: ConfigOption = None,
     out_dir: Annotated[
         Path | None,
         typer.Option(
@@ -88,7 +90,8 @@ def transfers_command(
 
     store, settings = open_store(store_dir, config_file)
     asked = parse_window(window)
-    catalog = load_catalog(DEFAULT_PATHS.intents) if DEFAULT_PATHS.intents.is_dir() else None
+    intents = paths().intents
+    catalog = load_catalog(intents) if intents.is_dir() else None
     options = TransferOptions(
         handoff_intents=tuple(handoff_intent or DEFAULT_HANDOFF_INTENTS),
         not_topics=not_topics_of(catalog, tuple(dict.fromkeys([*settings.fallback_intents, "out_of_scope"]))),

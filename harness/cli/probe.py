@@ -15,21 +15,24 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from harness.cli.common import DEFAULT_PATHS, app, err, out, reports_errors
+from harness.cli.common import app, err, out, paths, project, reports_errors
 
 ConfigOption = Annotated[
-    Path, typer.Option("--config", help="Probe configuration (target, bot, probe set, schedule, store, metrics).")
+    Path | None,
+    typer.Option(
+        "--config",
+        help="Probe configuration (target, bot, probe set, schedule, store, metrics; default: harness.yml `probe`).",
+    ),
 ]
 StoreOption = Annotated[
     str | None, typer.Option("--store", help="The probe log: an SQLAlchemy URL (sqlite:///..., postgresql://...).")
 ]
-DEFAULT_CONFIG = DEFAULT_PATHS.experiments / "probe.yml"
 
 
 @app.command("probe")
 @reports_errors
 def probe_command(
-    config_file: ConfigOption = DEFAULT_CONFIG,
+    config_file: ConfigOption = None,
     bot_url: Annotated[str | None, typer.Option(help="The bot's URL (overrides bot.url).")] = None,
     token: Annotated[
         str | None, typer.Option(help="The bot's token (default: from the variable bot.token_env names).")
@@ -62,13 +65,12 @@ def probe_command(
 
     from harness.bots.kinds import connect
     from harness.pipeline import QuietEvents, serving_reference_bot
-    from harness.project.paths import ProjectPaths
     from harness.records.probe_log import ProbeLog
     from harness.sinks.probe_metrics import ProbeMetrics
     from harness.sources.probes import load_probes, with_stale_after
 
     config = _config(config_file, bot_url, store, port, interval, jitter)
-    probes = load_probes(config, DEFAULT_PATHS.root)
+    probes = load_probes(config, project().root)
     config = with_stale_after(probes, config)
     start, end = _window(window)  # checked before anything starts
     del start, end
@@ -76,7 +78,7 @@ def probe_command(
         served = None
         if serve_bot:
             out.print("training the bot if its data changed...")
-            serving = serving_reference_bot(config.run_config(), None, ProjectPaths(), QuietEvents())
+            serving = serving_reference_bot(config.run_config(), None, paths(), QuietEvents())
             served = stack.enter_context(serving)
             config = config.model_copy(update={"bot": config.bot.model_copy(update={"url": served.url})})
             token = served.token
@@ -101,7 +103,12 @@ def probe_command(
 
 
 def _config(
-    config_file: Path, bot_url: str | None, store: str | None, port: int | None, interval: float | None, jitter: Any
+    config_file: Path | None,
+    bot_url: str | None,
+    store: str | None,
+    port: int | None,
+    interval: float | None,
+    jitter: Any,
 ) -> Any:
     from harness.project.probe_config import load_probe_config
 
@@ -112,7 +119,7 @@ def _config(
         "schedule.interval_s": interval,
         "schedule.jitter_s": jitter,
     }
-    return load_probe_config(config_file, overrides).resolved(DEFAULT_PATHS.root)
+    return load_probe_config(config_file or project().probe, overrides).resolved(project().root)
 
 
 def _cycle_runner(config: Any, bot: Any, probes: Any) -> Any:
@@ -293,7 +300,7 @@ def _shown(url: str) -> str:
 @app.command("uptime")
 @reports_errors
 def uptime_command(
-    config_file: ConfigOption = DEFAULT_CONFIG,
+    config_file: ConfigOption = None,
     window: Annotated[
         str,
         typer.Option(
@@ -358,7 +365,7 @@ def _log_mlflow(report: Any, config: Any, target: str, beside: str | None) -> No
     from harness.sinks.uptime_tracking import log_uptime
 
     if beside == "latest":
-        runs = load_config(DEFAULT_PATHS.experiments / "eval.yml").resolved(DEFAULT_PATHS.root).output_dir
+        runs = load_config().resolved().output_dir
         beside = RunFolder.latest(runs).path.name
     tracked = log_uptime(
         report,
@@ -366,7 +373,7 @@ def _log_mlflow(report: Any, config: Any, target: str, beside: str | None) -> No
         store=_shown(config.store),
         tracking_uri=config.tracking.uri,
         experiment=config.tracking.experiment,
-        artifact_root=DEFAULT_PATHS.root / ARTIFACT_DIR,
+        artifact_root=project().root / ARTIFACT_DIR,
         beside=beside,
     )
     where = f"beside eval run {beside}" if beside else "as a run of its own"

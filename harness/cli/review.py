@@ -11,11 +11,10 @@ import typer
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from harness.cli.common import DEFAULT_PATHS, RootOption, app, out, reports_errors
+from harness.cli.common import RootOption, app, out, paths, reports_errors
 from harness.errors import InputError
-from harness.project.paths import ProjectPaths
 from harness.records.run_folder import RunFolder
-from harness.review.config import DEFAULT_REVIEW_CONFIG, Scorecard, load_review_config
+from harness.review.config import Scorecard, load_review_config
 from harness.review.database import DATABASE_ENV, connect
 from harness.review.store import Role, User, add_user, audit, set_active, set_password
 
@@ -30,10 +29,14 @@ app.add_typer(review_app, name="review")
 DbOption = Annotated[
     str | None,
     typer.Option(
-        "--db", help=f"Database URL (default ${DATABASE_ENV}, else sqlite experiments/review.db).", show_default=False
+        "--db",
+        help=f"Database URL (default ${DATABASE_ENV}, else review.db beside the review config).",
+        show_default=False,
     ),
 ]
-ConfigOption = Annotated[Path, typer.Option("--config", help="Flag rules, sample and scorecard.")]
+ConfigOption = Annotated[
+    Path | None, typer.Option("--config", help="Flag rules, sample and scorecard (default: harness.yml `review`).")
+]
 
 
 @review_app.command("load")
@@ -75,7 +78,7 @@ def load_command(
         ),
     ] = None,
     db: DbOption = None,
-    config: ConfigOption = DEFAULT_REVIEW_CONFIG,
+    config: ConfigOption = None,
 ) -> None:
     """Flag and sample a run's dialogs, mask personal data, and store them for review. With --production, the
     window's conversations are first written as a run folder `runs/production-<first>..<last>-<hash>/`."""
@@ -86,7 +89,7 @@ def load_command(
     from harness.masking import gaps
 
     for gap in gaps():
-        out.print(f"warning: {gap.replace('experiments/production.yml', 'the masking options')}")
+        out.print(f"warning: {gap.replace('experiments/production.yml', 'the masking options')}", markup=False)
     given = [name for name, value in (("--store", store), ("--window", window), ("--runs", runs_dir)) if value]
     if not production and given:
         raise typer.BadParameter("only with --production", param_hint=given[0])
@@ -204,7 +207,7 @@ def users_command(db: DbOption = None) -> None:
 @reports_errors
 def serve_command(
     db: DbOption = None,
-    config: ConfigOption = DEFAULT_REVIEW_CONFIG,
+    config: ConfigOption = None,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.")] = 8050,
     behind_proxy: Annotated[
@@ -225,7 +228,7 @@ def serve_command(
             show_default=False,
         ),
     ] = None,
-    root: RootOption = DEFAULT_PATHS.root,
+    root: RootOption = None,
 ) -> None:
     """Serve the review app with waitress, a production WSGI server (Ctrl-C stops it)."""
     from waitress import serve
@@ -234,8 +237,8 @@ def serve_command(
 
     if proxy_address is not None and not behind_proxy:
         raise typer.BadParameter("only with --behind-proxy", param_hint="--proxy-address")
-    paths = ProjectPaths(root)
-    app = create_app(db, load_review_config(config), paths, Vocabulary.of(paths))
+    folders = paths(root)
+    app = create_app(db, load_review_config(config), folders, Vocabulary.of(folders))
     with Session(connect(db)) as session:
         if session.scalar(select(User).limit(1)) is None:
             raise InputError(
@@ -281,14 +284,14 @@ def export_command(
     ] = None,
     run: Annotated[str | None, typer.Option("--run", help="scorecards: only this run's dialogs (a run id).")] = None,
     db: DbOption = None,
-    config: ConfigOption = DEFAULT_REVIEW_CONFIG,
-    root: RootOption = DEFAULT_PATHS.root,
+    config: ConfigOption = None,
+    root: RootOption = None,
 ) -> None:
     """Export verdicts: corrected intents into intents/ (with provenance), critical dialogs into eval_sets/, or
     every review as a CSV table for reporting."""
     from harness.review import exports
 
-    paths = ProjectPaths(root)
+    folders = paths(root)
     settings = load_review_config(config)
     if what == "scorecards":
         from harness.review import reports
@@ -312,9 +315,9 @@ def export_command(
         return
     with Session(connect(db)) as session:
         if what == "intents":
-            result = exports.export_corrections(session, paths, actor="cli")
+            result = exports.export_corrections(session, folders, actor="cli")
         elif what == "eval-sets":
-            result = exports.export_regressions(session, paths, settings.scorecard, actor="cli")
+            result = exports.export_regressions(session, folders, settings.scorecard, actor="cli")
         else:
             raise InputError("unknown export", [f"{what!r}: give 'intents', 'eval-sets' or 'scorecards'"])
         session.commit()
@@ -354,7 +357,7 @@ def report_command(
         bool, typer.Option("--mlflow", help="Also log the reviewed KPIs to that run's MLflow run (needs --run).")
     ] = False,
     db: DbOption = None,
-    config: ConfigOption = DEFAULT_REVIEW_CONFIG,
+    config: ConfigOption = None,
 ) -> None:
     """Print the reviewed KPIs beside the automatic ones (sample and all reviewed), and the calibration report. For
     a production window (--run production-...), also its reviewed KPIs estimated for the window's conversations."""

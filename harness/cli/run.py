@@ -8,15 +8,16 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from harness.cli.common import DEFAULT_PATHS, app, err, out, reports_errors
+from harness.cli.common import app, err, out, reports_errors
 from harness.records.run_folder import RunFolder
 
 
 @app.command("run")
 @reports_errors
 def run_command(
-    config_file: Annotated[Path, typer.Option("--config", help="Run configuration.")] = DEFAULT_PATHS.experiments
-    / "eval.yml",
+    config_file: Annotated[
+        Path | None, typer.Option("--config", help="Run configuration (default: the project's, harness.yml `run`).")
+    ] = None,
     eval_sets: Annotated[Path | None, typer.Option(help="Eval-set file or folder (overrides the config).")] = None,
     bot_kind: Annotated[
         str | None, typer.Option(help="The bot's kind: reference, rasa, http_json or scripted (overrides bot.kind).")
@@ -32,7 +33,7 @@ def run_command(
     retries: Annotated[int | None, typer.Option(help="Retries of a turn that could not reach the bot.")] = None,
     output_dir: Annotated[Path | None, typer.Option(help="Where run folders go.")] = None,
     tracking_uri: Annotated[
-        str | None, typer.Option(help="MLflow tracking URI (default: SQLite in experiments/).")
+        str | None, typer.Option(help="MLflow tracking URI (default: the run configuration's tracking.uri).")
     ] = None,
     experiment: Annotated[str | None, typer.Option(help="MLflow experiment name.")] = None,
     resume: Annotated[Path | None, typer.Option(help="Finish an interrupted run from its folder's journal.")] = None,

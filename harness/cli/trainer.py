@@ -8,20 +8,21 @@ from typing import Annotated
 
 import typer
 
-from harness.cli.common import DEFAULT_PATHS, RootOption, app, out, reports_errors
+from harness.cli.common import RootOption, app, out, paths, project, reports_errors
 from harness.cli.run import ConsoleEvents, _print_result
-from harness.project.paths import ProjectPaths
 from harness.records.run_folder import RunFolder
 
 
 @app.command("retrain")
 @reports_errors
 def retrain_command(
-    config_file: Annotated[Path, typer.Option("--config", help="Run configuration.")] = DEFAULT_PATHS.experiments
-    / "eval.yml",
+    config_file: Annotated[
+        Path | None, typer.Option("--config", help="Run configuration (default: the project's, harness.yml `run`).")
+    ] = None,
     spec_file: Annotated[
-        Path, typer.Option("--gate-spec", help="Gate specification whose baseline is the champion.")
-    ] = DEFAULT_PATHS.experiments / "gate.yml",
+        Path | None,
+        typer.Option("--gate-spec", help="Gate specification whose baseline is the champion (default: the project's)."),
+    ] = None,
 ) -> None:
     """The trainer's loop in one command: regenerate the bot's data from intents/, train, evaluate on the eval sets
     (as `harness run`), log training and evaluation to MLflow as linked runs with the model archive registered as a
@@ -41,12 +42,13 @@ def retrain_command(
     from harness.sinks.tracking import ARTIFACT_DIR
     from harness.trainer.retrain import REGISTERED_MODEL, kpi_changes, link, track_training
 
-    paths = DEFAULT_PATHS
+    folders = paths().require_reference_folders("harness retrain", "intents", "bot")
+    spec_file = spec_file if spec_file is not None else project().gate
     config = load_config(config_file).resolved()
     champion = champion_card(load_spec(spec_file), config.tracking.uri)
-    built = build(paths)
+    built = build(folders)
     out.print(f"intents/ -> bot data: {len(built.changed)} file(s) regenerated")
-    layout = BotLayout()
+    layout = BotLayout(folders.bot, folders.root / ".venv-bot")
     print_fp = fingerprint(layout.bot_dir)
     model = layout.models / f"bankbot-{print_fp}.tar.gz"
     existed = model.exists()
@@ -54,12 +56,12 @@ def retrain_command(
     started = time.perf_counter()
     model = train(layout)
     train_seconds = None if existed else time.perf_counter() - started
-    catalog = load_catalog(paths.intents)
-    pipeline = yaml.safe_load((paths.bot / "config.yml").read_text())["pipeline"]
+    catalog = load_catalog(folders.intents)
+    pipeline = yaml.safe_load((folders.bot / "config.yml").read_text())["pipeline"]
     record = track_training(
         tracking_uri=config.tracking.uri,
         experiment=config.tracking.experiment,
-        artifact_root=paths.root / ARTIFACT_DIR,
+        artifact_root=folders.root / ARTIFACT_DIR,
         model=model,
         fingerprint=print_fp,
         params={
@@ -70,7 +72,7 @@ def retrain_command(
             "pipeline": json.dumps(pipeline),
         },
         train_seconds=train_seconds,
-        inputs=[paths.bot / "config.yml", paths.nlu_data],
+        inputs=[folders.bot / "config.yml", folders.nlu_data],
     )
     trained = f"trained in {train_seconds:.0f} s" if train_seconds is not None else "already trained"
     registered = "already registered as" if record.reused else "registered as"
@@ -115,7 +117,8 @@ def sweep_threshold(
     run = ScoredRun.load(run_dir)
     assert run.records is not None  # load needs the turn records
     result = sweep(run.records, max_false_acceptance=max_false_acceptance)
-    pipeline = yaml.safe_load((DEFAULT_PATHS.bot / "config.yml").read_text())["pipeline"]
+    bot_config = paths().bot / "config.yml"  # the reference bot's; another bot's threshold is not known here
+    pipeline = yaml.safe_load(bot_config.read_text())["pipeline"] if bot_config.is_file() else []
     configured = next((c.get("threshold") for c in pipeline if c.get("name") == "FallbackClassifier"), None)
     result.table.to_csv(run_dir / "threshold_sweep.csv", index=False)
     plot(result, str(run_dir / "threshold_sweep.png"), configured)
@@ -137,7 +140,7 @@ def experiment_command(
     ] = None,
     only: Annotated[list[str] | None, typer.Option("--only", help="Run only these pipelines (repeatable).")] = None,
     mlflow: Annotated[bool, typer.Option(help="Log to MLflow (a parent run, a child run per pipeline).")] = True,
-    root: RootOption = DEFAULT_PATHS.root,
+    root: RootOption = None,
 ) -> None:
     """Compare the NLU pipelines of an experiment file: stratified cross-validation on intents/ and a full
     model on the eval sets' customer turns; writes results.md, results.json and plots, tracked in MLflow."""
@@ -156,7 +159,7 @@ def experiment_command(
     )
     from harness.trainer.experiment_report import log_experiment, write_outputs
 
-    paths = ProjectPaths(root)
+    folders = paths(root).require_reference_folders("harness experiment", "intents", "bot")
     spec = load_spec(spec_file)
     pipelines = spec.pipelines
     if only:
@@ -164,20 +167,20 @@ def experiment_command(
         if missing:
             raise InputError("unknown pipeline in --only", [f"{spec_file}: no pipeline named {n!r}" for n in missing])
         pipelines = [p for p in pipelines if p.name in only]
-    catalog = load_catalog(paths.intents, known_queues=load_queue_config(paths.escalation_policy).queues)
-    config = load_config(overrides={"eval_sets": str(paths.eval_sets)}).resolved(root)
-    suite = load_suite(config, paths)
+    catalog = load_catalog(folders.intents, known_queues=load_queue_config(folders.escalation_policy).queues)
+    config = load_config(overrides={"eval_sets": str(folders.eval_sets)}).resolved(folders.root)
+    suite = load_suite(config, folders)
     started = environment_note()
     results = [evaluate_pipeline(spec, p, catalog, suite, progress=out.print) for p in pipelines]
     result = ExperimentResult(spec, results, {**describe_data(catalog, suite), **started})
-    target = out_dir or paths.experiments / "results" / spec.name
+    target = out_dir or folders.experiments / "results" / spec.name
     command = f"harness experiment {spec_file}" + "".join(f" --only {n}" for n in only or [])
     files = write_outputs(result, target, command)
     out.print(files["results.md"].read_text(), highlight=False)
     out.print(f"written: {target}/")
     if mlflow:
         parent = log_experiment(
-            result, files, tracking_uri=config.tracking.uri, artifact_root=paths.root / ARTIFACT_DIR
+            result, files, tracking_uri=config.tracking.uri, artifact_root=folders.root / ARTIFACT_DIR
         )
         out.print(f"MLflow: parent run {parent} in experiment '{spec.name}' ({config.tracking.uri})")
 
@@ -202,9 +205,8 @@ def mine_command(
     run_dir = (run_dir or RunFolder.latest(load_config().resolved().output_dir).path).resolve()
     run = ScoredRun.load(run_dir)
     assert run.records is not None  # load needs the turn records
-    catalog = load_catalog(
-        DEFAULT_PATHS.intents, known_queues=load_queue_config(DEFAULT_PATHS.escalation_policy).queues
-    )
+    folders = paths().require_reference_folders("harness mine", "intents", "bot")
+    catalog = load_catalog(folders.intents, known_queues=load_queue_config(folders.escalation_policy).queues)
     clusters, total = mine(run.records, catalog, distance_threshold=distance, min_size=min_size)
     report = markdown(clusters, total, run_dir.name)
     (run_dir / "not_understood.md").write_text(report)

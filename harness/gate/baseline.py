@@ -13,7 +13,7 @@ from typing import Any
 
 from harness.errors import InputError
 from harness.gate.spec import GateSpec, MlflowBaseline
-from harness.project.paths import REPO_ROOT
+from harness.project.paths import project_root
 from harness.records.run_folder import SCORECARD, TURNS
 from harness.scoring.scored_run import ScoredRun
 
@@ -24,15 +24,17 @@ def baseline_for(
     *,
     override: Path | None = None,
     tracking_uri: str | None = None,
-    root: Path = REPO_ROOT,
+    root: Path | None = None,
 ) -> ScoredRun | None:
     """The baseline named by `override` or by the specification, scored with the run's options (`ScoredRun.load`;
-    a committed or given folder may hold scorecard.json alone); None if none."""
+    a committed or given folder may hold scorecard.json alone); None if none. The spec's relative paths are
+    relative to `root` (default: the project root)."""
     options = run.core.options if run.core else None
     if override is not None:
         return ScoredRun.load(override.resolve(), options, need_turns=False)
     if spec.baseline is None:
         return None
+    root = root if root is not None else project_root()
     if spec.baseline.path is not None:
         return ScoredRun.load((root / spec.baseline.path).resolve(), options, need_turns=False)
     assert spec.baseline.mlflow is not None  # the schema requires exactly one source
@@ -64,7 +66,7 @@ def champion_card(spec: GateSpec, tracking_uri: str) -> tuple[str, dict[str, Any
         label = f"{source.mlflow.registered_model} alias {source.mlflow.alias}"
     else:
         assert source.path is not None
-        folder = source.path if source.path.is_absolute() else REPO_ROOT / source.path
+        folder = source.path if source.path.is_absolute() else project_root() / source.path
         label = f"the committed baseline {source.path}"
         card = json.loads((folder / SCORECARD).read_text(encoding="utf-8"))
     refuse_production(card, label)

@@ -1,4 +1,5 @@
-"""Configuration of `harness run`: a YAML file in experiments/, with flags overriding single values."""
+"""Configuration of `harness run`: the project's run settings (harness.yml or the file its `run` names), with flags
+overriding single values."""
 
 from __future__ import annotations
 
@@ -10,10 +11,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from harness.project.paths import REPO_ROOT
+from harness.project.paths import project_root
 from harness.project.problems import load_yaml_model
-
-DEFAULT_CONFIG = REPO_ROOT / "experiments" / "eval.yml"
+from harness.project.project import load_project, without_project_keys
 
 
 class Section(BaseModel):
@@ -21,7 +21,7 @@ class Section(BaseModel):
 
 
 BOT_PATHS = ("project", "domain", "handoff")
-"""Settings of a bot section that name files; relative ones are relative to the repository root, as eval_sets."""
+"""Settings of a bot section that name files; relative ones are relative to the project root, as eval_sets."""
 
 
 class BotConfig(BaseModel):
@@ -64,9 +64,10 @@ class RunConfig(Section):
     output_dir: Path = Path("runs")
     tracking: TrackingConfig = TrackingConfig()
 
-    def resolved(self, root: Path = REPO_ROOT) -> RunConfig:
-        """Paths made absolute against `root`, a relative sqlite tracking URI too, and the bot's file settings
-        (BOT_PATHS: a Rasa bot's project, domain and handoff mapping)."""
+    def resolved(self, root: Path | None = None) -> RunConfig:
+        """Paths made absolute against `root` (default: the project root), a relative sqlite tracking URI too, and
+        the bot's file settings (BOT_PATHS: a Rasa bot's project, domain and handoff mapping)."""
+        root = root if root is not None else project_root()
         bot = self.bot.model_copy(
             update={
                 key: str((root / value).resolve())
@@ -91,13 +92,20 @@ class RunConfig(Section):
         return os.environ.get(self.bot.token_env, "") if self.bot.token_env else ""
 
 
-def load_config(path: Path = DEFAULT_CONFIG, overrides: dict[str, Any] | None = None) -> RunConfig:
-    """The run configuration from `path`, with dotted-key `overrides` (for example {"replay.concurrency": 8})."""
+def load_config(path: Path | None = None, overrides: dict[str, Any] | None = None) -> RunConfig:
+    """The run configuration from `path` (default: the project's, harness.project.project), with dotted-key
+    `overrides` (for example {"replay.concurrency": 8}). The keys of a harness.yml that name the project's other
+    files (gate, review, ...) are not run settings and are set aside.
+
+    Raises InputError listing every problem with its location in the file."""
 
     def apply_overrides(raw: Any) -> Any:
+        raw = without_project_keys(raw)
         return with_overrides(raw, overrides or {}) if isinstance(raw, dict) else raw
 
-    return load_yaml_model(path, RunConfig, "run configuration", apply_overrides)
+    return load_yaml_model(
+        path if path is not None else load_project().run, RunConfig, "run configuration", apply_overrides
+    )
 
 
 def with_overrides(raw: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:

@@ -34,11 +34,10 @@ from pydantic_core import PydanticCustomError
 from harness.errors import InputError
 from harness.project.config import BOT_PATHS, BotConfig, ReplayConfig, RunConfig, TrackingConfig, with_overrides
 from harness.project.eval_set import Conversation, Outcome, load_eval_sets
-from harness.project.paths import REPO_ROOT, ProjectPaths
+from harness.project.paths import ProjectPaths, project_root
 from harness.project.problems import load_yaml_model, unknown
 from harness.project.validation import check_observable
 
-DEFAULT_PROBE_CONFIG = REPO_ROOT / "experiments" / "probe.yml"
 MAX_SENDER_CHARS = 128
 """The longest sender id the reference channel accepts (bot/bankbot/channel.py); a probe's sender id,
 `harness-probe:<target>:<probe id>:<8 hex>` (harness.sources.probes), must fit."""
@@ -167,9 +166,10 @@ class ProbeConfig(Section):
         """The latency budget of probe `probe` in milliseconds: its own, else `latency_budget_ms`."""
         return self.latency_budgets.get(probe, self.latency_budget_ms)
 
-    def resolved(self, root: Path = REPO_ROOT) -> ProbeConfig:
-        """Paths made absolute against `root`: the probe set, relative sqlite URLs (store, tracking) and the bot's
-        file settings (BOT_PATHS), as RunConfig.resolved."""
+    def resolved(self, root: Path | None = None) -> ProbeConfig:
+        """Paths made absolute against `root` (default: the project root): the probe set, relative sqlite URLs
+        (store, tracking) and the bot's file settings (BOT_PATHS), as RunConfig.resolved."""
+        root = root if root is not None else project_root()
         bot = self.bot.model_copy(
             update={
                 key: str((root / value).resolve())
@@ -206,9 +206,9 @@ def absolute_sqlite(url: str, root: Path) -> str:
     return url
 
 
-def load_probe_config(path: Path = DEFAULT_PROBE_CONFIG, overrides: dict[str, Any] | None = None) -> ProbeConfig:
-    """The probe configuration at `path` with dotted-key `overrides` (`{"schedule.interval_s": 30}`; None values
-    ignored), not yet resolved (call `resolved(root)`).
+def load_probe_config(path: Path | None = None, overrides: dict[str, Any] | None = None) -> ProbeConfig:
+    """The probe configuration at `path` (default: the project's, harness.yml `probe`) with dotted-key
+    `overrides` (`{"schedule.interval_s": 30}`; None values ignored), not yet resolved (call `resolved(root)`).
 
     Raises InputError naming the file and every problem's location (unknown keys, out-of-range values, jitter_s not
     below interval_s, retry_delay_s not below interval_s, stale_after_s not above interval_s + jitter_s)."""
@@ -216,6 +216,10 @@ def load_probe_config(path: Path = DEFAULT_PROBE_CONFIG, overrides: dict[str, An
     def apply_overrides(raw: Any) -> Any:
         return with_overrides(raw, overrides or {}) if isinstance(raw, dict) else raw
 
+    if path is None:
+        from harness.project.project import load_project
+
+        path = load_project().probe
     config = load_yaml_model(path, ProbeConfig, "probe configuration", apply_overrides)
     config._source = path
     return config
@@ -226,7 +230,7 @@ def load_probe_set(
     *,
     vocabulary: Any = None,
     observes: frozenset[str] | None = None,
-    root: Path = REPO_ROOT,
+    root: Path | None = None,
 ) -> tuple[Conversation, ...]:
     """The probes of `config.probes` (resolved or relative to `root`), in file order.
 
@@ -239,6 +243,7 @@ def load_probe_set(
 
     Raises InputError listing every problem with its file and location.
     """
+    root = root if root is not None else project_root()
     location = config.probes if config.probes.is_absolute() else root / config.probes
     if vocabulary is None:
         from harness.project.bot_config import load_queue_config

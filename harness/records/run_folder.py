@@ -90,5 +90,5 @@ class RunFolder:
         Raises InputError when there is none."""
         finished = sorted(p for p in runs.glob("*") if (p / SCORECARD).exists())
         if not finished:
-            raise InputError("no finished run", [f"{runs}: no run folder with {SCORECARD}; run `make eval`"])
+            raise InputError("no finished run", [f"{runs}: no run folder with {SCORECARD}; run `harness run` first"])
         return cls(finished[-1])

@@ -9,10 +9,9 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from harness.project.paths import REPO_ROOT
 from harness.project.problems import load_yaml_model
+from harness.project.project import load_project
 
-DEFAULT_REVIEW_CONFIG = REPO_ROOT / "experiments" / "review.yml"
 NOT_APPLICABLE = "n/a"
 
 
@@ -129,5 +128,7 @@ class ReviewConfig(Strict):
     scorecard: Scorecard
 
 
-def load_review_config(path: Path = DEFAULT_REVIEW_CONFIG) -> ReviewConfig:
-    return load_yaml_model(path, ReviewConfig, "review configuration")
+def load_review_config(path: Path | None = None) -> ReviewConfig:
+    """The review configuration in `path` (default: the project's, harness.yml `review`); InputError listing every
+    problem with its location."""
+    return load_yaml_model(path if path is not None else load_project().review, ReviewConfig, "review configuration")

@@ -20,10 +20,9 @@ from sqlalchemy import create_engine, event, inspect
 from sqlalchemy.engine import Connection, Engine
 
 from harness.errors import InputError
-from harness.project.paths import REPO_ROOT
+from harness.project.project import load_project
 from harness.review.store import Base
 
-DEFAULT_DATABASE = f"sqlite:///{REPO_ROOT / 'experiments' / 'review.db'}"
 DATABASE_ENV = "HARNESS_REVIEW_DB"
 MIGRATIONS = Path(__file__).parent / "migrations"
 BASELINE = "0001"
@@ -31,12 +30,18 @@ BASELINE = "0001"
 
 
 def database_url(url: str | None = None) -> str:
-    """The URL given, else $HARNESS_REVIEW_DB, else the SQLite file; `postgresql://` uses psycopg 3."""
-    chosen = url or os.environ.get(DATABASE_ENV) or DEFAULT_DATABASE
+    """The URL given, else $HARNESS_REVIEW_DB, else the SQLite file `review.db` beside the project's review config
+    (experiments/review.db in the harness repository); `postgresql://` uses psycopg 3."""
+    chosen = url or os.environ.get(DATABASE_ENV) or default_database()
     for prefix in ("postgresql://", "postgres://"):
         if chosen.startswith(prefix):
             return "postgresql+psycopg://" + chosen[len(prefix) :]
     return chosen
+
+
+def default_database() -> str:
+    """The SQLite URL of `review.db` beside the current project's review config."""
+    return f"sqlite:///{load_project().review.parent / 'review.db'}"
 
 
 def connect(url: str | None = None) -> Engine:

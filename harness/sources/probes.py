@@ -37,7 +37,7 @@ from pathlib import Path
 from harness.bots.base import Bot, BotTurn
 from harness.errors import BotRefused, BotUnreachable, InputError
 from harness.project.eval_set import Conversation, Outcome
-from harness.project.paths import REPO_ROOT
+from harness.project.paths import project_root
 from harness.project.probe_config import ProbeConfig, load_probe_set
 from harness.records import Observation, TurnStatus
 from harness.records.probe_log import ProbeResult
@@ -246,11 +246,12 @@ async def run_cycle(
     return results
 
 
-def load_probes(config: ProbeConfig, root: Path = REPO_ROOT) -> tuple[Conversation, ...]:
+def load_probes(config: ProbeConfig, root: Path | None = None) -> tuple[Conversation, ...]:
     """The configured probe set, checked against the configured bot's vocabulary and what it reports (as
     `harness run` checks eval sets: harness.pipeline.load_suite). Raises InputError listing every problem."""
     from harness.bots.kinds import observes, vocabulary
 
+    root = root if root is not None else project_root()
     run_config = config.run_config()
     return load_probe_set(config, vocabulary=vocabulary(run_config, root), observes=observes(run_config), root=root)
 

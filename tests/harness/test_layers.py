@@ -1,7 +1,7 @@
 """The package's layers read bottom-up as the data flows (../shared/ARCHITECTURE.md): nothing imports upward.
 
-project, masking -> records -> bots, scoring -> sources, sinks -> gate, trainer, pipeline -> review -> cli. Imports
-inside functions count too (they run sooner or later).
+project, masking -> records -> bots, scoring -> sources, sinks -> gate, trainer, pipeline, scaffold -> review -> cli.
+Imports inside functions count too (they run sooner or later).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ LAYERS = {
     "gate": 5,
     "trainer": 5,
     "pipeline": 5,
+    "scaffold": 5,
     "probing": 5,
     "review": 6,
     "cli": 7,

@@ -8,7 +8,9 @@ import pytest
 import yaml
 
 from harness.errors import InputError
-from harness.review.config import DEFAULT_REVIEW_CONFIG, load_review_config
+from harness.review.config import load_review_config
+
+DEFAULT_REVIEW_CONFIG = Path(__file__).parents[2] / "experiments" / "review.yml"
 
 
 def config_with(tmp_path: Path, change) -> Path:  # type: ignore[no-untyped-def]

@@ -12,11 +12,14 @@ from transcripts_world import T0, action, bot, create, insert, slot, user
 from typer.testing import CliRunner
 
 from harness.cli import app
+from harness.project.paths import PROJECT_ENV
 from harness.project.production_config import ProductionSettings
 from harness.records.production import ProductionStore
 from harness.sources.transcripts import import_events
 from harness.sources.transcripts.sql_store import SqlTrackerStore
 from harness.sources.transcripts.tracker_json import TrackerJson
+
+REPO = Path(__file__).resolve().parents[2]
 
 PROBE = "harness-probe:reference-bot:probe-balance:0a1b2c3d"
 PROBE_2 = "harness-probe:reference-bot:probe-balance:99999999"
@@ -90,6 +93,7 @@ CREATE TABLE ticket_messages (ticket_id TEXT NOT NULL REFERENCES tickets (ticket
 
 def test_reference_stores_probe_handoffs_are_skipped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(PROJECT_ENV, str(REPO))  # the reference bot's project, commands run from elsewhere
     url = f"sqlite:///{tmp_path / 'tracker.sqlite3'}"
     engine = create(url)
     handoff = [

@@ -11,7 +11,10 @@ from transcripts_world import T0, action, bot, create, insert, session, slot, us
 from typer.testing import CliRunner
 
 from harness.cli import app
+from harness.project.paths import PROJECT_ENV
 from harness.records.production import ProductionStore
+
+REPO = Path(__file__).resolve().parents[2]
 
 # bot/bankbot/handoff_store.py's tables (the importer reads tickets' queue and rule, and ticket_messages).
 TICKETS = """
@@ -77,6 +80,7 @@ def test_reference_import_reads_queue_and_rule_from_the_tickets(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(PROJECT_ENV, str(REPO))  # the reference bot's project, commands run from elsewhere
     url = f"sqlite:///{tmp_path / 'tracker.sqlite3'}"
     engine = create(url)
     insert(
@@ -139,6 +143,7 @@ def test_reference_import_reads_queue_and_rule_from_the_tickets(
 
 def test_reference_without_a_ticket_file_is_bad_input(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(PROJECT_ENV, str(REPO))  # the reference bot's project, commands run from elsewhere
     url = f"sqlite:///{tmp_path / 'tracker.sqlite3'}"
     create(url)
     result = CliRunner().invoke(app, ["logs", "import", "--reference", "--tracker-store", url])
@@ -147,6 +152,7 @@ def test_reference_without_a_ticket_file_is_bad_input(tmp_path: Path, monkeypatc
 
 def test_exactly_one_source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(PROJECT_ENV, str(REPO))  # the reference bot's project, commands run from elsewhere
     result = CliRunner().invoke(app, ["logs", "import", "--tracker-json", "x.json", "--tracker-store", "sqlite:///y"])
     assert result.exit_code == 2
     result = CliRunner().invoke(app, ["logs", "import"])
@@ -155,6 +161,7 @@ def test_exactly_one_source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
 
 def test_finish_open_stores_the_conversations_still_open(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(PROJECT_ENV, str(REPO))  # the reference bot's project, commands run from elsewhere
     url = f"sqlite:///{tmp_path / 'tracker.sqlite3'}"
     engine = create(url)
     insert(engine, "a", [user(T0, "hi"), bot(T0 + 1, "Hello")])  # both within 30 min of the newest event
@@ -171,6 +178,7 @@ def test_finish_open_stores_the_conversations_still_open(tmp_path: Path, monkeyp
 def test_reference_finds_the_tracker_beside_the_ticket_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """`harness bot serve` keeps conversations in <ticket file stem>-tracker.sqlite3 beside the ticket file."""
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(PROJECT_ENV, str(REPO))  # the reference bot's project, commands run from elsewhere
     monkeypatch.delenv("TRACKER_STORE_URL", raising=False)
     monkeypatch.setenv("HANDOFF_DB", str(tmp_path / "var" / "eval-handoff.sqlite3"))
     (tmp_path / "var").mkdir()
@@ -199,6 +207,7 @@ def test_messages_to_the_human_are_silenced_turns_of_the_handed_off_conversation
 ) -> None:
     """The channel sends messages after a handoff to the ticket, not to Rasa: they come from the ticket file."""
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(PROJECT_ENV, str(REPO))  # the reference bot's project, commands run from elsewhere
     url = f"sqlite:///{tmp_path / 'tracker.sqlite3'}"
     engine = create(url)
     insert(engine, "c1", fraud_handoff(T0))
@@ -246,6 +255,7 @@ def test_a_conversation_with_the_human_still_going_is_deferred(tmp_path: Path, m
     (each message within the timeout of the one before): the conversation may still be going on, so it is not
     stored yet (a later message could not be added)."""
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(PROJECT_ENV, str(REPO))  # the reference bot's project, commands run from elsewhere
     url = f"sqlite:///{tmp_path / 'tracker.sqlite3'}"
     engine = create(url)
     insert(engine, "c1", fraud_handoff(T0))
@@ -269,6 +279,7 @@ def test_messages_after_the_next_conversation_began_are_not_in_the_handed_off_on
 ) -> None:
     """A new session of the same sender ends the handed-off conversation: later ticket messages are not its."""
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(PROJECT_ENV, str(REPO))  # the reference bot's project, commands run from elsewhere
     url = f"sqlite:///{tmp_path / 'tracker.sqlite3'}"
     engine = create(url)
     insert(engine, "c1", [*fraud_handoff(T0), *session(T0 + 300), user(T0 + 301, "hi"), bot(T0 + 302, "Hello")])
@@ -288,6 +299,7 @@ def test_messages_after_the_next_conversation_began_are_not_in_the_handed_off_on
 
 def test_a_ticket_file_without_its_transcripts_is_bad_input(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(PROJECT_ENV, str(REPO))  # the reference bot's project, commands run from elsewhere
     url = f"sqlite:///{tmp_path / 'tracker.sqlite3'}"
     create(url)
     with sqlite3.connect(tmp_path / "handoff.sqlite3") as db:

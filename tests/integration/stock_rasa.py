@@ -31,7 +31,7 @@ HELPDESK = FIXTURES / "helpdesk"
 STARTER_EVAL = FIXTURES / "starter_eval.yml"
 """An eval set for the assistant `rasa init` creates."""
 
-_LAYOUT = BotLayout()
+_LAYOUT = BotLayout(Path(__file__).resolve().parents[2] / "bot", Path(__file__).resolve().parents[2] / ".venv-bot")
 _LOG_TAIL_LINES = 40
 
 

@@ -53,11 +53,12 @@ from conftest import SCHEMA, Chat, handoff_store
 from typer.testing import CliRunner
 
 from harness.bots.reference_bot.server import BotServer, free_port, train
-from harness.project.paths import REPO_ROOT
 from harness.records.production import ProductionStore
 
 sys.path.append(str(Path(__file__).parents[1] / "harness"))  # the throw-away PostgreSQL server of the review tests
 from postgres_server import create_database, postgres  # noqa: E402, F401 - postgres is a fixture
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.integration
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import httpx
 
 from harness.errors import BotProcessError
-from harness.project.paths import REPO_ROOT
+from harness.project.paths import project_root
 
 TRAINING_INPUTS = ("config.yml", "domain", "data", "bankbot/nlu")
 """What a trained model depends on: the pipeline, the domain, the training data and the custom NLU components."""
@@ -33,10 +33,10 @@ TRAINING_INPUTS = ("config.yml", "domain", "data", "bankbot/nlu")
 
 @dataclass(frozen=True)
 class BotLayout:
-    """Where the bot's project, environment and models are."""
+    """Where the bot's project, environment and models are (default: bot/ and .venv-bot/ of the project root)."""
 
-    bot_dir: Path = REPO_ROOT / "bot"
-    venv: Path = REPO_ROOT / ".venv-bot"
+    bot_dir: Path = field(default_factory=lambda: project_root() / "bot")
+    venv: Path = field(default_factory=lambda: project_root() / ".venv-bot")
 
     @property
     def rasa(self) -> Path:
@@ -89,8 +89,10 @@ def train_command(layout: BotLayout, out: Path | str, name: str) -> list[str]:
     ]
 
 
-def train(layout: BotLayout = BotLayout(), *, log: Path | None = None) -> Path:
-    """The model for the bot's current training inputs, training it first if no such model exists."""
+def train(layout: BotLayout | None = None, *, log: Path | None = None) -> Path:
+    """The model for the bot's current training inputs (default layout: the project's bot/), training it first if
+    no such model exists."""
+    layout = layout or BotLayout()
     if not layout.rasa.exists():
         raise BotProcessError(f"the bot environment is missing ({layout.rasa}): run `make bot-env`")
     name = f"bankbot-{fingerprint(layout.bot_dir)}"
@@ -153,7 +155,8 @@ class BotServer:
     layout: BotLayout = field(default_factory=BotLayout)
     rasa_port: int = 5005
     action_port: int = 5055
-    log_dir: Path = REPO_ROOT / "bot" / "var" / "logs"
+    log_dir: Path | None = None
+    """Where the processes' logs go; default var/logs in the bot's folder."""
     escalation_policy: Path | None = None
     """A different escalation policy file (for example a degraded variant); default bot/escalation.yml."""
     tracker_store: str | None = None
@@ -172,6 +175,11 @@ class BotServer:
     _action_token: str = field(default="", init=False, repr=False)
     _commands: dict[str, tuple[list[str], dict[str, str]]] = field(default_factory=dict, init=False, repr=False)
     """How each process was started (command, environment), so `start_process` can start it again."""
+
+    @property
+    def logs(self) -> Path:
+        """The folder of the processes' logs: `log_dir`, else var/logs in the bot's folder."""
+        return self.log_dir if self.log_dir is not None else self.layout.bot_dir / "var" / "logs"
 
     @property
     def tracker_store_url(self) -> str:
@@ -210,7 +218,7 @@ class BotServer:
                     f"port {port} on 127.0.0.1 is already in use (another bot or server?): stop it, or choose "
                     f"another port ({name})"
                 )
-        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.logs.mkdir(parents=True, exist_ok=True)
         self._action_token = secrets.token_urlsafe(32)
         extra = {
             "HANDOFF_DB": str(self.handoff_db),
@@ -262,7 +270,7 @@ class BotServer:
             raise
 
     def _log(self, name: str) -> Path:
-        return self.log_dir / f"{name}-{self.rasa_port}.log"
+        return self.logs / f"{name}-{self.rasa_port}.log"
 
     def _spawn(self, name: str, command: list[str], env: dict[str, str]) -> None:
         self._commands[name] = (command, env)
@@ -298,7 +306,7 @@ class BotServer:
                 pass
             time.sleep(0.5)
         raise BotProcessError(
-            f"the bot did not become ready within {self.startup_timeout_s:.0f} s; see the logs in {self.log_dir}"
+            f"the bot did not become ready within {self.startup_timeout_s:.0f} s; see the logs in {self.logs}"
         )
 
     def process(self, name: str) -> subprocess.Popen:

@@ -1,0 +1,292 @@
+"""What `harness init` writes into a bot team's folder: the project file (harness.yml), a gate spec, a review
+config, a handoff mapping proposed from a Rasa bot's files, and an example eval set (or the bot's own test stories,
+imported).
+
+`plan_init` decides every file's text without touching the folder; the CLI writes them (`write_files`), so a
+folder that already holds one of them is refused before anything is written.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from harness.errors import InputError
+from harness.project.paths import PROJECT_FILE
+
+RASA_TOKEN_ENV = "RASA_AUTH_TOKEN"
+EVAL_SETS = "eval_sets"
+
+
+@dataclass(frozen=True)
+class RasaProject:
+    """A stock Rasa bot's folder, as `harness init` found it."""
+
+    folder: Path
+    """The folder holding domain.yml (or domain/) and config.yml."""
+    test_stories: tuple[Path, ...]
+    """Its end-to-end test stories (`tests/test_*.yml`), which `harness init` can import as an eval set."""
+
+
+@dataclass
+class InitPlan:
+    """The files `harness init` writes (path relative to the project -> text) and what it says about them."""
+
+    root: Path
+    files: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    stories: tuple[Path, ...] = ()
+    """Test stories to import into eval_sets/ once handoff.yml is written (empty: the example eval set is written)."""
+    next_steps: list[str] = field(default_factory=list)
+
+
+def template(name: str) -> str:
+    """The text of a default file shipped with the harness (harness/project/templates/<name>)."""
+    return resources.files("harness.project").joinpath("templates", name).read_text(encoding="utf-8")
+
+
+def find_rasa_project(folder: Path) -> RasaProject | None:
+    """The Rasa bot in `folder` (domain.yml, domain.yaml or domain/, beside config.yml), or None."""
+    has_domain = any((folder / name).exists() for name in ("domain.yml", "domain.yaml", "domain"))
+    if not (has_domain and (folder / "config.yml").is_file()):
+        return None
+    tests = folder / "tests"
+    stories = tuple(sorted([*tests.glob("test_*.yml"), *tests.glob("test_*.yaml")])) if tests.is_dir() else ()
+    return RasaProject(folder.resolve(), stories)
+
+
+def _relative(path: Path, root: Path) -> str:
+    """`path` relative to `root` when it is inside it (as harness.yml stores paths), else absolute."""
+    path = path.resolve()
+    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+
+
+def _experiment_name(root: Path) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", root.name).strip("-") or "my-bot"
+
+
+def _commented(setting: str, comment: str) -> str:
+    """`setting` padded to a column of comments (YAML)."""
+    return f"{setting:<38} # {comment}"
+
+
+def project_file(root: Path, bot_lines: list[str]) -> str:
+    """The commented harness.yml of a new project whose `bot:` section is `bot_lines` (already indented)."""
+    return "\n".join(
+        [
+            "# A harness project: `harness` commands run in this folder (or below it) act on it. Relative paths are",
+            "# relative to this folder. Every key is documented in the README ('Install into your bot's repository').",
+            "version: 1",
+            "bot:",
+            *bot_lines,
+            _commented(f"eval_sets: {EVAL_SETS}", "a file or a folder of eval sets (conversations with labels)"),
+            _commented("output_dir: runs", "each run writes runs/<run id>/ (scorecard, report, records)"),
+            "replay:",
+            _commented("  concurrency: 4", "conversations in flight at once"),
+            _commented("  turn_timeout_s: 30", "a turn slower than this is recorded as `timeout`"),
+            _commented("tracking:", "MLflow: every run is logged here"),
+            _commented("  uri: sqlite:///mlflow.db", "or an MLflow server, http://..."),
+            f"  experiment: {_experiment_name(root)}",
+            _commented("gate: gate.yml", "the release gate's spec (`harness gate`)"),
+            _commented("review: review.yml", "QA review: flag rules, sample, scorecard (`harness review`)"),
+            "",
+        ]
+    )
+
+
+def rasa_bot_lines(root: Path, rasa: RasaProject, url: str, handoff: str) -> list[str]:
+    return [
+        _commented("  kind: rasa", "a stock Rasa server: rasa run --enable-api"),
+        _commented(f"  url: {url}", "the server's root"),
+        _commented(f"  token_env: {RASA_TOKEN_ENV}", "the variable holding `rasa run --auth-token` (unset: no token)"),
+        _commented(
+            f"  project: {_relative(rasa.folder, root) or '.'}", "the bot's folder (its domain names the intents)"
+        ),
+        _commented(f"  handoff: {handoff}", "how the harness sees a handoff; proposed by harness init: check it"),
+    ]
+
+
+def http_bot_lines(url: str) -> list[str]:
+    return [
+        _commented("  kind: http_json", "any bot behind an HTTP endpoint taking and returning JSON"),
+        f"  url: {url}",
+        _commented("  request:", "what is sent for each customer message"),
+        "    json: {text: '{text}', sender: '{conversation_id}'}",
+        _commented("  response:", "JMESPath expressions on the reply: the kind observes exactly these"),
+        "    messages: 'messages[].text'",
+        "    intent: 'intent.name'",
+        "    # confidence: 'intent.confidence'   fallback, actions, slots, handoff_queue: see the README",
+        _commented("  vocabulary:", "what eval sets may name against this bot"),
+        "    intents: [greet]",
+        "    queues: []",
+    ]
+
+
+EXAMPLE_EVAL_SET = """\
+# An example eval set: replace it with conversations your customers have (or import your bot's test stories:
+# harness evalsets import-rasa). Each conversation lists the customer's turns with the intent they mean, and how
+# the conversation should end: self_served, or escalated to a queue. `harness evalsets validate` checks them.
+version: 1
+name: example
+description: A first conversation to see the harness work end to end; not a measurement of the bot.
+conversations:
+  - id: example-001
+    tags: [example]
+    turns:
+      - text: {text}
+        intent: {intent}
+    expected:
+      outcome: self_served
+    resolvable: true
+"""
+
+
+def example_eval_set(intent: str, text: str) -> str:
+    """The example eval set, one turn `text` labelled `intent` (YAML-quoted)."""
+    import json
+
+    return EXAMPLE_EVAL_SET.format(intent=intent, text=json.dumps(text))
+
+
+def first_example(rasa: RasaProject, intents: tuple[str, ...]) -> tuple[str, str]:
+    """(intent, text): the first training example of the first domain intent that has one in the bot's NLU data,
+    else ('greet' or the first intent, 'hello')."""
+    import yaml
+
+    for path in sorted([*(rasa.folder / "data").rglob("*.yml")]) if (rasa.folder / "data").is_dir() else []:
+        try:
+            document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError):
+            continue
+        for block in (document or {}).get("nlu", []) if isinstance(document, dict) else []:
+            examples = block.get("examples") if isinstance(block, dict) else None
+            if block.get("intent") in intents and isinstance(examples, str):
+                lines = [line.strip()[2:].strip() for line in examples.splitlines() if line.strip().startswith("- ")]
+                plain = [line for line in lines if line and "[" not in line]
+                if plain:
+                    return str(block["intent"]), plain[0]
+    return ("greet" if "greet" in intents else intents[0] if intents else "greet"), "hello"
+
+
+def plan_init(
+    root: Path, *, bot_kind: str | None, bot_url: str | None, rasa_folder: Path | None, import_stories: bool
+) -> InitPlan:
+    """Every file `harness init` writes into `root`, and what to tell the user.
+
+    Raises InputError when --bot-kind rasa finds no Rasa bot, or the kind is not one init knows.
+    """
+    from harness.bots.handoff_proposal import propose_handoff
+    from harness.bots.rasa_domain import find_domain, load_domain
+
+    root = root.resolve()
+    plan = InitPlan(root)
+    rasa = find_rasa_project(rasa_folder or root)
+    kind = bot_kind or ("rasa" if rasa else "http_json")
+    if kind == "rasa":
+        if rasa is None:
+            where = rasa_folder or root
+            raise InputError(
+                "no Rasa bot found",
+                [f"{where}: no domain.yml (or domain/) beside config.yml; pass --rasa-project PATH (the bot's folder)"],
+            )
+        domain = load_domain(find_domain(rasa.folder, None))
+        proposal = propose_handoff(domain, rasa.folder)
+        url = bot_url or "http://127.0.0.1:5005"
+        plan.files["handoff.yml"] = proposal.text
+        plan.files[PROJECT_FILE] = project_file(root, rasa_bot_lines(root, rasa, url, "handoff.yml"))
+        plan.notes.append(f"bot: the Rasa bot in {rasa.folder} ({len(domain.intents)} intents in its domain), at {url}")
+        plan.notes += proposal.notes
+        if import_stories and rasa.test_stories:
+            plan.stories = rasa.test_stories
+        else:
+            intent, text = first_example(rasa, domain.intents)
+            plan.files[f"{EVAL_SETS}/example.yml"] = example_eval_set(intent, text)
+            if rasa.test_stories:
+                plan.notes.append("eval set: an example (test stories not imported: --no-import-stories)")
+        plan.next_steps = [
+            f"cd {rasa.folder} && rasa train && rasa run --enable-api --auth-token $RASA_AUTH_TOKEN   "
+            "# and `rasa run actions` if it has custom actions",
+            "harness run          # replay the eval sets: scorecard, report and an MLflow run",
+            "harness gate         # judge the run with gate.yml (then --update-baseline baseline to keep it)",
+        ]
+    elif kind == "http_json":
+        url = bot_url or "http://127.0.0.1:8080/chat"
+        plan.files[PROJECT_FILE] = project_file(root, http_bot_lines(url))
+        plan.files[f"{EVAL_SETS}/example.yml"] = example_eval_set("greet", "hello")
+        plan.notes.append(
+            f"bot: an HTTP JSON endpoint at {url}: set its request, response and vocabulary in harness.yml"
+        )
+        plan.next_steps = [
+            "edit harness.yml: the bot's request and response shapes, and the intents and queues it knows",
+            "harness run          # replay the eval sets: scorecard, report and an MLflow run",
+            "harness gate         # judge the run with gate.yml (then --update-baseline baseline to keep it)",
+        ]
+    else:
+        raise InputError("unknown bot kind for harness init", [f"--bot-kind {kind}: choose rasa or http_json"])
+    plan.files["gate.yml"] = template("gate.yml")
+    plan.files["review.yml"] = template("review.yml")
+    return plan
+
+
+def import_test_stories(plan: InitPlan, *, overwrite: bool) -> tuple[Path, str]:
+    """Import the plan's test stories into eval_sets/<bot folder name>.yml with the handoff.yml just written, checked
+    against the bot's domain; returns (the file, a one-line summary).
+
+    Raises InputError when the stories cannot be read, do not load against the domain and mapping, or the eval
+    set exists and not `overwrite`."""
+    from harness.bots.handoff_mapping import load_handoff_mapping
+    from harness.bots.rasa_domain import eval_intents, find_domain, load_domain
+    from harness.project.rasa_stories import check_loads, import_rasa_stories, write_eval_set
+
+    folder = plan.stories[0].parent.parent
+    domain = load_domain(find_domain(folder, None))
+    mapping = load_handoff_mapping(plan.root / "handoff.yml")
+    name = _experiment_name(folder)
+    result = import_rasa_stories(list(plan.stories), mapping, eval_set_name=name, forms=domain.forms)
+    check_loads(result, intents=eval_intents(domain), queues=mapping.queue_names(), rules=mapping.rule_names())
+    target = write_eval_set(result, plan.root / EVAL_SETS / f"{name}.yml", overwrite=overwrite)
+    return target, f"{result.summary()} from {', '.join(_relative(p, plan.root) for p in plan.stories)}"
+
+
+def write_example_eval_set(plan: InitPlan) -> Path:
+    """Write the example eval set (eval_sets/example.yml) when the test stories could not be imported; returns it.
+    An existing file is kept."""
+    from harness.bots.rasa_domain import find_domain, load_domain
+
+    path = plan.root / EVAL_SETS / "example.yml"
+    if not path.exists():
+        folder = plan.stories[0].parent.parent
+        rasa = find_rasa_project(folder)
+        intents = load_domain(find_domain(folder, None)).intents
+        intent, text = first_example(rasa, intents) if rasa else ("greet", "hello")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(example_eval_set(intent, text), encoding="utf-8")
+    return path
+
+
+def existing(plan: InitPlan) -> list[Path]:
+    """The files of `plan` already in its folder."""
+    return [plan.root / name for name in plan.files if (plan.root / name).exists()]
+
+
+def write_files(plan: InitPlan, *, force: bool) -> list[Path]:
+    """Write the plan's files (folders created); returns them. Raises InputError, before writing anything, when one
+    exists and not `force`."""
+    present = existing(plan)
+    if present and not force:
+        raise InputError(
+            "harness init would replace files",
+            [f"{path}: exists; keep it (remove it first) or pass --force to replace it" for path in present],
+        )
+    written = []
+    for name, text in plan.files.items():
+        path = plan.root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f".{path.name}.partial")
+        partial.write_text(text, encoding="utf-8")
+        os.replace(partial, path)
+        written.append(path)
+    return written
