@@ -484,6 +484,7 @@ def serving_reference_bot(
             "--serve-bot serves the reference bot only",
             [f"bot.kind is {config.bot.kind}: start your bot yourself and give its URL (--bot-url)"],
         )
+    paths.require_reference_folders("--serve-bot", "intents", "bot")
     build(paths)
     events.training()
     model = train(BotLayout(paths.bot, paths.root / ".venv-bot"))

@@ -315,6 +315,7 @@ def export_command(
         return
     with Session(connect(db)) as session:
         if what == "intents":
+            folders.require_reference_folders("harness review export intents", "intents", "bot")
             result = exports.export_corrections(session, folders, actor="cli")
         elif what == "eval-sets":
             result = exports.export_regressions(session, folders, settings.scorecard, actor="cli")

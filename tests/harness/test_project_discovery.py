@@ -109,3 +109,17 @@ def test_this_repository_is_a_project_whose_files_are_in_experiments(monkeypatch
     assert project.run == REPO / "experiments" / "eval.yml"
     assert project.gate == REPO / "experiments" / "gate.yml"
     assert project.review == REPO / "experiments" / "review.yml"
+
+
+def test_serving_the_reference_bot_elsewhere_says_what_it_needs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / PROJECT_FILE).write_text(
+        "version: 1\nbot: {kind: reference, url: 'http://127.0.0.1:5005/webhooks/reference/webhook'}\n"
+        "eval_sets: eval_sets\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["run", "--serve-bot", "--no-mlflow"])
+    assert result.exit_code == 2
+    assert "`--serve-bot` works on the reference bot's own folders" in result.output, result.output
+    assert not (tmp_path / "bot").exists()

@@ -21,8 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
-from tests.integration.stock_rasa import HELPDESK, copy_project, serve_stock_rasa, train_project
+from stock_rasa import HELPDESK, copy_project, serve_stock_rasa, train_project
 
 pytestmark = pytest.mark.integration
 
@@ -121,7 +120,12 @@ def test_init_run_gate_and_review_in_the_bots_own_folder(installed: Installed, b
     gate = harness(installed, bot, "gate", "--update-baseline", "baseline")
     assert gate.returncode in (0, 1), gate.stderr
     decision = json.loads((run_dir / "gate.json").read_text())
-    assert decision["passed"] == (gate.returncode == 0)
+    assert decision["passed"] == (gate.returncode == 0) and decision["baseline"] is None  # none until one is kept
+    if gate.returncode == 0:
+        assert (bot.folder / "baseline" / "scorecard.json").is_file()
+    against_itself = harness(installed, bot, "gate", "--baseline", str(run_dir))
+    assert against_itself.returncode == gate.returncode, against_itself.stdout[-3000:]
+    assert json.loads((run_dir / "gate.json").read_text())["baseline"] is not None
 
     loaded = harness(installed, bot, "review", "load")
     ok(loaded)
