@@ -10,6 +10,7 @@ goes to (QUEUE_WORDS). The proposal is a YAML text with a comment on each choice
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,21 +34,39 @@ class HandoffProposal:
     """True when a handoff signal was found (False: `handoffs: []`, the bot is measured as never handing off)."""
 
 
-def slot_values_set_in_code(project: Path) -> dict[str, list[str]]:
-    """slot name -> the string values custom actions set it to (`SlotSet("team", "billing")`), in first-seen order,
-    from every .py file under `project` outside hidden folders and virtual environments."""
-    values: dict[str, list[str]] = {}
-    for path in sorted(project.rglob("*.py")):
-        if any(part.startswith(".") or part in ("venv", "site-packages", "models") for part in path.parts):
+SKIPPED_FOLDERS = ("venv", "site-packages", "models", "node_modules")
+"""Folders under a bot's project that hold no code or data of the bot (hidden folders are skipped too)."""
+
+
+def _project_texts(project: Path, *patterns: str) -> Iterator[str]:
+    """The texts of the files under `project` matching any glob pattern, in path order, outside hidden folders and
+    SKIPPED_FOLDERS; unreadable files are passed over (the proposal is a draft the team checks)."""
+    paths = sorted({p for pattern in patterns for p in project.rglob(pattern) if p.is_file()})
+    for path in paths:
+        parts = path.relative_to(project).parts[:-1]
+        if any(part.startswith(".") or part in SKIPPED_FOLDERS for part in parts):
             continue
         try:
-            source = path.read_text(encoding="utf-8", errors="replace")
+            yield path.read_text(encoding="utf-8", errors="replace")
         except OSError:
             continue
-        for slot, value in _SLOT_SET.findall(source):
-            found = values.setdefault(slot, [])
-            if value not in found:
-                found.append(value)
+
+
+def _collect(values: dict[str, list[str]], found: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
+    """Add (slot, value) pairs to `values` in first-seen order, without repeats or null-like values."""
+    for slot, value in found:
+        known = values.setdefault(slot, [])
+        if value.lower() not in ("null", "none", "~", "true", "false") and value not in known:
+            known.append(value)
+    return values
+
+
+def slot_values_set_in_code(project: Path) -> dict[str, list[str]]:
+    """slot name -> the string values custom actions set it to (`SlotSet("team", "billing")`), in first-seen order,
+    from the .py files under `project`."""
+    values: dict[str, list[str]] = {}
+    for source in _project_texts(project, "*.py"):
+        _collect(values, _SLOT_SET.findall(source))
     return values
 
 
@@ -58,27 +77,14 @@ def slot_values_in_stories(project: Path, slots: list[str]) -> dict[str, list[st
         return {}
     pattern = re.compile(r"^\s*-?\s*(" + "|".join(map(re.escape, slots)) + r")\s*:\s*['\"]?([\w.-]+)['\"]?\s*$", re.M)
     values: dict[str, list[str]] = {}
-    for path in sorted([*project.rglob("*.yml"), *project.rglob("*.yaml")]):
-        if any(part.startswith(".") or part in ("models", "venv") for part in path.relative_to(project).parts):
-            continue
-        try:
-            text = path.read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            continue
-        for slot, value in pattern.findall(text):
-            found = values.setdefault(slot, [])
-            if value.lower() not in ("null", "none", "~", "true", "false") and value not in found:
-                found.append(value)
+    for text in _project_texts(project, "*.yml", "*.yaml"):
+        _collect(values, pattern.findall(text))
     return values
 
 
 def pauses_in_code(project: Path) -> bool:
     """True when a custom action under `project` returns Rasa's ConversationPaused event."""
-    return any(
-        _PAUSE.search(p.read_text(encoding="utf-8", errors="replace"))
-        for p in project.rglob("*.py")
-        if not any(part.startswith(".") or part in ("venv", "site-packages") for part in p.parts)
-    )
+    return any(_PAUSE.search(source) for source in _project_texts(project, "*.py"))
 
 
 def _queue_name(word: str) -> str:

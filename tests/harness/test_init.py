@@ -7,7 +7,6 @@ equivalent one from the domain, the actions' code and the stories.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,20 +20,11 @@ from harness.bots.rasa_domain import find_domain, load_domain
 from harness.cli import app
 from harness.gate.spec import load_spec
 from harness.project.config import load_config
-from harness.project.paths import PROJECT_ENV, choose_project
 from harness.project.project import load_project
 from harness.review.config import load_review_config
 
 HELPDESK = Path(__file__).resolve().parents[1] / "fixtures" / "stock_rasa" / "helpdesk"
 runner = CliRunner()
-
-
-@pytest.fixture(autouse=True)
-def no_chosen_project(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.delenv(PROJECT_ENV, raising=False)
-    choose_project(None)
-    yield
-    choose_project(None)
 
 
 def helpdesk_copy(tmp_path: Path) -> Path:

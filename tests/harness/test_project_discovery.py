@@ -7,7 +7,6 @@ editable install of it) always read and wrote that checkout's eval_sets/, experi
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,14 +21,6 @@ from harness.project.project import load_project
 REPO = Path(__file__).resolve().parents[2]
 HELPDESK = REPO / "tests" / "fixtures" / "stock_rasa" / "helpdesk"
 runner = CliRunner()
-
-
-@pytest.fixture(autouse=True)
-def no_chosen_project(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.delenv(PROJECT_ENV, raising=False)
-    choose_project(None)
-    yield
-    choose_project(None)
 
 
 @pytest.fixture
