@@ -30,14 +30,14 @@ from harness.bots.kinds import bot_settings, connect, observes, token_env, vocab
 from harness.errors import BotUnreachable, HarnessError, InputError
 from harness.project.config import RunConfig, with_overrides
 from harness.project.eval_set import EvalSuite, load_eval_sets
-from harness.project.paths import ProjectPaths, project_root
+from harness.project.paths import ProjectPaths, chosen_project, project_root
 from harness.project.problems import yaml_location
 from harness.project.validation import check_observable
 from harness.records import to_frame, write
 from harness.records.run_folder import RUN_FILE, RunFolder
 from harness.scoring.scored_run import ScoredRun
 from harness.sinks.report import write_report
-from harness.sinks.tracking import ARTIFACT_DIR, TrackedRun, log_run
+from harness.sinks.tracking import TrackedRun, artifact_root, log_run
 from harness.sources.replay import Interrupted, Journal, replay
 
 RESUMABLE = (
@@ -103,7 +103,12 @@ class RunPlan:
 
     def resume_command(self) -> str:
         """The command that finishes this run: the recorded URL needs no flag, a served bot needs `--serve-bot`."""
-        return f"harness run --resume {self.run_dir}" + (" --serve-bot" if self.bot.served else "")
+        import shlex
+
+        named = chosen_project()  # a project named by --project: the command must name it too, to run anywhere
+        project = f"--project {shlex.quote(str(named.resolve()))} " if named is not None else ""
+        served = " --serve-bot" if self.bot.served else ""
+        return f"harness {project}run --resume {shlex.quote(str(self.run_dir))}{served}"
 
 
 def git_sha(root: Path | None = None) -> str:
@@ -451,7 +456,7 @@ def run_eval(
             folder,
             tracking_uri=plan.config.tracking.uri,
             experiment=plan.config.tracking.experiment,
-            artifact_root=paths.root / ARTIFACT_DIR,
+            artifact_root=artifact_root(plan.config.tracking.uri, paths.root),
             run_name=plan.run_id,
         )
     return EvalResult(plan, run, outputs, tracked)

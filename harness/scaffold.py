@@ -8,6 +8,8 @@ folder that already holds one of them is refused before anything is written.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -38,8 +40,6 @@ class InitPlan:
     root: Path
     files: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
-    stories: tuple[Path, ...] = ()
-    """Test stories to import into eval_sets/ once handoff.yml is written (empty: the example eval set is written)."""
     next_steps: list[str] = field(default_factory=list)
 
 
@@ -100,7 +100,7 @@ def project_file(root: Path, bot_lines: list[str]) -> str:
 def rasa_bot_lines(root: Path, rasa: RasaProject, url: str, handoff: str) -> list[str]:
     return [
         _commented("  kind: rasa", "a stock Rasa server: rasa run --enable-api"),
-        _commented(f"  url: {url}", "the server's root"),
+        _commented(f"  url: {json.dumps(url)}", "the server's root"),
         _commented(f"  token_env: {RASA_TOKEN_ENV}", "the variable holding `rasa run --auth-token` (unset: no token)"),
         _commented(
             f"  project: {_relative(rasa.folder, root) or '.'}", "the bot's folder (its domain names the intents)"
@@ -112,7 +112,7 @@ def rasa_bot_lines(root: Path, rasa: RasaProject, url: str, handoff: str) -> lis
 def http_bot_lines(url: str) -> list[str]:
     return [
         _commented("  kind: http_json", "any bot behind an HTTP endpoint taking and returning JSON"),
-        f"  url: {url}",
+        f"  url: {json.dumps(url)}",
         _commented("  request:", "what is sent for each customer message"),
         "    json: {text: '{text}', sender: '{conversation_id}'}",
         _commented("  response:", "JMESPath expressions on the reply: the kind observes exactly these"),
@@ -146,8 +146,6 @@ conversations:
 
 def example_eval_set(intent: str, text: str) -> str:
     """The example eval set, one turn `text` labelled `intent` (YAML-quoted)."""
-    import json
-
     return EXAMPLE_EVAL_SET.format(intent=intent, text=json.dumps(text))
 
 
@@ -171,53 +169,106 @@ def first_example(rasa: RasaProject, intents: tuple[str, ...]) -> tuple[str, str
     return ("greet" if "greet" in intents else intents[0] if intents else "greet"), "hello"
 
 
+def _url(url: str) -> str:
+    """`url` if it is an http(s) URL with a host; InputError saying what is expected otherwise."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc or any(c.isspace() for c in url):
+        raise InputError("invalid --bot-url", [f"--bot-url {url!r}: expected http(s)://HOST:PORT[/path], no spaces"])
+    return url
+
+
+def _shown(path: Path) -> str:
+    """A path as a shell word (quoted when it needs to be), for the commands init prints."""
+    import shlex
+
+    return shlex.quote(str(path))
+
+
+def imported_stories(rasa: RasaProject, handoff_text: str, root: Path) -> tuple[str, str, list[str]]:
+    """(eval-set text, summary, findings) of the bot's test stories imported with the handoff mapping `handoff_text`
+    and checked against its domain; paths under `root` are shown relative to it (the file is committed).
+
+    Raises InputError when a story file cannot be read or the eval set does not load against the bot."""
+    import tempfile
+
+    from harness.bots.handoff_mapping import load_handoff_mapping
+    from harness.bots.rasa_domain import eval_intents, find_domain, load_domain
+    from harness.project.rasa_stories import check_loads, import_rasa_stories, render_eval_set
+
+    domain = load_domain(find_domain(rasa.folder, None))
+    with tempfile.TemporaryDirectory() as scratch:
+        draft = Path(scratch) / "handoff.yml"
+        draft.write_text(handoff_text, encoding="utf-8")
+        mapping = load_handoff_mapping(draft)
+    name = _experiment_name(rasa.folder)
+    result = import_rasa_stories(list(rasa.test_stories), mapping, eval_set_name=name, forms=domain.forms)
+    check_loads(result, intents=eval_intents(domain), queues=mapping.queue_names(), rules=mapping.rule_names())
+    prefix = f"{root}/"
+    findings = [str(finding).replace(prefix, "") for finding in result.findings]
+    return render_eval_set(result).replace(prefix, ""), result.summary(), findings
+
+
 def plan_init(
     root: Path, *, bot_kind: str | None, bot_url: str | None, rasa_folder: Path | None, import_stories: bool
 ) -> InitPlan:
     """Every file `harness init` writes into `root`, and what to tell the user.
 
-    Raises InputError when --bot-kind rasa finds no Rasa bot, or the kind is not one init knows.
+    Raises InputError when --rasa-project (or --bot-kind rasa) finds no Rasa bot, the bot declares no intents,
+    --bot-url is not an http(s) URL, or the kind is not one init knows.
     """
     from harness.bots.handoff_proposal import propose_handoff
     from harness.bots.rasa_domain import find_domain, load_domain
 
     root = root.resolve()
     plan = InitPlan(root)
+    url = _url(bot_url) if bot_url is not None else None
     rasa = find_rasa_project(rasa_folder or root)
+    if rasa is None and (rasa_folder is not None or bot_kind == "rasa"):
+        where = (rasa_folder or root).resolve()
+        hint = "give the bot's folder" if rasa_folder is not None else "pass --rasa-project PATH (the bot's folder)"
+        raise InputError("no Rasa bot found", [f"{where}: no domain.yml (or domain/) beside config.yml; {hint}"])
     kind = bot_kind or ("rasa" if rasa else "http_json")
     if kind == "rasa":
-        if rasa is None:
-            where = rasa_folder or root
-            raise InputError(
-                "no Rasa bot found",
-                [f"{where}: no domain.yml (or domain/) beside config.yml; pass --rasa-project PATH (the bot's folder)"],
-            )
+        assert rasa is not None  # refused above
         domain = load_domain(find_domain(rasa.folder, None))
-        proposal = propose_handoff(domain, rasa.folder)
-        url = bot_url or "http://127.0.0.1:5005"
+        if not domain.intents:
+            raise InputError("the Rasa bot declares no intents", [f"{domain.source}: `intents:` is empty or missing"])
+        proposal = propose_handoff(domain, rasa.folder, shown_as=_relative(Path(domain.source), root))
+        url = url or "http://127.0.0.1:5005"
         plan.files["handoff.yml"] = proposal.text
         plan.files[PROJECT_FILE] = project_file(root, rasa_bot_lines(root, rasa, url, "handoff.yml"))
         plan.notes.append(f"bot: the Rasa bot in {rasa.folder} ({len(domain.intents)} intents in its domain), at {url}")
         plan.notes += proposal.notes
+        example = True
         if import_stories and rasa.test_stories:
-            plan.stories = rasa.test_stories
-        else:
+            try:
+                text, summary, findings = imported_stories(rasa, proposal.text, root)
+            except InputError as exc:
+                plan.notes.append(f"eval set: the test stories were not imported ({exc}); an example instead")
+            else:
+                plan.files[f"{EVAL_SETS}/{_experiment_name(rasa.folder)}.yml"] = text
+                plan.notes.append(f"eval set: {summary}")
+                plan.notes += [f"  {finding}" for finding in findings]
+                example = False
+        elif rasa.test_stories:
+            plan.notes.append("eval set: an example (test stories not imported: --no-import-stories)")
+        if example:
             intent, text = first_example(rasa, domain.intents)
             plan.files[f"{EVAL_SETS}/example.yml"] = example_eval_set(intent, text)
-            if rasa.test_stories:
-                plan.notes.append("eval set: an example (test stories not imported: --no-import-stories)")
         plan.next_steps = [
-            f"cd {rasa.folder} && rasa train && rasa run --enable-api --auth-token $RASA_AUTH_TOKEN   "
+            f'cd {_shown(rasa.folder)} && rasa train && rasa run --enable-api --auth-token "$RASA_AUTH_TOKEN"   '
             "# and `rasa run actions` if it has custom actions",
             "harness run          # replay the eval sets: scorecard, report and an MLflow run",
             "harness gate         # judge the run with gate.yml (then --update-baseline baseline to keep it)",
         ]
     elif kind == "http_json":
-        url = bot_url or "http://127.0.0.1:8080/chat"
+        url = url or "http://127.0.0.1:8080/chat"
         plan.files[PROJECT_FILE] = project_file(root, http_bot_lines(url))
         plan.files[f"{EVAL_SETS}/example.yml"] = example_eval_set("greet", "hello")
         plan.notes.append(
-            f"bot: an HTTP JSON endpoint at {url}: set its request, response and vocabulary in harness.yml"
+            f"bot: an HTTP JSON endpoint at {url}: set its request, response and vocabulary (harness.yml)"
         )
         plan.next_steps = [
             "edit harness.yml: the bot's request and response shapes, and the intents and queues it knows",
@@ -228,43 +279,9 @@ def plan_init(
         raise InputError("unknown bot kind for harness init", [f"--bot-kind {kind}: choose rasa or http_json"])
     plan.files["gate.yml"] = template("gate.yml")
     plan.files["review.yml"] = template("review.yml")
+    if root != Path.cwd().resolve():
+        plan.next_steps[1:] = [f"cd {_shown(root)} && {step}" for step in plan.next_steps[1:]]
     return plan
-
-
-def import_test_stories(plan: InitPlan, *, overwrite: bool) -> tuple[Path, str]:
-    """Import the plan's test stories into eval_sets/<bot folder name>.yml with the handoff.yml just written, checked
-    against the bot's domain; returns (the file, a one-line summary).
-
-    Raises InputError when the stories cannot be read, do not load against the domain and mapping, or the eval
-    set exists and not `overwrite`."""
-    from harness.bots.handoff_mapping import load_handoff_mapping
-    from harness.bots.rasa_domain import eval_intents, find_domain, load_domain
-    from harness.project.rasa_stories import check_loads, import_rasa_stories, write_eval_set
-
-    folder = plan.stories[0].parent.parent
-    domain = load_domain(find_domain(folder, None))
-    mapping = load_handoff_mapping(plan.root / "handoff.yml")
-    name = _experiment_name(folder)
-    result = import_rasa_stories(list(plan.stories), mapping, eval_set_name=name, forms=domain.forms)
-    check_loads(result, intents=eval_intents(domain), queues=mapping.queue_names(), rules=mapping.rule_names())
-    target = write_eval_set(result, plan.root / EVAL_SETS / f"{name}.yml", overwrite=overwrite)
-    return target, f"{result.summary()} from {', '.join(_relative(p, plan.root) for p in plan.stories)}"
-
-
-def write_example_eval_set(plan: InitPlan) -> Path:
-    """Write the example eval set (eval_sets/example.yml) when the test stories could not be imported; returns it.
-    An existing file is kept."""
-    from harness.bots.rasa_domain import find_domain, load_domain
-
-    path = plan.root / EVAL_SETS / "example.yml"
-    if not path.exists():
-        folder = plan.stories[0].parent.parent
-        rasa = find_rasa_project(folder)
-        intents = load_domain(find_domain(folder, None)).intents
-        intent, text = first_example(rasa, intents) if rasa else ("greet", "hello")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(example_eval_set(intent, text), encoding="utf-8")
-    return path
 
 
 def existing(plan: InitPlan) -> list[Path]:
@@ -273,20 +290,41 @@ def existing(plan: InitPlan) -> list[Path]:
 
 
 def write_files(plan: InitPlan, *, force: bool) -> list[Path]:
-    """Write the plan's files (folders created); returns them. Raises InputError, before writing anything, when one
-    exists and not `force`."""
+    """Write the plan's files (folders created); returns them. Writes nothing when one exists and not `force`; when
+    a write fails, removes the files and folders this call created. InputError either way, naming the file."""
     present = existing(plan)
     if present and not force:
         raise InputError(
             "harness init would replace files",
-            [f"{path}: exists; keep it (remove it first) or pass --force to replace it" for path in present],
+            [f"{path}: exists; init keeps it: move it away, or pass --force to replace it" for path in present],
         )
-    written = []
-    for name, text in plan.files.items():
-        path = plan.root / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f".{path.name}.partial")
-        partial.write_text(text, encoding="utf-8")
-        os.replace(partial, path)
-        written.append(path)
+    created: list[Path] = []
+    written: list[Path] = []
+    try:
+        for name, text in plan.files.items():
+            path = plan.root / name
+            for folder in reversed(path.parents):
+                if folder.is_relative_to(plan.root) and not folder.exists():
+                    folder.mkdir()
+                    created.append(folder)
+            new = not path.exists()
+            partial = path.with_name(f".{path.name}.partial")
+            try:
+                partial.write_text(text, encoding="utf-8")
+                os.replace(partial, path)
+            finally:
+                partial.unlink(missing_ok=True)
+            written.append(path)
+            if new:
+                created.append(path)
+    except OSError as exc:
+        for made in reversed(created):
+            with contextlib.suppress(OSError):
+                made.rmdir() if made.is_dir() else made.unlink()
+        replaced = [p for p in written if p not in created]
+        kept = f"; replaced before the failure: {', '.join(map(str, replaced))}" if replaced else ""
+        raise InputError(
+            "harness init could not write the project",
+            [f"{exc.filename or plan.root}: {exc.strerror}; the files it created were removed{kept}"],
+        ) from None
     return written

@@ -82,9 +82,21 @@ def slot_values_in_stories(project: Path, slots: list[str]) -> dict[str, list[st
     return values
 
 
+def _without_comments(source: str) -> str:
+    """Python source with its comments removed (tokenize's COMMENT tokens); unparsable source as it is."""
+    import io
+    import tokenize
+
+    try:
+        tokens = [t for t in tokenize.generate_tokens(io.StringIO(source).readline) if t.type != tokenize.COMMENT]
+        return tokenize.untokenize(tokens)
+    except (tokenize.TokenError, SyntaxError, IndentationError):
+        return source
+
+
 def pauses_in_code(project: Path) -> bool:
-    """True when a custom action under `project` returns Rasa's ConversationPaused event."""
-    return any(_PAUSE.search(source) for source in _project_texts(project, "*.py"))
+    """True when the code of a custom action under `project` (not a comment) calls Rasa's ConversationPaused."""
+    return any(_PAUSE.search(_without_comments(source)) for source in _project_texts(project, "*.py"))
 
 
 def _queue_name(word: str) -> str:
@@ -92,21 +104,22 @@ def _queue_name(word: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", word.lower()).strip("_") or "general"
 
 
-def propose_handoff(domain: RasaDomain, project: Path) -> HandoffProposal:
-    """The handoff mapping this bot's files suggest (see the module docstring)."""
+def propose_handoff(domain: RasaDomain, project: Path, *, shown_as: str | None = None) -> HandoffProposal:
+    """The handoff mapping this bot's files suggest (see the module docstring); the file's comment names the domain
+    as `shown_as` (default: where it was read)."""
     custom = [a for a in domain.actions if a not in RASA_DEFAULT_ACTIONS and not a.startswith("validate_")]
     actions = [a for a in custom if HANDOFF_WORDS.search(a)]
     intents = [i for i in domain.intents if HANDOFF_WORDS.search(i)]
     slots = [s for s in domain.slots if QUEUE_WORDS.search(s)]
-    code_values = slot_values_set_in_code(project)
+    code_values = slot_values_set_in_code(project)  # comments rarely hold SlotSet("slot", "literal") calls
     for slot_name, found in slot_values_in_stories(project, slots).items():
         code_values[slot_name] = list(dict.fromkeys([*code_values.get(slot_name, []), *found]))
     slot = next((s for s in slots if code_values.get(s)), None)  # a slot read needs its values in `queues`
     notes: list[str] = []
     lines = [
         "# How the harness sees this bot hand a conversation to a person. Proposed by `harness init` from the",
-        f"# domain ({domain.source}) and the custom actions' code: check every entry against what the bot does.",
-        "# The forms each key takes: harness/bots/handoff_mapping.py (or the README, 'Measure your own bot').",
+        f"# domain ({shown_as or domain.source}) and the custom actions' code: check every entry against the bot.",
+        "# The forms each key takes: the harness README, 'Measure your own bot' (step 2, the handoff mapping).",
         "version: 1",
     ]
     when: str | None = None

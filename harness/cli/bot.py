@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from harness.cli.common import app, err, out, paths, reports_errors
 from harness.errors import EXIT_BAD_INPUT
@@ -74,7 +75,7 @@ def bot_serve(
         tracker_store=tracker_store,
     )
     with server:
-        out.print(f"[bold green]bot ready[/]: model {model.name}")
+        out.print(f"[bold green]bot ready[/]: model {escape(model.name)}", markup=True)
         out.print(f"  reference channel: POST {server.url}")
         out.print(f"  bearer token:      {token}")
         out.print(f"  action server:     http://127.0.0.1:{action_port}/webhook (Rasa server only: per-start secret)")
@@ -113,14 +114,16 @@ def _watch(server: Any) -> None:
         if not sys.stdin.isatty():
             err.print(
                 f"[yellow]the action server exited[/] (exit {actions.returncode}); the bot answers without it. With "
-                "no terminal to start it again from, restart `harness bot serve` (Ctrl-C or SIGTERM stops the bot)."
+                "no terminal to start it again from, restart `harness bot serve` (Ctrl-C or SIGTERM stops the bot).",
+                markup=True,
             )
             while server.process("rasa").poll() is None:
                 time.sleep(1)
             continue
         err.print(
             f"[yellow]the action server exited[/] (exit {actions.returncode}); the bot answers without it. "
-            "Press Enter to start it again, Ctrl-C to stop the bot."
+            "Press Enter to start it again, Ctrl-C to stop the bot.",
+            markup=True,
         )
         while server.process("rasa").poll() is None:
             ready, _, _ = select.select([sys.stdin], [], [], 1.0)

@@ -20,8 +20,8 @@ from harness.project.project import Project, load_project
 
 app = typer.Typer(help="Quality harness for customer-service chatbots.", no_args_is_help=True)
 # Messages carry file paths: never wrap them.
-err = Console(stderr=True, soft_wrap=True)
-out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 120)
+err = Console(stderr=True, soft_wrap=True, markup=False)
+out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 120, markup=False)
 
 RootOption = Annotated[
     Path | None,

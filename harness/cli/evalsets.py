@@ -30,7 +30,7 @@ def validate(
         Path | None,
         typer.Option(
             "--config",
-            help="A run configuration: check against the vocabulary of its bot (default: the reference bot).",
+            help="A run configuration: check against the vocabulary of its bot (default: the project's bot).",
         ),
     ] = None,
 ) -> None:
@@ -39,8 +39,8 @@ def validate(
     from harness.project.validation import check_observable, validate_eval_sets
 
     folders = project_paths(root)
-    if config_file is None and root is None and not folders.intents.is_dir():
-        config_file = project().run  # a project of its own bot (harness init): check against that bot
+    if config_file is None:
+        config_file = _own_bot_config(root)
     words = None
     if config_file is not None:
         from harness.bots.kinds import bot_settings, observes, vocabulary
@@ -55,6 +55,19 @@ def validate(
         check_observable(report.suite, observes(config), bot_settings(config)[0].name)
     for line in report.lines():
         out.print(line, highlight=False)
+
+
+def _own_bot_config(root: Path | None) -> Path | None:
+    """The project's run settings when its bot is not the reference bot (a project of its own bot, such as one
+    `harness init` made); None for the reference bot, whose eval sets are also checked against intents/."""
+    from harness.project.config import load_config
+    from harness.project.paths import PROJECT_FILE
+    from harness.project.project import load_project
+
+    found = load_project(root) if root is not None else project()
+    if not (found.root / PROJECT_FILE).is_file():
+        return None  # --root of a folder that is not a project (intents/ and eval_sets/ only)
+    return None if load_config(found.run).bot.kind.startswith("reference") else found.run
 
 
 @evalsets_app.command("import-rasa")

@@ -72,7 +72,6 @@ def gate_command(
     from harness.gate.spec import load_spec
     from harness.project.config import load_config
     from harness.scoring.scored_run import ScoredRun
-    from harness.trainer.retrain import REGISTERED_MODEL
 
     spec = load_spec(spec_file if spec_file is not None else project().gate)
     config = load_config(overrides={"tracking.uri": tracking_uri}).resolved()
@@ -101,9 +100,9 @@ def gate_command(
                 if check.warning
                 else "[green]pass[/]"
             )
-            out.print(f"{mark} {escape(one_line(check.message))}", highlight=False)
+            out.print(f"{mark} {escape(one_line(check.message))}", highlight=False, markup=True)
         elif check.name.endswith(": no regression"):
-            out.print(f"[green]pass[/] {escape(one_line(check.message))}", highlight=False)
+            out.print(f"[green]pass[/] {escape(one_line(check.message))}", highlight=False, markup=True)
     must = [c for c in result.checks if c.group == "must_pass" and not c.name.endswith(": no regression")]
     known = sum(c.known_failure for c in must)
     warned = sum(c.warning for c in must)
@@ -113,31 +112,35 @@ def gate_command(
         + (f", {warned} new failure(s) listed as warnings" if warned else "")
     )
     for line in result.detectability:
-        out.print(f"[cyan]can see[/] {escape(one_line(line.message))}", highlight=False)
+        out.print(f"[cyan]can see[/] {escape(one_line(line.message))}", highlight=False, markup=True)
     if result.detectability:
         out.print(
             f"whole gate: false alarms on an equally good bot about {whole_gate_false_alarm(result.detectability):.1%}"
             " if the checks' noise were independent (bench/gate_power.py measures it)"
         )
     for note in result.notes:
-        out.print(f"note: {escape(one_line(note))}", highlight=False)
+        out.print(f"note: {one_line(note)}", highlight=False)
     out.print(
         f"outputs: {junit or run_dir / 'gate.xml'}, {markdown or run_dir / 'gate.md'}, "
         f"{json_out or run_dir / 'gate.json'}"
     )
     if not result.passed:
-        err.print(f"[bold red]release gate FAILED[/]: {len(result.failures())} check(s) failed")
+        err.print(f"[bold red]release gate FAILED[/]: {len(result.failures())} check(s) failed", markup=True)
         raise typer.Exit(EXIT_CHECK_FAILED)
-    out.print("[bold green]release gate PASSED[/]")
+    out.print("[bold green]release gate PASSED[/]", markup=True)
     if promote:
         version = promote_run(
             run_dir,
             tracking_uri=config.tracking.uri,
             experiment=config.tracking.experiment,
-            registered_model=REGISTERED_MODEL,
+            registered_model=config.tracking.experiment,
             alias="champion",
         )
-        out.print(f"promoted: MLflow run tagged release_gate=passed; reference-bot version {version} is 'champion'")
+        out.print(
+            f"promoted: MLflow run tagged release_gate=passed; {config.tracking.experiment} version {version} is "
+            "'champion'",
+            markup=False,
+        )
     if update_baseline is not None:
         copy_baseline(run_dir, update_baseline)
         out.print(f"baseline updated: {update_baseline}")
@@ -190,6 +193,6 @@ def _gate_plan(
         f"decision rules (from {run.source}{' against ' + baseline_run.source if baseline_run else ''}):"
     )
     for line in lines:
-        out.print(f"- {escape(line.message)}", highlight=False)
+        out.print(f"- {line.message}", highlight=False)
     if not lines:
         out.print("no regression check (max_regression) and no must-pass rule to plan for")

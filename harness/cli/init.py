@@ -7,13 +7,18 @@ from typing import Annotated
 
 import typer
 
-from harness.cli.common import app, err, out, reports_errors
+from harness.cli.common import app, out, reports_errors
 
 
 @app.command("init")
 @reports_errors
 def init_command(
-    folder: Annotated[Path, typer.Argument(help="The folder to make a harness project (default: this one).")] = Path(),
+    folder: Annotated[
+        Path | None,
+        typer.Argument(
+            help="The folder to make a harness project (default: --project's, else this one).", show_default=False
+        ),
+    ] = None,
     bot_kind: Annotated[
         str | None,
         typer.Option(help="rasa (a stock Rasa server) or http_json. Default: rasa when the folder holds a Rasa bot."),
@@ -36,26 +41,20 @@ def init_command(
     """Write harness.yml (bot, eval sets, MLflow, gate and review files), gate.yml, review.yml, an eval set and, for a
     Rasa bot, a handoff mapping proposed from its domain and actions; then print the next commands."""
     from harness.errors import InputError
-    from harness.scaffold import import_test_stories, plan_init, write_example_eval_set, write_files
+    from harness.project.paths import chosen_project
+    from harness.scaffold import plan_init, write_files
 
-    folder = folder.resolve()
+    folder = (folder if folder is not None else chosen_project() or Path()).resolve()
+    if folder.exists() and not folder.is_dir():
+        raise InputError("cannot init", [f"{folder}: is a file; give a folder"])
     if not folder.is_dir():
-        raise InputError("cannot init", [f"{folder}: not a folder; create it first"])
+        raise InputError("cannot init", [f"{folder}: no such folder; create it first (mkdir)"])
     plan = plan_init(
         folder, bot_kind=bot_kind, bot_url=bot_url, rasa_folder=rasa_project, import_stories=import_stories
     )
     written = write_files(plan, force=force)
-    if plan.stories:
-        try:
-            eval_set, summary = import_test_stories(plan, overwrite=force)
-        except InputError as exc:
-            err.print(f"the bot's test stories were not imported: {exc}", highlight=False, markup=False)
-            written.append(write_example_eval_set(plan))
-        else:
-            written.append(eval_set)
-            plan.notes.append(f"eval set: {summary}")
     for path in written:
-        out.print(f"wrote {path.relative_to(folder) if path.is_relative_to(folder) else path}", highlight=False)
+        out.print(f"wrote {path}", highlight=False, markup=False)
     for note in plan.notes:
         out.print(f"  {note}", highlight=False, markup=False)
     out.print("next:", highlight=False)

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from harness.cli.common import RootOption, app, err, out, reports_errors
 from harness.cli.common import paths as project_paths
@@ -110,7 +111,7 @@ def intents_validate(
         )
         out.print(f"full list: {_shown_path(written, paths)}", highlight=False, markup=False)
     if report.errors:
-        err.print(f"[bold red]intents/ has errors[/]: {summary}")
+        err.print(f"[bold red]intents/ has errors[/]: {escape(summary)}", markup=True)
         raise typer.Exit(EXIT_BAD_INPUT)
     out.print(f"intents/ is valid: {summary}")
 

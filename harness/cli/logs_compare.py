@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 
 from harness.cli.common import out, reports_errors
 from harness.cli.logs import logs_app
@@ -73,7 +72,7 @@ def compare_command(
     result = compare(counts, run.core, store=str(store.path), window=str(asked), run=run_path.name)
     d, r = result.drift, result.recognition
     out.print(
-        f"production {result.production_turns} turns ({escape(str(asked))}) vs run {escape(run_path.name)} "
+        f"production {result.production_turns} turns ({str(asked)}) vs run {run_path.name} "
         f"{result.eval_turns} labelled turns",
         highlight=False,
     )
@@ -86,8 +85,8 @@ def compare_command(
             highlight=False,
         )
     only = ", ".join(f"{k} {percent(v)}" for k, v in result.production_only.items()) or "none"
-    out.print(f"  production only: {escape(only)}", highlight=False)
-    out.print(f"  eval sets only: {escape(', '.join(result.eval_only) or 'none')}", highlight=False)
+    out.print(f"  production only: {only}", highlight=False)
+    out.print(f"  eval sets only: {', '.join(result.eval_only) or 'none'}", highlight=False)
     out.print(
         f"  recognition: unweighted {percent(r.unweighted)} "
         f"({percent(r.unweighted_low)} - {percent(r.unweighted_high)}), "

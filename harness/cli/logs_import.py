@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 
 from harness.cli.common import err, out, project, reports_errors
 from harness.cli.logs import logs_app
@@ -125,7 +124,7 @@ def import_command(
     from harness.masking import gaps
 
     for gap in gaps(settings.masking):
-        err.print(f"warning: {escape(gap)}")
+        err.print(f"warning: {gap}")
     tickets = None
     if reference:
         if settings.handoff_mapping is None and (root / DEFAULT_MAPPING).is_file():
@@ -147,9 +146,7 @@ def import_command(
         )
     finally:
         source.close()
-    out.print(
-        f"imported from {escape(summary.read_from)} into {escape(str(settings.store))} (import {summary.import_id})"
-    )
+    out.print(f"imported from {summary.read_from} into {str(settings.store)} (import {summary.import_id})")
     out.print(f"  events read: {summary.events_read}")
     out.print(
         f"  conversations stored: {summary.conversations_stored} ({summary.turns_stored} customer turns)"
@@ -169,4 +166,4 @@ def import_command(
     for reason, count in summary.skipped.items():
         out.print(f"    {reason}: {count}")
     for problem in summary.problems:
-        out.print(f"    {escape(problem)}", highlight=False)
+        out.print(f"    {problem}", highlight=False)

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 
 from harness.cli.common import out, project, reports_errors
 from harness.cli.logs import logs_app
@@ -73,27 +72,27 @@ def kpis_command(
     context = ReportContext(sources=sources, settings=settings_text(settings), generated_at=now)
     folder = out_dir or store.path / "reports" / f"{folder_name(asked)}-{now:%Y%m%dT%H%M%SZ}"
     files = write_production_outputs(scorecard, folder.resolve(), context)
-    out.print(f"report folder: {escape(str(folder))}")
+    out.print(f"report folder: {str(folder)}")
     for path in files:
-        out.print(f"  {path.name}: {escape(str(path))}")
+        out.print(f"  {path.name}: {str(path)}")
     if mlflow_log:
         from harness.project.config import load_config
         from harness.sinks.production_tracking import log_production_run
-        from harness.sinks.tracking import ARTIFACT_DIR
+        from harness.sinks.tracking import artifact_root
 
         uri = load_config(overrides={"tracking.uri": tracking_uri}).resolved().tracking.uri
         tracked = log_production_run(
             scorecard,
             files,
             tracking_uri=uri,
-            artifact_root=project().root / ARTIFACT_DIR,
+            artifact_root=artifact_root(uri, project().root),
             experiment=experiment,
             sources=sources,
             settings=context.settings,
         )
         out.print(
-            f"MLflow run {tracked.run_id} in experiment '{escape(experiment)}' (tag source=production); "
-            f"view with: {escape(tracked.ui_hint())}"
+            f"MLflow run {tracked.run_id} in experiment '{experiment}' (tag source=production); "
+            f"view with: {tracked.ui_hint()}"
         )
     return scorecard
 

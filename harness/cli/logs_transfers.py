@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 
 from harness.cli.common import out, paths, project, reports_errors
 from harness.cli.logs import logs_app
@@ -101,13 +100,13 @@ def transfers_command(
     report = transfer_reasons(store, asked, catalog, options)
     r = report
     out.print(
-        f"{r.conversations} conversations in {escape(str(asked))}, {r.handed_off.count} handed off "
+        f"{r.conversations} conversations in {str(asked)}, {r.handed_off.count} handed off "
         f"({percent(r.handed_off.value)})",
         highlight=False,
     )
     for title, rows in (("rule", r.by_rule), ("queue", r.by_queue), ("topic", r.by_topic), ("cluster", r.by_cluster)):
         top = ", ".join(f"{s.key} {s.count} ({percent(s.value)})" for s in rows[:5]) or "-"
-        out.print(f"  by {title}: {escape(top)}", highlight=False)
+        out.print(f"  by {title}: {top}", highlight=False)
     for kind, periods in r.trend.items():
         trend = ", ".join(f"{p.period} {percent(p.handoff_rate.value)}" for p in periods)
         out.print(f"  handoff rate per {kind}: {trend}", highlight=False)
@@ -130,7 +129,7 @@ def write_report(where: Path, kind: str, window: str, text: str, data: Any, exac
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"{kind}.md").write_text(text, encoding="utf-8")
     (folder / f"{kind}.json").write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    out.print(f"written: {escape(str(folder / f'{kind}.md'))}, {escape(str(folder / f'{kind}.json'))}")
+    out.print(f"written: {str(folder / f'{kind}.md')}, {str(folder / f'{kind}.json')}")
     return folder
 
 

@@ -199,7 +199,7 @@ async def _watch_served(served: Any, stop: asyncio.Event) -> None:
         if not told:
             told = True
             how = "press Enter to start it again" if sys.stdin.isatty() else "it stays down (no terminal)"
-            err.print(f"[yellow]the action server exited[/] (exit {actions.returncode}): {how}")
+            err.print(f"[yellow]the action server exited[/] (exit {actions.returncode}): {escape(how)}", markup=True)
             enter.clear()
         if enter.is_set():
             await asyncio.to_thread(server.start_process, "actions")
@@ -225,7 +225,7 @@ class ProbeConsole:
 
     def cycle_done(self, results: list[Any]) -> None:
         parts = [_verdict(r) for r in results]
-        out.print(f"{datetime.now(UTC):%H:%M:%S} " + " · ".join(parts), highlight=False)
+        out.print(f"{datetime.now(UTC):%H:%M:%S} " + " · ".join(parts), highlight=False, markup=True)
 
     def uptime(self, report: Any) -> None:
         out.print(f"  {_uptime_line(report, self.window)}", highlight=False)
@@ -233,23 +233,24 @@ class ProbeConsole:
         if ongoing is not None and self.open_incident is None:
             err.print(
                 f"  [bold red]incident[/] since {ongoing.start:%Y-%m-%d %H:%M:%S} UTC: {escape(ongoing.probe)} "
-                f"failed {ongoing.check}: {escape(ongoing.detail or '')}"
+                f"failed {ongoing.check}: {escape(ongoing.detail or '')}",
+                markup=True,
             )
         if ongoing is None and self.open_incident is not None:
             closed = next((i for i in report.incidents if i.start == self.open_incident.start), None)
             if closed is not None:
-                out.print(f"  [green]incident over[/]: {_incident_text(closed)}")
+                out.print(f"  [green]incident over[/]: {escape(_incident_text(closed))}", markup=True)
         self.open_incident = ongoing
 
     def log_failed(self, error: str, pending: int, dropped: int) -> None:
         lost = f", {dropped} dropped (memory cap)" if dropped else ""
-        err.print(f"[yellow]probe log unavailable[/] ({escape(error)}): {pending} result(s) waiting{lost}")
+        err.print(f"[yellow]probe log unavailable[/] ({escape(error)}): {pending} result(s) waiting{lost}", markup=True)
 
     def log_recovered(self, appended: int) -> None:
         out.print(f"probe log back: {appended} waiting result(s) appended")
 
     def cycle_failed(self, error: str) -> None:
-        err.print(f"[red]probe cycle failed[/] (a harness fault, probing goes on): {escape(error)}")
+        err.print(f"[red]probe cycle failed[/] (a harness fault, probing goes on): {escape(error)}", markup=True)
 
 
 def _verdict(result: Any) -> str:
@@ -342,10 +343,10 @@ def uptime_command(
                 f"{incident.start:%Y-%m-%d %H:%M:%S}" + (" (before window)" if incident.started_before_window else ""),
                 f"{incident.end:%Y-%m-%d %H:%M:%S}" if incident.end is not None else "-",
                 _duration(incident.duration_s),
-                escape(incident.probe),
+                incident.probe,
                 incident.check or "",
                 incident.end_reason,
-                escape(incident.detail or ""),
+                incident.detail or "",
             )
         out.print(table)
     else:
@@ -361,7 +362,7 @@ def uptime_command(
 def _log_mlflow(report: Any, config: Any, target: str, beside: str | None) -> None:
     from harness.project.config import load_config
     from harness.records.run_folder import RunFolder
-    from harness.sinks.tracking import ARTIFACT_DIR
+    from harness.sinks.tracking import artifact_root
     from harness.sinks.uptime_tracking import log_uptime
 
     if beside == "latest":
@@ -373,7 +374,7 @@ def _log_mlflow(report: Any, config: Any, target: str, beside: str | None) -> No
         store=_shown(config.store),
         tracking_uri=config.tracking.uri,
         experiment=config.tracking.experiment,
-        artifact_root=project().root / ARTIFACT_DIR,
+        artifact_root=artifact_root(config.tracking.uri, project().root),
         beside=beside,
     )
     where = f"beside eval run {beside}" if beside else "as a run of its own"

@@ -89,7 +89,7 @@ class ConsoleEvents:
 
     def resuming(self, notice: list[str]) -> None:
         for line in notice:
-            err.print(f"[yellow]resume:[/] {escape(line)}" if not line.startswith(" ") else escape(line))
+            err.print(f"[yellow]resume:[/] {escape(line)}" if not line.startswith(" ") else escape(line), markup=True)
 
     def replaying(self, plan: Any, already: int) -> None:
         out.print(

@@ -39,7 +39,7 @@ def retrain_command(
     from harness.project.config import load_config
     from harness.project.intents import load_catalog
     from harness.scoring.scorecard import Scorecard
-    from harness.sinks.tracking import ARTIFACT_DIR
+    from harness.sinks.tracking import artifact_root
     from harness.trainer.retrain import REGISTERED_MODEL, kpi_changes, link, track_training
 
     folders = paths().require_reference_folders("harness retrain", "intents", "bot")
@@ -61,7 +61,7 @@ def retrain_command(
     record = track_training(
         tracking_uri=config.tracking.uri,
         experiment=config.tracking.experiment,
-        artifact_root=folders.root / ARTIFACT_DIR,
+        artifact_root=artifact_root(config.tracking.uri, folders.root),
         model=model,
         fingerprint=print_fp,
         params={
@@ -149,7 +149,7 @@ def experiment_command(
     from harness.project.bot_config import load_queue_config
     from harness.project.config import load_config
     from harness.project.intents import load_catalog
-    from harness.sinks.tracking import ARTIFACT_DIR
+    from harness.sinks.tracking import artifact_root
     from harness.trainer.experiment import (
         ExperimentResult,
         describe_data,
@@ -180,7 +180,10 @@ def experiment_command(
     out.print(f"written: {target}/")
     if mlflow:
         parent = log_experiment(
-            result, files, tracking_uri=config.tracking.uri, artifact_root=folders.root / ARTIFACT_DIR
+            result,
+            files,
+            tracking_uri=config.tracking.uri,
+            artifact_root=artifact_root(config.tracking.uri, folders.root),
         )
         out.print(f"MLflow: parent run {parent} in experiment '{spec.name}' ({config.tracking.uri})")
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from harness.errors import InputError
 from harness.gate.spec import GateSpec, MlflowBaseline
+from harness.project.config import TrackingConfig
 from harness.project.paths import project_root
 from harness.records.run_folder import SCORECARD, TURNS
 from harness.scoring.scored_run import ScoredRun
@@ -38,11 +39,28 @@ def baseline_for(
     if spec.baseline.path is not None:
         return ScoredRun.load((root / spec.baseline.path).resolve(), options, need_turns=False)
     assert spec.baseline.mlflow is not None  # the schema requires exactly one source
-    uri = tracking_uri or spec.baseline.mlflow.tracking_uri
+    source = mlflow_source(spec.baseline.mlflow)
+    uri = tracking_uri or source.tracking_uri or ""
     if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
         uri = "sqlite:///" + str(root / uri.removeprefix("sqlite:///"))
-    with mlflow_baseline(spec.baseline.mlflow, uri) as folder:
+    with mlflow_baseline(source, uri) as folder:
         return ScoredRun.load(folder, options)
+
+
+def mlflow_source(source: MlflowBaseline, tracking: TrackingConfig | None = None) -> MlflowBaseline:
+    """`source` with its unset fields from `tracking` (default: the project's run settings, resolved): the tracking
+    URI, and the experiment's name as experiment and registered model (what `harness gate --promote` registers)."""
+    if tracking is None:
+        from harness.project.config import load_config
+
+        tracking = load_config().resolved().tracking
+    return source.model_copy(
+        update={
+            "tracking_uri": source.tracking_uri or tracking.uri,
+            "experiment": source.experiment or tracking.experiment,
+            "registered_model": source.registered_model or tracking.experiment,
+        }
+    )
 
 
 EVALUATION_TAG = "evaluation_run_id"
@@ -61,9 +79,10 @@ def champion_card(spec: GateSpec, tracking_uri: str) -> tuple[str, dict[str, Any
     if source is None:
         return None
     if source.mlflow is not None:
-        with mlflow_baseline(source.mlflow, tracking_uri) as folder:
+        mlflow_spec = mlflow_source(source.mlflow)
+        with mlflow_baseline(mlflow_spec, tracking_uri) as folder:
             card = json.loads((folder / SCORECARD).read_text(encoding="utf-8"))
-        label = f"{source.mlflow.registered_model} alias {source.mlflow.alias}"
+        label = f"{mlflow_spec.registered_model} alias {mlflow_spec.alias}"
     else:
         assert source.path is not None
         folder = source.path if source.path.is_absolute() else project_root() / source.path
@@ -89,13 +108,20 @@ def refuse_production(card: dict[str, Any], label: str) -> None:
 @contextmanager
 def mlflow_baseline(source: MlflowBaseline, tracking_uri: str) -> Iterator[Path]:
     """The baseline run's scorecard and turn records, downloaded from MLflow into a temporary folder that is
-    removed when the block ends."""
+    removed when the block ends. `source` names its experiment (for `tag`) or registered model (`mlflow_source`
+    fills them in from the project)."""
     import mlflow
+
+    if (source.experiment if source.tag else source.registered_model) is None:
+        raise InputError(
+            "the MLflow baseline names no " + ("experiment" if source.tag else "registered model"),
+            ["baseline.mlflow: set `experiment` (with tag) or `registered_model`, or leave them to the project's"],
+        )
 
     client = mlflow.MlflowClient(tracking_uri=tracking_uri)
     try:
         if source.tag:
-            experiment = client.get_experiment_by_name(source.experiment)
+            experiment = client.get_experiment_by_name(str(source.experiment))
             query = " and ".join(f"tags.`{k}` = '{v}'" for k, v in source.tag.items())
             found = (
                 client.search_runs(
@@ -111,7 +137,7 @@ def mlflow_baseline(source: MlflowBaseline, tracking_uri: str) -> Iterator[Path]
                 )
             run_id = found[0].info.run_id
         else:
-            version = client.get_model_version_by_alias(source.registered_model, source.alias or "champion")
+            version = client.get_model_version_by_alias(str(source.registered_model), source.alias or "champion")
             run_id = evaluation_run(version)
     except InputError:
         raise

@@ -19,13 +19,17 @@ class Strict(BaseModel):
 
 
 class MlflowBaseline(Strict):
-    tracking_uri: str = "sqlite:///experiments/mlflow.db"
-    registered_model: str = "reference-bot"
+    """A baseline kept in MLflow. Unset fields come from the project's run settings (harness.gate.baseline.
+    mlflow_source): the tracking URI, and the experiment's name as experiment and registered model (the name
+    `harness gate --promote` registers runs under)."""
+
+    tracking_uri: str | None = None
+    registered_model: str | None = None
     alias: str | None = "champion"
     """The registered-model alias whose run is the baseline."""
     tag: dict[str, str] | None = None
     """Alternatively: the newest run carrying all these tags."""
-    experiment: str = "reference-bot"
+    experiment: str | None = None
 
 
 class BaselineSpec(Strict):

@@ -30,6 +30,11 @@ def choose_project(root: Path | None) -> None:
     _chosen = Path(root).resolve() if root is not None else None
 
 
+def chosen_project() -> Path | None:
+    """The folder `--project` or $HARNESS_PROJECT names, if any (not checked: `harness init` makes it a project)."""
+    return _chosen or (Path(os.environ[PROJECT_ENV]) if os.environ.get(PROJECT_ENV) else None)
+
+
 def find_project_root(start: Path) -> Path | None:
     """The nearest of `start` and its parents that holds PROJECT_FILE, or None."""
     start = start.resolve()
@@ -45,7 +50,7 @@ def project_root() -> Path:
 
     Raises InputError when a named project has no harness.yml or none is found, saying how to make one.
     """
-    named = _chosen or (Path(os.environ[PROJECT_ENV]) if os.environ.get(PROJECT_ENV) else None)
+    named = chosen_project()
     if named is not None:
         if not (named / PROJECT_FILE).is_file():
             raise InputError(

@@ -20,7 +20,7 @@ from typing import Any
 
 from harness.errors import InputError
 from harness.project.paths import PROJECT_FILE, project_root
-from harness.project.problems import read_yaml
+from harness.project.problems import read_yaml, unknown
 
 FILE_KEYS = {"gate": "gate.yml", "review": "review.yml", "probe": "probe.yml", "production": "production.yml"}
 """Keys of harness.yml that name the project's other files, with their defaults (relative to the root)."""
@@ -41,23 +41,50 @@ class Project:
     production: Path
 
 
+RUN_KEYS = ("version", "bot", "eval_sets", "replay", "scoring", "output_dir", "tracking")
+"""Keys of the run settings (harness.project.config.RunConfig), which harness.yml may hold inline."""
+
+
 def load_project(root: Path | None = None) -> Project:
     """The project at `root` (default: the project of this command, harness.project.paths.project_root).
 
-    Raises InputError naming harness.yml and the key when a file key is not a string.
+    Raises InputError naming harness.yml and the key when: a key is unknown (with did-you-mean), a file key is not
+    a path, a file it names does not exist (`run` always; the others when given), or `run` names a file while run
+    settings are also written inline (one of them would be ignored).
     """
     root = root if root is not None else project_root()
     path = root / PROJECT_FILE
     raw: Any = read_yaml(path, "project file") if path.is_file() else {}
-    raw = raw if isinstance(raw, dict) else {}
+    if raw is not None and not isinstance(raw, dict):
+        raise InputError(
+            "invalid project file",
+            [f"{path}: expected keys (version: 1, bot: ..., eval_sets: ...), got a {type(raw).__name__}"],
+        )
+    raw = raw or {}
+    problems = [
+        f"{path}: {unknown('key', key, (*RUN_KEYS, *PROJECT_KEYS))}"
+        for key in raw
+        if key not in RUN_KEYS and key not in PROJECT_KEYS
+    ]
+    inline = [key for key in raw if key in RUN_KEYS and key != "version"]
+    if "run" in raw and inline:
+        problems.append(
+            f"{path}: run: names a file of run settings, and {', '.join(inline)} are also set here; keep one: move "
+            "them into that file, or remove `run:`"
+        )
     files: dict[str, Path] = {}
     for key, default in {"run": PROJECT_FILE, **FILE_KEYS}.items():
         value = raw.get(key, default)
         if not isinstance(value, str) or not value.strip():
-            raise InputError(
-                "invalid project file", [f"{path}: {key}: expected a file path (relative to {root}), got {value!r}"]
-            )
+            problems.append(f"{path}: {key}: expected a file path (relative to {root}), got {value!r}")
+            continue
         files[key] = (root / value).resolve()
+        if key in raw and not files[key].is_file():
+            what = "no such file" if not files[key].exists() else "not a file"
+            default_hint = f", or remove the key to use {default}" if key != "run" else ""
+            problems.append(f"{path}: {key}: {value}: {what}; fix the path{default_hint}")
+    if problems:
+        raise InputError("invalid project file", problems)
     return Project(root=root.resolve(), **files)
 
 

@@ -19,7 +19,15 @@ from harness.records.run_folder import RunFolder
 from harness.scoring.scorecard import Scorecard
 from harness.scoring.scored_run import ScoredRun
 
-ARTIFACT_DIR = "experiments/mlartifacts"
+ARTIFACT_DIR = "mlartifacts"
+
+
+def artifact_root(tracking_uri: str, root: Path) -> Path:
+    """Where MLflow keeps the artifacts of experiments the harness creates: `mlartifacts/` beside a SQLite tracking
+    database (experiments/mlartifacts in the harness repository), else under the project root `root`."""
+    if tracking_uri.startswith("sqlite:///"):
+        return Path(tracking_uri.removeprefix("sqlite:///")).parent / ARTIFACT_DIR
+    return root / ARTIFACT_DIR
 
 
 @dataclass(frozen=True)

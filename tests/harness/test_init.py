@@ -116,3 +116,69 @@ def test_a_bot_that_never_hands_off_gets_an_empty_mapping_and_a_pausing_one_the_
     (tmp_path / "pause.yml").write_text(pausing.text)
     (entry,) = load_handoff_mapping(tmp_path / "pause.yml").handoffs
     assert entry.when.event == "pause" and entry.queue.value == "general"
+
+
+def test_a_rasa_project_option_that_finds_no_bot_is_refused(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["init", str(tmp_path), "--rasa-project", str(tmp_path / "nowhere")])
+    assert result.exit_code == 2 and "no Rasa bot found" in result.output
+    assert list(tmp_path.iterdir()) == []  # before the fix: an http_json project, exit 0
+
+
+@pytest.mark.parametrize("url", ["localhost:5005", "'oops", "http://x/p #c", "notaurl"])
+def test_a_bot_url_that_is_not_an_http_url_is_refused(tmp_path: Path, url: str) -> None:
+    result = runner.invoke(app, ["init", str(tmp_path), "--bot-url", url])
+    assert result.exit_code == 2 and "invalid --bot-url" in result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_url_is_written_as_yaml_reads_it_back(tmp_path: Path) -> None:
+    url = "http://127.0.0.1:9000/chat?a=1&b=#frag"
+    assert runner.invoke(app, ["init", str(tmp_path), "--bot-url", url]).exit_code == 0
+    assert yaml.safe_load((tmp_path / "harness.yml").read_text())["bot"]["url"] == url
+
+
+def test_a_failed_write_leaves_nothing_behind(tmp_path: Path) -> None:
+    repo = helpdesk_copy(tmp_path)
+    (repo / "eval_sets").write_text("a file where init wants a folder\n")
+    result = runner.invoke(app, ["init", str(repo)])
+    assert result.exit_code == 2 and "could not write" in result.output, result.output
+    assert not (repo / "harness.yml").exists() and not (repo / "handoff.yml").exists()
+    assert not (repo / "gate.yml").exists()
+
+
+def test_an_existing_eval_set_of_the_same_name_stops_init_before_it_writes(tmp_path: Path) -> None:
+    repo = helpdesk_copy(tmp_path)
+    (repo / "eval_sets").mkdir()
+    (repo / "eval_sets" / "helpdesk-bot.yml").write_text("# ours\n")
+    result = runner.invoke(app, ["init", str(repo)])
+    assert result.exit_code == 2 and "helpdesk-bot.yml: exists" in result.output
+    assert not (repo / "harness.yml").exists()
+
+
+def test_init_writes_into_the_folder_project_names(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "here").mkdir()
+    (tmp_path / "there").mkdir()
+    monkeypatch.chdir(tmp_path / "here")
+    assert runner.invoke(app, ["--project", str(tmp_path / "there"), "init"]).exit_code == 0
+    assert (tmp_path / "there" / "harness.yml").is_file() and not (tmp_path / "here" / "harness.yml").exists()
+
+
+def test_committed_files_hold_no_path_of_this_machine(tmp_path: Path) -> None:
+    repo = helpdesk_copy(tmp_path)
+    assert runner.invoke(app, ["init", str(repo)]).exit_code == 0
+    for name in ("harness.yml", "handoff.yml", "eval_sets/helpdesk-bot.yml"):
+        assert str(tmp_path) not in (repo / name).read_text(), name
+
+
+def test_a_pause_mentioned_in_a_comment_is_not_a_handoff(tmp_path: Path) -> None:
+    (tmp_path / "domain.yml").write_text("version: '3.1'\nintents: [greet]\nactions: [action_hello]\n")
+    (tmp_path / "actions.py").write_text("def run():\n    # a live deployment would return ConversationPaused() here\n")
+    assert not propose_handoff(load_domain(tmp_path / "domain.yml"), tmp_path).found
+
+
+def test_a_folder_name_with_brackets_is_printed_as_it_is(tmp_path: Path) -> None:
+    repo = helpdesk_copy(tmp_path)
+    odd = repo.rename(tmp_path / "my bot [x]")
+    assert runner.invoke(app, ["init", str(odd)]).exit_code == 0
+    result = runner.invoke(app, ["--project", str(odd), "validate"])
+    assert result.exit_code == 0 and str(odd / "domain.yml") in result.output, result.output

@@ -114,3 +114,41 @@ def test_serving_the_reference_bot_elsewhere_says_what_it_needs(
     assert result.exit_code == 2
     assert "`--serve-bot` works on the reference bot's own folders" in result.output, result.output
     assert not (tmp_path / "bot").exists()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("version: 1\nrun: eval.yml\nbot: {kind: rasa}\n", "keep one"),
+        ("version: 1\ngaet: gate.yml\n", "did you mean 'gate'"),
+        ("version: 1\nrun: missing.yml\n", "run: missing.yml: no such file"),
+        ("- a list\n", "got a list"),
+    ],
+)
+def test_a_project_file_that_cannot_be_right_names_the_key(tmp_path: Path, text: str, expected: str) -> None:
+    (tmp_path / "eval.yml").write_text("version: 1\nbot: {url: 'http://127.0.0.1:1'}\n")
+    (tmp_path / PROJECT_FILE).write_text(text)
+    with pytest.raises(InputError) as caught:
+        load_project(tmp_path)
+    assert expected in str(caught.value) and str(tmp_path / PROJECT_FILE) in str(caught.value)
+
+
+def test_a_named_gate_file_that_is_missing_names_harness_yml(bot_repo: Path) -> None:
+    text = (bot_repo / PROJECT_FILE).read_text().replace("gate: gate.yml", "gate: nogate.yml")
+    (bot_repo / PROJECT_FILE).write_text(text)
+    result = runner.invoke(app, ["--project", str(bot_repo), "gate"])
+    assert result.exit_code == 2 and "gate: nogate.yml: no such file" in result.output, result.output
+
+
+def test_an_mlflow_baseline_defaults_to_the_projects_tracking() -> None:
+    from harness.gate.baseline import mlflow_source
+    from harness.gate.spec import MlflowBaseline
+    from harness.project.config import TrackingConfig
+
+    source = mlflow_source(MlflowBaseline(), TrackingConfig(uri="sqlite:////x/mlflow.db", experiment="their-bot"))
+    assert (source.tracking_uri, source.registered_model, source.experiment, source.alias) == (
+        "sqlite:////x/mlflow.db",
+        "their-bot",
+        "their-bot",
+        "champion",
+    )
