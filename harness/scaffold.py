@@ -17,7 +17,7 @@ from importlib import resources
 from pathlib import Path
 
 from harness.errors import InputError
-from harness.project.paths import PROJECT_FILE
+from harness.project.paths import PROJECT_FILE, find_project_root
 
 RASA_TOKEN_ENV = "RASA_AUTH_TOKEN"
 EVAL_SETS = "eval_sets"
@@ -279,6 +279,11 @@ def plan_init(
         raise InputError("unknown bot kind for harness init", [f"--bot-kind {kind}: choose rasa or http_json"])
     plan.files["gate.yml"] = template("gate.yml")
     plan.files["review.yml"] = template("review.yml")
+    outer = find_project_root(root.parent)
+    if outer is not None:
+        plan.notes.append(
+            f"note: {root} is inside the project at {outer}; commands run at or below {root} will act on this new one"
+        )
     if root != Path.cwd().resolve():
         plan.next_steps[1:] = [f"cd {_shown(root)} && {step}" for step in plan.next_steps[1:]]
     return plan

@@ -182,3 +182,10 @@ def test_a_folder_name_with_brackets_is_printed_as_it_is(tmp_path: Path) -> None
     assert runner.invoke(app, ["init", str(odd)]).exit_code == 0
     result = runner.invoke(app, ["--project", str(odd), "validate"])
     assert result.exit_code == 0 and str(odd / "domain.yml") in result.output, result.output
+
+
+def test_init_inside_another_project_says_which_one_commands_will_use(tmp_path: Path) -> None:
+    assert runner.invoke(app, ["init", str(tmp_path)]).exit_code == 0
+    (tmp_path / "inner").mkdir()
+    result = runner.invoke(app, ["init", str(tmp_path / "inner")])
+    assert result.exit_code == 0 and f"inside the project at {tmp_path}" in result.output
