@@ -119,7 +119,18 @@ def _config(
         "schedule.interval_s": interval,
         "schedule.jitter_s": jitter,
     }
-    return load_probe_config(config_file or project().probe, overrides).resolved(project().root)
+    path = config_file or project().probe
+    if not path.exists():
+        from harness.errors import InputError
+
+        raise InputError(
+            "no probe configuration",
+            [
+                f"{path}: not found; write one (the keys: README 'System uptime'; the harness repository's "
+                "experiments/probe.yml is a full example), name it in harness.yml `probe:`, or pass --config"
+            ],
+        )
+    return load_probe_config(path, overrides).resolved(project().root)
 
 
 def _cycle_runner(config: Any, bot: Any, probes: Any) -> Any:

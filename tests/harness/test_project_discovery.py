@@ -152,3 +152,10 @@ def test_an_mlflow_baseline_defaults_to_the_projects_tracking() -> None:
         "their-bot",
         "champion",
     )
+
+
+def test_probing_a_project_without_a_probe_configuration_says_how_to_write_one(bot_repo: Path) -> None:
+    for command in (["probe"], ["uptime"]):
+        result = runner.invoke(app, ["--project", str(bot_repo), *command])
+        assert result.exit_code == 2 and "no probe configuration" in result.output, (command, result.output)
+        assert "System uptime" in result.output
