@@ -17,7 +17,7 @@ from importlib import resources
 from pathlib import Path
 
 from harness.errors import InputError
-from harness.project.paths import PROJECT_FILE, find_project_root
+from harness.project.paths import PROJECT_FILE, chosen_project, find_project_root
 
 RASA_TOKEN_ENV = "RASA_AUTH_TOKEN"
 EVAL_SETS = "eval_sets"
@@ -59,9 +59,9 @@ def find_rasa_project(folder: Path) -> RasaProject | None:
 
 
 def _relative(path: Path, root: Path) -> str:
-    """`path` relative to `root` when it is inside it (as harness.yml stores paths), else absolute."""
-    path = path.resolve()
-    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+    """`path` relative to `root` (as harness.yml stores paths: `../bot` for a bot beside the project), so committed
+    files name no folder of this machine."""
+    return os.path.relpath(path.resolve(), root.resolve())
 
 
 def _experiment_name(root: Path) -> str:
@@ -128,7 +128,7 @@ def http_bot_lines(url: str) -> list[str]:
 EXAMPLE_EVAL_SET = """\
 # An example eval set: replace it with conversations your customers have (or import your bot's test stories:
 # harness evalsets import-rasa). Each conversation lists the customer's turns with the intent they mean, and how
-# the conversation should end: self_served, or escalated to a queue. `harness evalsets validate` checks them.
+# the conversation should end: self_served, or escalated to a queue. `harness validate` checks them.
 version: 1
 name: example
 description: A first conversation to see the harness work end to end; not a measurement of the bot.
@@ -210,6 +210,21 @@ def imported_stories(rasa: RasaProject, handoff_text: str, root: Path) -> tuple[
     return render_eval_set(result).replace(prefix, ""), result.summary(), findings
 
 
+def _check_bot_section(project_text: str, root: Path) -> None:
+    """InputError when the bot section init wrote is one its kind refuses (for example a Rasa webhook URL where the
+    server's root is expected), said as a problem of the options given."""
+    import yaml
+
+    from harness.bots.kinds import bot_settings
+    from harness.project.config import RunConfig
+    from harness.project.project import without_project_keys
+
+    try:
+        bot_settings(RunConfig.model_validate(without_project_keys(yaml.safe_load(project_text))).resolved(root))
+    except InputError as exc:
+        raise InputError("the bot options do not fit its kind", [*exc.problems, "fix --bot-url / --bot-kind"]) from None
+
+
 def plan_init(
     root: Path, *, bot_kind: str | None, bot_url: str | None, rasa_folder: Path | None, import_stories: bool
 ) -> InitPlan:
@@ -261,7 +276,7 @@ def plan_init(
             f'cd {_shown(rasa.folder)} && rasa train && rasa run --enable-api --auth-token "$RASA_AUTH_TOKEN"   '
             "# and `rasa run actions` if it has custom actions",
             "harness run          # replay the eval sets: scorecard, report and an MLflow run",
-            "harness gate         # judge the run with gate.yml (then --update-baseline baseline to keep it)",
+            "harness gate         # judge the run with gate.yml (once it passes, --update-baseline baseline keeps it)",
         ]
     elif kind == "http_json":
         url = url or "http://127.0.0.1:8080/chat"
@@ -273,12 +288,16 @@ def plan_init(
         plan.next_steps = [
             "edit harness.yml: the bot's request and response shapes, and the intents and queues it knows",
             "harness run          # replay the eval sets: scorecard, report and an MLflow run",
-            "harness gate         # judge the run with gate.yml (then --update-baseline baseline to keep it)",
+            "harness gate         # judge the run with gate.yml (once it passes, --update-baseline baseline keeps it)",
         ]
     else:
         raise InputError("unknown bot kind for harness init", [f"--bot-kind {kind}: choose rasa or http_json"])
     plan.files["gate.yml"] = template("gate.yml")
     plan.files["review.yml"] = template("review.yml")
+    _check_bot_section(plan.files[PROJECT_FILE], root)
+    named = chosen_project()
+    if named is not None and named.resolve() != root:
+        plan.notes.append(f"note: --project or HARNESS_PROJECT names {named}: commands will act on it, not on {root}")
     outer = find_project_root(root.parent)
     if outer is not None:
         plan.notes.append(

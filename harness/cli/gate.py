@@ -125,6 +125,9 @@ def gate_command(
         f"{json_out or run_dir / 'gate.json'}"
     )
     if not result.passed:
+        for flag, asked in (("--promote", promote), ("--update-baseline", update_baseline is not None)):
+            if asked:
+                err.print(f"{flag}: not done, the gate failed (a run becomes the baseline only when it passes)")
         err.print(f"[bold red]release gate FAILED[/]: {len(result.failures())} check(s) failed", markup=True)
         raise typer.Exit(EXIT_CHECK_FAILED)
     out.print("[bold green]release gate PASSED[/]", markup=True)

@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from harness.scoring.metrics import REGISTRY, MetricResult, ScoringCore, compute_all
@@ -165,4 +166,4 @@ def print_scorecard(scorecard: Scorecard, console: Console) -> None:
         )
     for k in scorecard.kpis:
         if k.warning:
-            console.print(f"[yellow]warning:[/] {k.warning}")
+            console.print(f"[yellow]warning:[/] {escape(k.warning)}", markup=True)

@@ -189,3 +189,19 @@ def test_init_inside_another_project_says_which_one_commands_will_use(tmp_path: 
     (tmp_path / "inner").mkdir()
     result = runner.invoke(app, ["init", str(tmp_path / "inner")])
     assert result.exit_code == 0 and f"inside the project at {tmp_path}" in result.output
+
+
+def test_a_rasa_webhook_url_is_refused_where_the_servers_root_is_expected(tmp_path: Path) -> None:
+    repo = helpdesk_copy(tmp_path)
+    result = runner.invoke(app, ["init", str(repo), "--bot-url", "http://127.0.0.1:5005/webhooks/rest/webhook"])
+    assert result.exit_code == 2 and "root" in result.output and "--bot-url" in result.output, result.output
+    assert not (repo / "harness.yml").exists()
+
+
+def test_a_bot_beside_the_project_is_named_relatively(tmp_path: Path) -> None:
+    repo = helpdesk_copy(tmp_path)
+    (tmp_path / "harness").mkdir()
+    result = runner.invoke(app, ["init", str(tmp_path / "harness"), "--rasa-project", str(repo)])
+    assert result.exit_code == 0, result.output
+    assert yaml.safe_load((tmp_path / "harness" / "harness.yml").read_text())["bot"]["project"] == "../helpdesk-bot"
+    assert runner.invoke(app, ["--project", str(tmp_path / "harness"), "validate"]).exit_code == 0

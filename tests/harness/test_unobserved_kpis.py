@@ -27,3 +27,16 @@ def test_without_observed_handoffs_the_scorecard_has_no_outcome_matrix() -> None
     blind = build_scorecard(build_core(worked_example(), ScoringOptions(200), frozenset({"intent"})), {})
     assert not seen.outcome_matrix.empty and seen.escalation_errors
     assert blind.outcome_matrix.empty and blind.escalation_errors == {}
+
+
+def test_the_printed_scorecard_colours_its_warnings_on_a_console_that_prints_text_literally() -> None:
+    from rich.console import Console
+
+    from harness.cli.common import out
+    from harness.scoring.scorecard import print_scorecard
+
+    blind = build_scorecard(build_core(worked_example(), ScoringOptions(200), frozenset({"intent"})), {})
+    console = Console(record=True, markup=out._markup, width=200, color_system=None)  # as `harness run` prints
+    print_scorecard(blind, console)
+    text = console.export_text()
+    assert "warning: " in text and "[yellow]" not in text and "[/]" not in text
