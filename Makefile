@@ -5,7 +5,7 @@ HARNESS := .venv/bin/harness
 PY := .venv/bin/python
 BOT_PY := .venv-bot/bin/python
 
-.PHONY: eval gate review probe setup system harness-env bot-env intents model bot retrain experiment experiment-linear test test-harness test-bot test-integration lint bench bench-bot bench-harness bench-nlu bench-hwu64 bench-hwu64-finetune bench-intents bench-rephrase bench-review bench-mask bench-gate bench-intervals bench-production bench-probe clean
+.PHONY: eval gate review probe setup system harness-env bot-env intents model bot retrain experiment experiment-linear test test-harness test-bot test-integration lint bench bench-bot bench-harness bench-nlu bench-hwu64 bench-hwu64-finetune bench-hwu64-heads bench-intents bench-rephrase bench-review bench-mask bench-gate bench-intervals bench-production bench-probe clean
 
 ## The main job: replay every eval set through the reference bot and print the KPI scorecard.
 ## Trains the bot if its data changed, starts it on loopback, stops it afterwards (also on failure or Ctrl-C).
@@ -112,6 +112,10 @@ bench-hwu64: setup
 ## Does fine-tuning the MiniLM encoder end to end beat the bot's frozen-layer classifier on HWU64? (about 7 minutes)
 bench-hwu64-finetune: setup
 	$(BOT_PY) bench/hwu64_finetune.py
+
+## Classifier heads on the frozen MiniLM's features, and its top layers fine-tuned, on HWU64 (about 10 minutes).
+bench-hwu64-heads: setup
+	$(BOT_PY) bench/hwu64_heads.py
 
 ## harness intents import and validate on a 10,000-row CSV (about 3 minutes).
 bench-intents: harness-env
