@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -107,8 +107,6 @@ def sweep_threshold(
 ) -> None:
     """Recognition vs false acceptance of out-of-scope turns over fallback thresholds, from a run's records;
     writes threshold_sweep.csv and threshold_sweep.png in the run folder and recommends a threshold."""
-    import yaml
-
     from harness.project.config import load_config
     from harness.scoring.scored_run import ScoredRun
     from harness.trainer.threshold_sweep import plot, sweep
@@ -117,18 +115,42 @@ def sweep_threshold(
     run = ScoredRun.load(run_dir)
     assert run.records is not None  # load needs the turn records
     result = sweep(run.records, max_false_acceptance=max_false_acceptance)
-    bot_config = paths().bot / "config.yml"  # the reference bot's; another bot's threshold is not known here
-    pipeline = yaml.safe_load(bot_config.read_text())["pipeline"] if bot_config.is_file() else []
-    configured = next((c.get("threshold") for c in pipeline if c.get("name") == "FallbackClassifier"), None)
+    config = load_config().resolved()
+    configured, where = _configured_threshold(config)
     result.table.to_csv(run_dir / "threshold_sweep.csv", index=False)
     plot(result, str(run_dir / "threshold_sweep.png"), configured)
     out.print(result.table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    out.print(f"configured threshold (bot/config.yml): {configured}")
+    out.print(f"configured threshold ({where}): {configured if configured is not None else 'none'}")
     if result.recommended is None:
         out.print(f"no recommendation: {result.reason}")
     else:
         out.print(f"recommended threshold: {result.recommended:g}: {result.reason}")
     out.print(f"written: {run_dir / 'threshold_sweep.csv'}, {run_dir / 'threshold_sweep.png'}")
+
+
+def _configured_threshold(config: Any) -> tuple[float | None, str]:
+    """(the bot's FallbackClassifier threshold or None, where it was looked for and why there is none) for the
+    project's bot: the reference bot's bot/config.yml, a Rasa bot's `<bot.project>/config.yml`; other kinds keep
+    theirs to themselves. A file that cannot be read as a Rasa config is reported, not raised: the sweep needs only
+    the run."""
+    import yaml
+
+    from harness.trainer.threshold_sweep import configured_threshold
+
+    kind, project = config.bot.kind, getattr(config.bot, "project", None)
+    if kind.startswith("reference"):
+        path = paths().bot / "config.yml"
+    elif kind == "rasa" and project:
+        path = Path(project) / "config.yml"
+    else:
+        return None, f"not known for a {kind} bot"
+    if not path.is_file():
+        return None, f"{path} not found"
+    try:
+        found = configured_threshold(yaml.safe_load(path.read_text(encoding="utf-8")))
+    except (yaml.YAMLError, ValueError, UnicodeDecodeError) as error:
+        return None, f"{path} unreadable: {error}"
+    return found, str(path) if found is not None else f"{path} has no FallbackClassifier"
 
 
 @app.command("experiment")

@@ -22,6 +22,9 @@ import pandas as pd
 
 from harness.scoring.metrics.core import turn_facts
 
+RASA_DEFAULT_FALLBACK_THRESHOLD = 0.3
+"""FallbackClassifier's default `threshold` in Rasa 3.x (rasa.nlu.classifiers.fallback_classifier)."""
+
 DEFAULT_THRESHOLDS = tuple(round(t, 2) for t in np.arange(0.10, 0.951, 0.05))
 
 
@@ -67,6 +70,23 @@ def sweep(
         f"({best_row['false_acceptance']:.1%} of {table['out_of_scope_n'].iloc[0]})"
     )
     return Sweep(table, float(best_row["threshold"]), reason)
+
+
+def configured_threshold(rasa_config: object) -> float | None:
+    """The FallbackClassifier `threshold` of a parsed Rasa config.yml (its `pipeline` list), or None when the
+    pipeline has no FallbackClassifier. A FallbackClassifier without `threshold` has Rasa 3.x's default, 0.3
+    (rasa.nlu.classifiers.fallback_classifier). Raises ValueError when the file is not a mapping with a pipeline
+    list or the threshold is not a number in [0, 1]."""
+    pipeline = rasa_config.get("pipeline") if isinstance(rasa_config, dict) else None
+    if not isinstance(pipeline, list):
+        raise ValueError("expected a mapping with a `pipeline:` list of components")
+    for component in pipeline:
+        if isinstance(component, dict) and component.get("name") == "FallbackClassifier":
+            value = component.get("threshold", RASA_DEFAULT_FALLBACK_THRESHOLD)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+                raise ValueError(f"FallbackClassifier threshold must be a number in [0, 1], got {value!r}")
+            return float(value)
+    return None
 
 
 def plot(result: Sweep, path: str, configured: float | None = None) -> None:
