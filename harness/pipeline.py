@@ -31,7 +31,7 @@ from harness.errors import BotUnreachable, HarnessError, InputError
 from harness.project.config import RunConfig, with_overrides
 from harness.project.eval_set import EvalSuite, load_eval_sets
 from harness.project.paths import ProjectPaths, chosen_project, project_root
-from harness.project.problems import yaml_location
+from harness.project.problems import problem_message, yaml_location
 from harness.project.validation import check_observable
 from harness.records import to_frame, write
 from harness.records.run_folder import RUN_FILE, RunFolder
@@ -197,7 +197,8 @@ def resume_run(run_dir: Path, overrides: Mapping[str, Any] | None = None, *, ser
     except ValidationError as exc:
         where = f"{run_dir / RUN_FILE} with the flags given"
         raise InputError(
-            "invalid settings", [f"{where}: {yaml_location(e['loc'], {})}: {e['msg']}" for e in exc.errors()]
+            "invalid settings",
+            [f"{where}: {yaml_location(e['loc'], {})}: {problem_message(RunConfig, e)}" for e in exc.errors()],
         ) from None
     raw = json.loads(asked.model_dump_json())
     fixed = [k for k in sorted(set(given) - set(RESUMABLE)) if _dotted(raw, k) != _dotted(meta["config"], k)]

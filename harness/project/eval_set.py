@@ -18,7 +18,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from harness.errors import InputError
-from harness.project.problems import read_yaml, unknown, yaml_location
+from harness.project.problems import problem_message, read_yaml, unknown, yaml_location
 
 FORMAT_VERSION = 1
 OUT_OF_SCOPE = "out_of_scope"
@@ -188,7 +188,10 @@ def _read(path: Path, problems: list[str]) -> tuple[EvalSetHeader | None, list[t
     try:
         header = EvalSetHeader.model_validate(raw)
     except ValidationError as exc:
-        problems += [f"{path}: {yaml_location(e['loc'], raw, name_key='id')}: {e['msg']}" for e in exc.errors()]
+        problems += [
+            f"{path}: {yaml_location(e['loc'], raw, name_key='id')}: {problem_message(EvalSetHeader, e)}"
+            for e in exc.errors()
+        ]
         return None, []
     valid: list[tuple[int, Conversation]] = []
     for index, item in enumerate(header.conversations):
@@ -197,5 +200,5 @@ def _read(path: Path, problems: list[str]) -> tuple[EvalSetHeader | None, list[t
         except ValidationError as exc:
             for e in exc.errors():
                 location = yaml_location(("conversations", index, *e["loc"]), raw, name_key="id")
-                problems.append(f"{path}: {location}: {e['msg']}")
+                problems.append(f"{path}: {location}: {problem_message(Conversation, e)}")
     return header, valid

@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from harness.errors import InputError
 from harness.project import entity_markup
-from harness.project.problems import read_utf8, read_yaml, unknown, yaml_location
+from harness.project.problems import problem_message, read_utf8, read_yaml, unknown, yaml_location
 
 _NORMALISE = re.compile(r"[^\w\s]")
 _STR = "tag:yaml.org,2002:str"
@@ -158,7 +158,7 @@ def _read_file(path: Path, problems: list[str]) -> list[Intent]:
     except ValidationError as exc:
         for error in exc.errors():
             location = yaml_location(error["loc"], raw)
-            problems.append(f"{path}: {location}: {error['msg']}")
+            problems.append(f"{path}: {location}: {problem_message(IntentFile, error)}")
         return []
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, TypeVar
+from types import UnionType
+from typing import Annotated, Any, TypeVar, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -92,5 +93,50 @@ def load_yaml_model(path: Path, model: type[Model], what: str, raw_hook=None) ->
         return model.model_validate(raw)
     except ValidationError as exc:
         raise InputError(
-            f"invalid {what}", [f"{path}: {yaml_location(e['loc'], raw)}: {e['msg']}" for e in exc.errors()]
+            f"invalid {what}",
+            [f"{path}: {yaml_location(e['loc'], raw)}: {problem_message(model, e)}" for e in exc.errors()],
         ) from None
+
+
+def problem_message(model: type[BaseModel], error: Any) -> str:
+    """The message of one pydantic error of `model`: pydantic's own, or for a key the model does not have, the keys it
+    has at that place with a did-you-mean (`unknown`)."""
+    if error["type"] == "extra_forbidden" and error["loc"]:
+        keys = keys_at(model, tuple(error["loc"][:-1]))
+        if keys:
+            return unknown("key", error["loc"][-1], keys)
+    return str(error["msg"])
+
+
+def keys_at(model: type[BaseModel], loc: tuple) -> list[str] | None:
+    """The keys `model` accepts in the mapping at the validation location `loc` (through nested models, lists and
+    dicts of models, optional models); None when the location is not a model's mapping."""
+    node: Any = model
+    for part in loc:
+        node = _model_or_self(node)
+        if isinstance(node, type) and issubclass(node, BaseModel):
+            fields = {(f.alias or name): f for name, f in node.model_fields.items()}
+            if not isinstance(part, str) or part not in fields:
+                return None
+            node = fields[part].annotation
+        elif get_origin(node) in (list, tuple, set, frozenset) and get_args(node):
+            node = get_args(node)[0]
+        elif get_origin(node) is dict and len(get_args(node)) == 2:
+            node = get_args(node)[1]
+        else:
+            return None
+    node = _model_or_self(node)
+    if isinstance(node, type) and issubclass(node, BaseModel):
+        return [f.alias or name for name, f in node.model_fields.items()]
+    return None
+
+
+def _model_or_self(node: Any) -> Any:
+    """The one model inside an Optional/Union/Annotated type, else the type itself."""
+    if get_origin(node) in (Union, UnionType, Annotated):
+        models = [a for a in get_args(node) if isinstance(a, type) and issubclass(a, BaseModel)]
+        if len(models) == 1:
+            return models[0]
+        if get_origin(node) is Annotated:
+            return _model_or_self(get_args(node)[0])
+    return node

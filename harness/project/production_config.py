@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from harness.errors import InputError
 from harness.masking import MaskingOptions
-from harness.project.problems import read_yaml, yaml_location
+from harness.project.problems import problem_message, read_yaml, yaml_location
 
 DEFAULT_CONFIG = Path("experiments/production.yml")
 DEFAULT_STORE = Path("experiments/production")
@@ -112,7 +112,10 @@ def load_production_config(path: Path | None = None, root: Path | None = None) -
     except ValidationError as exc:
         raise InputError(
             "invalid production configuration",
-            [f"{path}: {yaml_location(tuple(e['loc']), raw)}: {e['msg']}" for e in exc.errors()],
+            [
+                f"{path}: {yaml_location(tuple(e['loc']), raw)}: {problem_message(_ProductionFile, e)}"
+                for e in exc.errors()
+            ],
         ) from None
 
     def resolved(value: Path) -> Path:

@@ -80,7 +80,7 @@ def test_unknown_keys_are_rejected_and_other_conversations_still_checked(tmp_pat
     with pytest.raises(InputError) as info:
         load(write(tmp_path, "demo.yml", bad))
     problems = info.value.problems
-    assert any("conversations[0](demo-1).priority: Extra inputs are not permitted" in p for p in problems)
+    assert any("conversations[0](demo-1).priority: unknown key 'priority'" in p for p in problems)
     assert any("conversations[1](demo-2).turns[2].intent: unknown intent 'afirm'" in p for p in problems)
 
 

@@ -188,6 +188,21 @@ def test_spec_errors_are_clear(tmp_path: Path) -> None:
     assert "must_pass[0]" in text
 
 
+def test_a_misspelt_key_anywhere_in_the_spec_names_the_key_it_resembles(tmp_path: Path) -> None:
+    path = tmp_path / "gate.yml"
+    path.write_text(
+        "version: 1\npolicy: {alpah: 0.05}\nkpis:\n  recognition_rate.v2: {threshold: 0.7, max_regresion: 0.03}\n"
+        "must_pass: [{name: x, tags: [a], requires: expected_outcome}]\nbasline: {path: b}\n"
+    )
+    with pytest.raises(InputError) as info:
+        load_spec(path)
+    problems = "\n".join(info.value.problems)
+    assert "policy.alpah: unknown key 'alpah' (did you mean 'alpha'?); known: alpha, comparison" in problems
+    assert "recognition_rate.v2.max_regresion: unknown key 'max_regresion' (did you mean 'max_regression'?)" in problems
+    assert "must_pass[0](x).requires: unknown key 'requires' (did you mean 'require'?)" in problems
+    assert "basline: unknown key 'basline' (did you mean 'baseline'?)" in problems
+
+
 def test_a_gate_on_uptime_says_where_uptime_is_measured(tmp_path: Path) -> None:
     path = tmp_path / "gate.yml"
     path.write_text("version: 1\nkpis:\n  uptime.v1: {threshold: 0.99}\n")

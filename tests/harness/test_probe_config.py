@@ -112,7 +112,9 @@ def test_every_problem_of_a_broken_file_is_reported_with_its_location(tmp_path: 
         f"{path}: latency_budget_ms: Input should be greater than 0",
         f"{path}: latency_budgets.probe-balance: Input should be greater than 0",
         f"{path}: metrics.port: Input should be less than or equal to 65535",
-        f"{path}: scheduel: Extra inputs are not permitted",
+        f"{path}: scheduel: unknown key 'scheduel' (did you mean 'schedule'?); known: bot, latency_budget_ms, "
+        "latency_budgets, metrics, probes, retry_delay_s, schedule, stale_after_s, store, target, tracking, "
+        "turn_timeout_s, version",
     ]
 
 

@@ -69,7 +69,7 @@ def test_an_invalid_config_file_names_the_key(tmp_path: Path) -> None:
     config = tmp_path / "eval.yml"
     config.write_text("version: 1\nbot: {url: x}\nreplay: {concurency: 3}\n")
     result = runner.invoke(app, ["run", "--config", str(config)])
-    assert result.exit_code == 2 and "replay.concurency: Extra inputs are not permitted" in result.stderr
+    assert result.exit_code == 2 and "unknown key 'concurency' (did you mean 'concurrency'?)" in result.stderr
 
 
 def test_resuming_a_folder_that_is_not_a_run_is_an_error(tmp_path: Path) -> None:
