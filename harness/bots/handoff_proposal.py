@@ -82,21 +82,30 @@ def slot_values_in_stories(project: Path, slots: list[str]) -> dict[str, list[st
     return values
 
 
-def _without_comments(source: str) -> str:
-    """Python source with its comments removed (tokenize's COMMENT tokens); unparsable source as it is."""
+def calls_pause(source: str) -> bool:
+    """True when Python `source` calls `ConversationPaused(` in code: the name as a token followed by `(`, so a
+    mention in a comment, a docstring or another string does not count. Source that does not tokenize (a file
+    with a syntax error) is searched as text, comments removed line by line."""
     import io
     import tokenize
 
     try:
-        tokens = [t for t in tokenize.generate_tokens(io.StringIO(source).readline) if t.type != tokenize.COMMENT]
-        return tokenize.untokenize(tokens)
+        tokens = [
+            t
+            for t in tokenize.generate_tokens(io.StringIO(source).readline)
+            if t.type not in (tokenize.NL, tokenize.NEWLINE, tokenize.COMMENT, tokenize.INDENT, tokenize.DEDENT)
+        ]
     except (tokenize.TokenError, SyntaxError, IndentationError):
-        return source
+        return any(_PAUSE.search(line.split("#", 1)[0]) for line in source.splitlines())
+    return any(
+        a.type == tokenize.NAME and a.string == "ConversationPaused" and b.type == tokenize.OP and b.string == "("
+        for a, b in zip(tokens, tokens[1:], strict=False)
+    )
 
 
 def pauses_in_code(project: Path) -> bool:
-    """True when the code of a custom action under `project` (not a comment) calls Rasa's ConversationPaused."""
-    return any(_PAUSE.search(_without_comments(source)) for source in _project_texts(project, "*.py"))
+    """True when the code of a custom action under `project` calls Rasa's ConversationPaused (`calls_pause`)."""
+    return any(calls_pause(source) for source in _project_texts(project, "*.py"))
 
 
 def _queue_name(word: str) -> str:

@@ -227,10 +227,10 @@ def mine_command(
     from harness.scoring.scored_run import ScoredRun
     from harness.trainer.mining import candidates_csv, markdown, mine
 
+    folders = paths().require_reference_folders("harness mine", "intents", "bot")  # before asking for a run
     run_dir = (run_dir or RunFolder.latest(load_config().resolved().output_dir).path).resolve()
     run = ScoredRun.load(run_dir)
     assert run.records is not None  # load needs the turn records
-    folders = paths().require_reference_folders("harness mine", "intents", "bot")
     catalog = load_catalog(folders.intents, known_queues=load_queue_config(folders.escalation_policy).queues)
     clusters, total = mine(run.records, catalog, distance_threshold=distance, min_size=min_size)
     report = markdown(clusters, total, run_dir.name)

@@ -14,7 +14,7 @@ import yaml
 from typer.testing import CliRunner
 
 from harness.bots.handoff_mapping import load_handoff_mapping
-from harness.bots.handoff_proposal import propose_handoff
+from harness.bots.handoff_proposal import calls_pause, propose_handoff
 from harness.bots.kinds import bot_settings
 from harness.bots.rasa_domain import find_domain, load_domain
 from harness.cli import app
@@ -174,6 +174,21 @@ def test_a_pause_mentioned_in_a_comment_is_not_a_handoff(tmp_path: Path) -> None
     (tmp_path / "domain.yml").write_text("version: '3.1'\nintents: [greet]\nactions: [action_hello]\n")
     (tmp_path / "actions.py").write_text("def run():\n    # a live deployment would return ConversationPaused() here\n")
     assert not propose_handoff(load_domain(tmp_path / "domain.yml"), tmp_path).found
+
+
+@pytest.mark.parametrize(
+    ("source", "pauses"),
+    [
+        ('def run():\n    """Returns ConversationPaused() in production."""\n    return []\n', False),
+        ("MESSAGE = 'we never send ConversationPaused() here'\n", False),
+        ("x = ConversationPaused\n", False),  # named, not called
+        ("from rasa_sdk.events import ConversationPaused\nreturn [ConversationPaused ()]\n", True),
+        ("def run(:\n    return [ConversationPaused()]  # a file that does not parse\n", True),
+        ("def run(:\n    # ConversationPaused()\n", False),
+    ],
+)
+def test_only_a_call_in_code_is_a_pause(source: str, pauses: bool) -> None:
+    assert calls_pause(source) is pauses
 
 
 def test_a_folder_name_with_brackets_is_printed_as_it_is(tmp_path: Path) -> None:

@@ -88,7 +88,7 @@ def test_project_option_names_the_project_from_anywhere(bot_repo: Path, monkeypa
 
 def test_reference_bot_commands_elsewhere_say_what_they_need(bot_repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(bot_repo)
-    for command in (["intents", "validate"], ["intents", "build"], ["bot", "train"], ["retrain"]):
+    for command in (["intents", "validate"], ["intents", "build"], ["bot", "train"], ["retrain"], ["mine"]):
         result = runner.invoke(app, command)
         assert result.exit_code == 2, (command, result.output)
         assert "reference bot's own folders" in result.output and "intents/" in result.output, result.output
