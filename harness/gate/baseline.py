@@ -8,6 +8,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +45,15 @@ def baseline_for(
     if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
         uri = "sqlite:///" + str(root / uri.removeprefix("sqlite:///"))
     with mlflow_baseline(source, uri) as folder:
-        return ScoredRun.load(folder, options)
+        return replace(ScoredRun.load(folder, options), source=mlflow_label(source, uri))
+
+
+def mlflow_label(source: MlflowBaseline, tracking_uri: str) -> str:
+    """How the gate names an MLflow baseline in its messages and gate.json (not the temporary download folder)."""
+    if source.tag:
+        tags = ", ".join(f"{k}={v}" for k, v in source.tag.items())
+        return f"MLflow {tracking_uri}: the newest run of experiment '{source.experiment}' tagged {tags}"
+    return f"MLflow {tracking_uri}: registered model '{source.registered_model}' alias '{source.alias or 'champion'}'"
 
 
 def mlflow_source(source: MlflowBaseline, tracking: TrackingConfig | None = None) -> MlflowBaseline:
@@ -150,9 +159,27 @@ def mlflow_baseline(source: MlflowBaseline, tracking_uri: str) -> Iterator[Path]
             ],
         ) from None
     with tempfile.TemporaryDirectory(prefix="baseline-") as folder:
-        for name in (SCORECARD, TURNS):
-            client.download_artifacts(run_id, name, folder)
+        with _quiet_artifacts():  # MLflow's per-file progress bars would interleave with the gate's report
+            for name in (SCORECARD, TURNS):
+                client.download_artifacts(run_id, name, folder)
         yield Path(folder)
+
+
+@contextmanager
+def _quiet_artifacts() -> Iterator[None]:
+    """MLflow's artifact progress bars off for the block (MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR), unless the user set
+    the variable; the environment is restored after."""
+    import os
+
+    name = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+    if name in os.environ:
+        yield
+        return
+    os.environ[name] = "false"
+    try:
+        yield
+    finally:
+        os.environ.pop(name, None)
 
 
 def promote(run_folder: Path, *, tracking_uri: str, experiment: str, registered_model: str, alias: str) -> str:

@@ -10,8 +10,8 @@ import pytest
 from records_factory import worked_example
 
 from harness.errors import InputError
-from harness.gate.baseline import mlflow_baseline, promote
-from harness.gate.spec import MlflowBaseline
+from harness.gate.baseline import baseline_for, mlflow_baseline, promote
+from harness.gate.spec import GateSpec, MlflowBaseline
 from harness.pipeline import write_outputs
 from harness.records.run_folder import RunFolder
 from harness.scoring.metrics import ScoringOptions
@@ -53,6 +53,27 @@ def test_a_promoted_run_is_the_champion_baseline(tmp_path: Path) -> None:
     with mlflow_baseline(MlflowBaseline(experiment="exp", alias=None, tag={"release_gate": "passed"}), uri) as tagged:
         by_tag = ScoredRun.load(tagged)
     assert by_tag.stamp["eval_set_hash"] == "h" * 64
+
+
+def test_the_gate_names_an_mlflow_baseline_by_its_source_and_downloads_it_quietly(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    folder = logged_run(tmp_path, uri)
+    promote(folder, tracking_uri=uri, experiment="exp", registered_model="bot", alias="champion")
+    capfd.readouterr()
+    spec = GateSpec.model_validate(
+        {
+            "version": 1,
+            "baseline": {"mlflow": {"registered_model": "bot", "alias": "champion", "tracking_uri": uri}},
+            "kpis": {"recognition_rate.v2": {"threshold": 0.5}},
+        }
+    )
+    baseline = baseline_for(spec, ScoredRun.load(folder), root=tmp_path)
+    assert baseline is not None and baseline.stamp["run_id"] == folder.name
+    assert baseline.source == f"MLflow {uri}: registered model 'bot' alias 'champion'"  # was the temporary folder
+    printed = capfd.readouterr()
+    assert "Downloading artifacts" not in printed.err + printed.out  # MLflow's progress bars
 
 
 def test_a_missing_alias_says_how_to_fix_it(tmp_path: Path) -> None:
