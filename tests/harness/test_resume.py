@@ -32,9 +32,9 @@ from harness.records import COLUMNS, TurnStatus, read, to_frame, write
 from harness.sources.replay import Journal, replay
 
 FIXTURES = Path(__file__).parents[1] / "eval_sets" / "resume"
-NOT_UNDERSTOOD_FIRST = FIXTURES / "not_understood_first.yml"  # resume-a-001: "purple", then a card question
+NOT_UNDERSTOOD_FIRST = FIXTURES / "not_understood_first.yml"  # resume-a-001: broken-off sentence, card question
 LOST_CARD_HANDOFF = FIXTURES / "lost_card_handoff.yml"  # resume-b-001: lost card, debit, yes, a person please
-GIBBERISH = "purple"  # a lone word the bot does not understand
+GIBBERISH = "I was just going to"  # the fixture's first turn, which the bot does not understand
 BEHAVIOUR = [c for c in COLUMNS if c not in ("run_id", "sender_id", "latency_ms")]
 runner = CliRunner()
 

@@ -50,6 +50,11 @@ def _schema(name: str) -> jsonschema.Draft202012Validator:
 
 SCHEMA = _schema("response")
 ERROR_SCHEMA = _schema("error")
+NOT_UNDERSTOOD = ("I was just going to", "and my")
+"""Two sentences broken off before they say anything, which the reference bot does not understand (below its
+fallback threshold; many other fragments it takes for `out_of_scope`, whose reply is not a fallback). Checked in
+tests/integration/test_reference_channel.py::test_two_not_understood_turns_escalate; tests/eval_sets/resume and the
+resume unit tests use the first."""
 
 
 @pytest.fixture(scope="session")

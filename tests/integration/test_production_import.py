@@ -15,7 +15,8 @@ The script (one sender per conversation, except the returning customer):
         tracker store; the import reads it from the ticket as a `silenced` turn of the handed-off conversation,
         neither a new conversation nor a turn the bot owned.
 - HUMAN a late transfer, then "can I talk to a real person please": payments, explicit_human_request.
-- MASH  "ok so the thing is", "it": two fallbacks, the second hands off (general, not_understood_twice).
+- MASH  NOT_UNDERSTOOD (conftest), two broken-off sentences: two fallbacks, the second hands off (general,
+        not_understood_twice).
 - FORM  "I think my card was stolen from my bag": the card-block form asks "Which card ...?"; the customer leaves.
 - BACK  the same sender twice: "what are your opening hours on saturday", then, after more silence than the
         import's inactivity timeout, the same question again: two conversations of one customer.
@@ -49,7 +50,7 @@ import httpx
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from conftest import SCHEMA, Chat, handoff_store
+from conftest import NOT_UNDERSTOOD, SCHEMA, Chat, handoff_store
 from typer.testing import CliRunner
 
 from harness.bots.reference_bot.server import BotServer, free_port, train
@@ -197,8 +198,8 @@ def talk(server: BotServer) -> dict[str, list[Chat]]:
     )
 
     mash = chat("MASH")
-    answered(mash.say("ok so the thing is"), fallback=True)
-    reply = mash.say("it")
+    answered(mash.say(NOT_UNDERSTOOD[0]), fallback=True)
+    reply = mash.say(NOT_UNDERSTOOD[1])
     answered(reply, fallback=True, handoff=True)
     assert (reply["trace"]["handoff"]["queue"], reply["trace"]["handoff"]["rule"]) == (
         "general",
@@ -307,7 +308,7 @@ def test_the_stored_conversations_are_what_was_said(scripted: Scripted) -> None:
         ],
         "MASH": [
             (
-                ["ok so the thing is", "it"],
+                list(NOT_UNDERSTOOD),
                 ["ok", "ok"],
                 [True, True],
                 [no, ("general", "not_understood_twice")],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from conftest import ERROR_SCHEMA, Chat, handoff_store
+from conftest import ERROR_SCHEMA, NOT_UNDERSTOOD, Chat, handoff_store
 
 from harness.bots.reference_bot.server import BotServer, free_port, train
 
@@ -59,11 +59,12 @@ def test_an_explicit_human_request_routes_to_the_topics_queue(chat: Chat) -> Non
 
 
 def test_two_not_understood_turns_escalate(chat: Chat) -> None:
-    # A sentence broken off, then a lone word: turns no intent covers. (Keyboard mash and fillers such as "errr" are
-    # trained as `out_of_scope`: the bot says what it can help with instead of counting them as not understood.)
-    first = chat.say("ok so the thing is")
+    # Two sentences broken off before they say anything: turns no intent covers, below the fallback threshold.
+    # (Keyboard mash, fillers such as "errr" and many other fragments are trained or taken as `out_of_scope`: the
+    # bot says what it can help with instead of counting them as not understood.)
+    first = chat.say(NOT_UNDERSTOOD[0])
     assert first["trace"]["fallback"] is True and first["trace"]["handoff"] is None and first["state"] == "active"
-    second = chat.say("it")
+    second = chat.say(NOT_UNDERSTOOD[1])
     assert second["trace"]["fallback"] is True
     assert second["trace"]["handoff"]["rule"] == "not_understood_twice"
     assert second["trace"]["handoff"]["queue"] == "general"
