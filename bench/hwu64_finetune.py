@@ -55,6 +55,20 @@ def read_split(path: Path) -> tuple[list[str], list[str]]:
     return [r["text"] for r in rows], [r["intent"] for r in rows]
 
 
+def labelled_splits(data: Path) -> tuple[tuple[list[str], np.ndarray], tuple[list[str], np.ndarray], list[str]]:
+    """((train texts, label indices), (test texts, label indices), intents in index order) from `data`/train.csv and
+    test.csv. Raises ValueError naming test.csv if it has an intent train.csv lacks."""
+    train_texts, train_intents = read_split(data / "train.csv")
+    test_texts, test_intents = read_split(data / "test.csv")
+    intents = sorted(set(train_intents))
+    index = {name: i for i, name in enumerate(intents)}
+    unknown = sorted(set(test_intents) - set(index))
+    if unknown:
+        raise ValueError(f"{data / 'test.csv'}: intents not in train.csv: {', '.join(unknown)}")
+    train = (train_texts, np.array([index[i] for i in train_intents]))
+    return train, (test_texts, np.array([index[i] for i in test_intents])), intents
+
+
 def wilson(correct: int, n: int, z: float = 1.959964) -> list[float]:
     """The 95% Wilson score interval of correct/n (Wilson 1927), as [low, high]."""
     p = correct / n
@@ -163,15 +177,7 @@ def main() -> None:
     args = parser.parse_args()
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
 
-    train_texts, train_intents = read_split(args.data / "train.csv")
-    test_texts, test_intents = read_split(args.data / "test.csv")
-    intents = sorted(set(train_intents))
-    index = {name: i for i, name in enumerate(intents)}
-    unknown = sorted(set(test_intents) - set(index))
-    if unknown:
-        raise ValueError(f"{args.data / 'test.csv'}: intents not in train.csv: {', '.join(unknown)}")
-    train = (train_texts, np.array([index[i] for i in train_intents]))
-    test = (test_texts, np.array([index[i] for i in test_intents]))
+    train, test, intents = labelled_splits(args.data)
 
     frozen = frozen_layers_lr(train, test)
     print(f"frozen_layers_lr: {frozen}", flush=True)
@@ -179,8 +185,8 @@ def main() -> None:
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
-        "train_examples": len(train_texts),
-        "test_texts": len(test_texts),
+        "train_examples": len(train[0]),
+        "test_texts": len(test[0]),
         "epochs": args.epochs,
         "lr": args.lr,
         "frozen_layers_lr": frozen,

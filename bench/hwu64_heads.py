@@ -43,7 +43,7 @@ import numpy as np
 sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1] / "bot")]
 
 from bankbot.nlu.sentence_featurizer import MODEL_PACKAGE, encode, load_model  # noqa: E402
-from hwu64_finetune import DEFAULT_DATA, RESULTS, read_split, scores  # noqa: E402
+from hwu64_finetune import DEFAULT_DATA, RESULTS, labelled_splits, scores  # noqa: E402
 
 DENSE_LAYERS = [2, 3, 4, 5, 6]
 FROZEN_BELOW = 2  # top_layers_tuned trains the encoder layers after this hidden state (3..6 of MiniLM-L6)
@@ -209,14 +209,7 @@ def main() -> None:
     args = parser.parse_args()
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
 
-    train_texts, train_intents = read_split(args.data / "train.csv")
-    test_texts, test_intents = read_split(args.data / "test.csv")
-    intents = sorted(set(train_intents))
-    index = {name: i for i, name in enumerate(intents)}
-    unknown = sorted(set(test_intents) - set(index))
-    if unknown:
-        raise ValueError(f"{args.data / 'test.csv'}: intents not in train.csv: {', '.join(unknown)}")
-    y, truth = np.array([index[i] for i in train_intents]), np.array([index[i] for i in test_intents])
+    (train_texts, y), (test_texts, truth), intents = labelled_splits(args.data)
 
     model = load_model(MODEL_PACKAGE, hidden_states=True)
     started = time.perf_counter()
