@@ -98,8 +98,12 @@ def calls_pause(source: str) -> bool:
     except (tokenize.TokenError, SyntaxError, IndentationError):
         return any(_PAUSE.search(line.split("#", 1)[0]) for line in source.splitlines())
     return any(
-        a.type == tokenize.NAME and a.string == "ConversationPaused" and b.type == tokenize.OP and b.string == "("
-        for a, b in zip(tokens, tokens[1:], strict=False)
+        a.type == tokenize.NAME
+        and a.string == "ConversationPaused"
+        and b.type == tokenize.OP
+        and b.string == "("
+        and (i == 0 or tokens[i - 1].string not in ("def", "class"))  # defining one is not calling it
+        for i, (a, b) in enumerate(zip(tokens, tokens[1:], strict=False))
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -115,8 +115,7 @@ def sweep_threshold(
     run = ScoredRun.load(run_dir)
     assert run.records is not None  # load needs the turn records
     result = sweep(run.records, max_false_acceptance=max_false_acceptance)
-    config = load_config().resolved()
-    configured, where = _configured_threshold(config)
+    configured, where = _configured_threshold()
     result.table.to_csv(run_dir / "threshold_sweep.csv", index=False)
     plot(result, str(run_dir / "threshold_sweep.png"), configured)
     out.print(result.table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
@@ -128,28 +127,37 @@ def sweep_threshold(
     out.print(f"written: {run_dir / 'threshold_sweep.csv'}, {run_dir / 'threshold_sweep.png'}")
 
 
-def _configured_threshold(config: Any) -> tuple[float | None, str]:
+def _configured_threshold() -> tuple[float | None, str]:
     """(the bot's FallbackClassifier threshold or None, where it was looked for and why there is none) for the
-    project's bot: the reference bot's bot/config.yml, a Rasa bot's `<bot.project>/config.yml`; other kinds keep
-    theirs to themselves. A file that cannot be read as a Rasa config is reported, not raised: the sweep needs only
-    the run."""
-    import yaml
-
+    project's bot: the reference bot's bot/config.yml, a Rasa bot's `<bot.project>/config.yml` (any version of the
+    kinds); other kinds keep theirs to themselves. Problems (the project's settings, the bot's file) are reported in
+    the second value, never raised: the sweep needs only the run."""
+    from harness.bots.kinds import bot_settings
+    from harness.errors import HarnessError
+    from harness.project.config import load_config
+    from harness.project.problems import read_yaml
     from harness.trainer.threshold_sweep import configured_threshold
 
-    kind, project = config.bot.kind, getattr(config.bot, "project", None)
-    if kind.startswith("reference"):
-        path = paths().bot / "config.yml"
-    elif kind == "rasa" and project:
-        path = Path(project) / "config.yml"
-    else:
-        return None, f"not known for a {kind} bot"
-    if not path.is_file():
-        return None, f"{path} not found"
     try:
-        found = configured_threshold(yaml.safe_load(path.read_text(encoding="utf-8")))
-    except (yaml.YAMLError, ValueError, UnicodeDecodeError) as error:
-        return None, f"{path} unreadable: {error}"
+        kind, settings = bot_settings(load_config().resolved())
+        family = kind.name.split(".")[0]
+        if family == "reference":
+            path = paths().bot / "config.yml"
+        elif family == "rasa" and getattr(settings, "project", None):
+            path = Path(settings.project) / "config.yml"
+        elif family == "rasa":
+            return None, "not known: set bot.project in the run settings to the Rasa bot's folder"
+        else:
+            return None, f"not known for a {kind.name} bot"
+        if not path.is_file():
+            return None, f"{path} not found"
+        document = read_yaml(path, "Rasa config")
+    except HarnessError as error:
+        return None, "not known: " + " ".join(str(error).split())
+    try:
+        found = configured_threshold(document)
+    except ValueError as error:
+        return None, f"{path} invalid: {error}; fix it there"
     return found, str(path) if found is not None else f"{path} has no FallbackClassifier"
 
 

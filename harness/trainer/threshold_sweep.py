@@ -73,13 +73,21 @@ def sweep(
 
 
 def configured_threshold(rasa_config: object) -> float | None:
-    """The FallbackClassifier `threshold` of a parsed Rasa config.yml (its `pipeline` list), or None when the
-    pipeline has no FallbackClassifier. A FallbackClassifier without `threshold` has Rasa 3.x's default, 0.3
-    (rasa.nlu.classifiers.fallback_classifier). Raises ValueError when the file is not a mapping with a pipeline
-    list or the threshold is not a number in [0, 1]."""
-    pipeline = rasa_config.get("pipeline") if isinstance(rasa_config, dict) else None
+    """The FallbackClassifier `threshold` of a parsed Rasa config.yml, or None when its pipeline has no
+    FallbackClassifier. A FallbackClassifier without `threshold`, and an empty file or a missing or empty
+    `pipeline:` (Rasa then fills in its default pipeline, which ends with a FallbackClassifier), give Rasa 3.x's
+    default, 0.3 (rasa.nlu.classifiers.fallback_classifier, rasa.engine.recipes.default_recipe). With two
+    FallbackClassifiers, the first one's. Raises ValueError when the document is not a mapping, the pipeline is
+    not a list, or the threshold is not a number in [0, 1]."""
+    if rasa_config is None:
+        return RASA_DEFAULT_FALLBACK_THRESHOLD
+    if not isinstance(rasa_config, dict):
+        raise ValueError(f"expected a mapping of settings, got a {type(rasa_config).__name__}")
+    pipeline = rasa_config.get("pipeline")
+    if not pipeline:
+        return RASA_DEFAULT_FALLBACK_THRESHOLD
     if not isinstance(pipeline, list):
-        raise ValueError("expected a mapping with a `pipeline:` list of components")
+        raise ValueError("`pipeline:` must be a list of components")
     for component in pipeline:
         if isinstance(component, dict) and component.get("name") == "FallbackClassifier":
             value = component.get("threshold", RASA_DEFAULT_FALLBACK_THRESHOLD)

@@ -182,6 +182,7 @@ def test_a_pause_mentioned_in_a_comment_is_not_a_handoff(tmp_path: Path) -> None
         ('def run():\n    """Returns ConversationPaused() in production."""\n    return []\n', False),
         ("MESSAGE = 'we never send ConversationPaused() here'\n", False),
         ("x = ConversationPaused\n", False),  # named, not called
+        ("class ConversationPaused(Event):\n    pass\ndef ConversationPaused():\n    pass\n", False),  # defined
         ("from rasa_sdk.events import ConversationPaused\nreturn [ConversationPaused ()]\n", True),
         ("def run(:\n    return [ConversationPaused()]  # a file that does not parse\n", True),
         ("def run(:\n    # ConversationPaused()\n", False),

@@ -66,8 +66,13 @@ def test_the_configured_threshold_is_the_fallback_classifiers_or_rasas_default()
     assert configured_threshold({"pipeline": pipeline}) == 0.45
     assert configured_threshold({"pipeline": [{"name": "FallbackClassifier"}]}) == 0.3  # Rasa 3.x's default
     assert configured_threshold({"pipeline": [{"name": "DIETClassifier"}]}) is None
+    # `rasa init` leaves `pipeline:` empty: Rasa's default pipeline, whose FallbackClassifier is at 0.3
+    for defaulted in (None, {"recipe": "default.v1", "pipeline": None}, {"language": "en"}):
+        assert configured_threshold(defaulted) == 0.3
     for broken, message in (
-        ({"policies": []}, "pipeline"),
+        (["pipeline"], "expected a mapping"),
+        ({"pipeline": "WhitespaceTokenizer"}, "must be a list"),
+        ({"pipeline": [{"name": "FallbackClassifier", "threshold": float("nan")}]}, "number in [0, 1]"),
         ({"pipeline": [{"name": "FallbackClassifier", "threshold": "high"}]}, "number in [0, 1]"),
         ({"pipeline": [{"name": "FallbackClassifier", "threshold": 1.5}]}, "number in [0, 1]"),
     ):
@@ -92,7 +97,21 @@ def test_sweep_threshold_in_a_rasa_project_reads_that_bots_config(tmp_path: Path
     assert result.exit_code == 0, result.output
     assert f"configured threshold ({repo / 'config.yml'}): 0.45" in result.output.replace("\n", "")
 
+    harness_yml = repo / "harness.yml"
+    harness_yml.write_text(harness_yml.read_text().replace("kind: rasa", "kind: rasa.v1"))  # a versioned kind
+    result = runner.invoke(app, ["--project", str(repo), "sweep-threshold", str(run)])
+    assert f"configured threshold ({repo / 'config.yml'}): 0.45" in result.output.replace("\n", ""), result.output
+
     (repo / "config.yml").write_text("pipeline: [\n")  # a broken bot config is said, and the sweep still runs
     result = runner.invoke(app, ["--project", str(repo), "sweep-threshold", str(run)])
     assert result.exit_code == 0, result.output
-    assert "unreadable" in result.output and "threshold_sweep.csv" in result.output
+    assert "not valid YAML" in result.output and "threshold_sweep.csv" in result.output
+
+    (repo / "config.yml").write_text("recipe: default.v1\nlanguage: en\npipeline:\n")  # as `rasa init` writes it
+    result = runner.invoke(app, ["--project", str(repo), "sweep-threshold", str(run)])
+    assert f"configured threshold ({repo / 'config.yml'}): 0.3" in result.output.replace("\n", ""), result.output
+
+    harness_yml.write_text(harness_yml.read_text() + "\noutputdir: elsewhere\n")  # the sweep needs only the run
+    result = runner.invoke(app, ["--project", str(repo), "sweep-threshold", str(run)])
+    assert result.exit_code == 0, result.output
+    assert "not known" in result.output and "outputdir" in result.output and "threshold_sweep.csv" in result.output
