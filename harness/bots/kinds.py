@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import os
 from collections.abc import Callable
@@ -35,7 +34,7 @@ from harness.project.bot_config import load_queue_config
 from harness.project.config import RunConfig
 from harness.project.intents import load_catalog
 from harness.project.paths import ProjectPaths
-from harness.project.problems import yaml_location
+from harness.project.problems import problem_message, yaml_location
 from harness.records import ALL_OBSERVATIONS, Observation
 from harness.registry import Registry
 
@@ -171,26 +170,9 @@ def bot_settings(config: RunConfig, where: str = "bot") -> tuple[BotKind, Any]:
     except ValidationError as exc:
         raise InputError(
             f"invalid settings for a {kind.name} bot",
-            [
-                f"{where}.{yaml_location(e['loc'], {})}: {e['msg']}{_did_you_mean(kind.settings, e)}"
-                for e in exc.errors()
-            ],
+            [f"{where}.{yaml_location(e['loc'], {})}: {problem_message(kind.settings, e)}" for e in exc.errors()],
         ) from None
     return kind, settings
-
-
-def _did_you_mean(model: type[BaseModel], error: Any) -> str:
-    """For an unknown key, the closest field name of the (nested) settings model it sits in."""
-    if error["type"] != "extra_forbidden":
-        return ""
-    for part in error["loc"][:-1]:
-        field = model.model_fields.get(str(part)) if isinstance(part, str) else None
-        annotation = field.annotation if field else None
-        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
-            return ""
-        model = annotation
-    close = difflib.get_close_matches(str(error["loc"][-1]), list(model.model_fields), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def observes(config: RunConfig) -> frozenset[Observation]:

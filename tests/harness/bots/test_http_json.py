@@ -528,8 +528,8 @@ def test_a_value_of_the_wrong_type_is_a_channel_error_naming_the_expression(
             "bot.queues: human_agent: 'genral' is not in vocabulary.queues (did you mean 'general'?); known: "
             "fraud, general",
         ),
-        ({"respones": {"messages": "m"}}, "bot.respones: Extra inputs are not permitted"),
-        ({"response": {"mesages": "m"}}, "bot.response.mesages: Extra inputs are not permitted"),
+        ({"respones": {"messages": "m"}}, "bot.respones: unknown key 'respones' (did you mean 'response'?)"),
+        ({"response": {"mesages": "m"}}, "bot.response.mesages: unknown key 'mesages' (did you mean 'messages'?)"),
     ],
 )
 def test_bad_settings_are_reported_at_load_with_their_location(changes: dict, problem: str) -> None:
